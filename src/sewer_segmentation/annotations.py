@@ -1,0 +1,256 @@
+"""Annotation formats: VIA CSV exports (polygons and other shapes) and YOLO detection labels.
+
+Parsing never raises on one bad row: it collects a ``Problem`` that names the file and row, so the
+data_engineering pipeline can list every bad input at once and apply its ``on_bad_file`` policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath, PureWindowsPath
+
+import cv2
+import numpy as np
+import yaml
+
+VIA_COLUMNS = ("filename", "region_count", "region_shape_attributes")
+VIA_SHAPES = ("polygon", "polyline", "rect", "circle", "ellipse")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad input: which file (and row), what is wrong, and whether the file is unusable."""
+
+    file: str
+    reason: str
+    fatal: bool = True  # False: a warning (e.g. clipped polygon); the file is still used
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "reason": self.reason, "severity": "error" if self.fatal else "warning"}
+
+
+@dataclass
+class Shape:
+    """One VIA region: its shape name and the numbers that define it."""
+
+    name: str
+    params: dict
+    class_name: str | None = None
+    source: str = ""  # "labels.csv row 12", for messages
+
+
+@dataclass
+class ViaAnnotations:
+    """Parsed VIA export: shapes per image filename, the files listed without regions, problems found."""
+
+    shapes: dict[str, list[Shape]] = field(default_factory=dict)
+    unlabelled: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def is_escaping_path(filename: str) -> bool:
+    """True for names that leave the dataset folder: absolute paths, drive letters or ``..`` parts."""
+    posix, windows = PurePosixPath(filename), PureWindowsPath(filename)
+    return (
+        posix.is_absolute()
+        or windows.is_absolute()
+        or bool(windows.drive)
+        or ".." in posix.parts
+        or ".." in windows.parts
+    )
+
+
+def _number_list(value, key: str) -> list[float]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"'{key}' must be a non-empty list of numbers")
+    out = [float(v) for v in value]
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"'{key}' holds a non-finite number")
+    return out
+
+
+def _validate_shape(shape: dict) -> Shape:
+    name = shape.get("name")
+    if name not in VIA_SHAPES:
+        raise ValueError(f"unknown region shape {name!r} (expected one of {', '.join(VIA_SHAPES)})")
+    if name in ("polygon", "polyline"):
+        xs = _number_list(shape.get("all_points_x"), "all_points_x")
+        ys = _number_list(shape.get("all_points_y"), "all_points_y")
+        if len(xs) != len(ys):
+            raise ValueError(f"all_points_x has {len(xs)} points but all_points_y has {len(ys)}")
+        if name == "polygon" and len(xs) < 3:
+            raise ValueError(f"a polygon needs at least 3 points, got {len(xs)}")
+        return Shape(name, {"x": xs, "y": ys})
+    keys = {"rect": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"), "ellipse": ("cx", "cy", "rx", "ry")}[name]
+    params = {}
+    for key in keys:
+        if key not in shape:
+            raise ValueError(f"{name} region lacks '{key}'")
+        params[key] = float(shape[key])
+        if not math.isfinite(params[key]):
+            raise ValueError(f"{name} region has a non-finite '{key}'")
+    if name == "ellipse":
+        params["theta"] = float(shape.get("theta", 0.0))
+    return Shape(name, params)
+
+
+def parse_via_csv(text: str, source: str = "labels.csv", class_attribute: str = "class") -> ViaAnnotations:
+    """Parse a VIA CSV export. Rows are numbered as in a spreadsheet (header = row 1)."""
+    result = ViaAnnotations()
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in VIA_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        result.problems.append(Problem(source, f"missing column(s) {', '.join(missing)}"))
+        return result
+    for row_number, row in enumerate(reader, start=2):
+        where = f"{source} row {row_number}"
+        filename = (row.get("filename") or "").strip()
+        if not filename:
+            result.problems.append(Problem(where, "empty filename"))
+            continue
+        if is_escaping_path(filename):
+            result.problems.append(Problem(f"{where} ({filename})", "filename escapes the dataset folder; not opened"))
+            continue
+        try:
+            region_count = int(float(row.get("region_count") or 0))
+            shape_json = json.loads(row.get("region_shape_attributes") or "{}")
+            attributes = json.loads(row.get("region_attributes") or "{}")
+            if not isinstance(shape_json, dict) or not isinstance(attributes, dict):
+                raise ValueError("region attributes must be JSON objects")
+        except (ValueError, TypeError) as exc:
+            result.problems.append(Problem(f"{where} ({filename})", f"malformed region JSON: {exc}"))
+            continue
+        if region_count == 0 or not shape_json:
+            result.unlabelled.add(filename)
+            continue
+        try:
+            shape = _validate_shape(shape_json)
+        except (ValueError, TypeError) as exc:
+            result.problems.append(Problem(f"{where} ({filename})", f"malformed region: {exc}"))
+            continue
+        class_value = attributes.get(class_attribute)
+        shape.class_name = str(class_value) if class_value not in (None, "") else None
+        shape.source = where
+        result.shapes.setdefault(filename, []).append(shape)
+    # An image with both region rows and an empty row is labelled.
+    result.unlabelled -= set(result.shapes)
+    return result
+
+
+def rasterize_shapes(
+    shapes: list[Shape], height: int, width: int, polyline_thickness: int = 3
+) -> tuple[np.ndarray, list[str]]:
+    """Draw shapes into a 0/255 mask of the image's size. Returns the mask and clipping warnings.
+
+    Points outside the image are clipped to its border (and reported). Polygons, rectangles, circles and
+    ellipses are filled; a polyline is an open path, drawn with ``polyline_thickness`` pixels.
+    """
+    mask = np.zeros((height, width), np.uint8)
+    warnings = []
+    for shape in shapes:
+        p = shape.params
+        if shape.name in ("polygon", "polyline"):
+            pts = np.stack([p["x"], p["y"]], axis=1)
+            outside = (pts[:, 0] < 0) | (pts[:, 0] > width - 1) | (pts[:, 1] < 0) | (pts[:, 1] > height - 1)
+            if outside.any():
+                warnings.append(
+                    f"{shape.source}: {int(outside.sum())} of {len(pts)} {shape.name} points outside the "
+                    f"{width}x{height} image were clipped to its border"
+                )
+            pts[:, 0] = pts[:, 0].clip(0, width - 1)
+            pts[:, 1] = pts[:, 1].clip(0, height - 1)
+            pts = np.round(pts).astype(np.int32)
+            if shape.name == "polygon":
+                cv2.fillPoly(mask, [pts], 255)
+            else:
+                cv2.polylines(mask, [pts], False, 255, thickness=max(1, int(polyline_thickness)))
+        elif shape.name == "rect":
+            x0, y0 = p["x"], p["y"]
+            x1, y1 = x0 + p["width"], y0 + p["height"]
+            if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+                warnings.append(f"{shape.source}: rect extends outside the {width}x{height} image; clipped")
+            xa, xb = int(round(max(0, x0))), int(round(min(width, x1)))
+            ya, yb = int(round(max(0, y0))), int(round(min(height, y1)))
+            mask[ya:yb, xa:xb] = 255
+        elif shape.name == "circle":
+            cv2.circle(mask, (int(round(p["cx"])), int(round(p["cy"]))), int(round(p["r"])), 255, -1)
+        else:  # ellipse; VIA's theta is in radians
+            axes = (int(round(p["rx"])), int(round(p["ry"])))
+            centre = (int(round(p["cx"])), int(round(p["cy"])))
+            cv2.ellipse(mask, centre, axes, math.degrees(p["theta"]), 0, 360, 255, -1)
+    return mask, warnings
+
+
+# --------------------------------------------------------------------------------------------------
+# YOLO detection labels
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class YoloBox:
+    class_id: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+
+def parse_yolo_names(text: str, source: str = "data.yaml") -> dict[int, str]:
+    """Class names of a YOLO ``data.yaml``: ``names`` as a list or as an ``{id: name}`` mapping."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML ({exc})") from exc
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, list):
+        return {i: str(n) for i, n in enumerate(names)}
+    if isinstance(names, dict):
+        return {int(k): str(v) for k, v in names.items()}
+    raise ValueError(f"{source}: no 'names' list or mapping of class names")
+
+
+def parse_yolo_labels(text: str, source: str) -> tuple[list[YoloBox], list[Problem]]:
+    """Lines ``class cx cy w h`` (normalized to 0..1). Bad lines become problems naming the line."""
+    boxes, problems = [], []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 5:
+                raise ValueError(f"expected 5 values, got {len(parts)}")
+            box = YoloBox(int(parts[0]), *(float(v) for v in parts[1:]))
+            if not all(math.isfinite(v) for v in (box.cx, box.cy, box.w, box.h)) or box.w <= 0 or box.h <= 0:
+                raise ValueError("box size must be positive and finite")
+        except ValueError as exc:
+            problems.append(Problem(f"{source} line {line_number}", f"malformed YOLO label: {exc}"))
+            continue
+        boxes.append(box)
+    return boxes, problems
+
+
+def yolo_box_mask(boxes: list[YoloBox], height: int, width: int) -> np.ndarray:
+    """Fill the boxes (normalized centre/size) into a 0/255 mask, clipped to the image."""
+    mask = np.zeros((height, width), np.uint8)
+    for b in boxes:
+        x0 = int(round((b.cx - b.w / 2) * width))
+        x1 = int(round((b.cx + b.w / 2) * width))
+        y0 = int(round((b.cy - b.h / 2) * height))
+        y1 = int(round((b.cy + b.h / 2) * height))
+        mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 255
+    return mask
+
+
+def class_is_kept(name: str | None, keep: list[str] | None, drop: list[str] | None) -> bool:
+    """Class filter by name, case-insensitive. ``keep`` (when given) wins; unnamed regions are kept."""
+    if name is None:
+        return True
+    lowered = name.lower()
+    if keep:
+        return lowered in {k.lower() for k in keep}
+    return lowered not in {d.lower() for d in (drop or [])}

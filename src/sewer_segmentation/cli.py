@@ -1,0 +1,88 @@
+"""Project CLI: Kedro's own ``run`` with two project-specific changes.
+
+1. ``--params`` accepts ``key:value`` as well as ``key=value``, so the documented
+   ``kedro run --pipeline=refine --params=round:2`` works (Kedro 1.7 only splits on ``=``).
+2. Errors meant for the user (bad input, missing model, offline weights...) are printed as one
+   clear message with a non-zero exit instead of a traceback.
+
+Every other option of Kedro's ``run`` is kept as it is: the command object is copied and only the
+``--params`` callback and the command callback are wrapped.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+import click
+from kedro.framework.cli.project import run as kedro_run
+from kedro.framework.cli.utils import _split_params
+
+from sewer_segmentation.errors import SewerSegmentationError
+
+
+def normalize_param_items(value: str) -> str:
+    """Rewrite ``key:value`` items of a ``--params`` string as ``key=value``.
+
+    An item that already has ``=`` is left alone, so values that contain ``:`` (``model=runs:/x``)
+    keep working; only an item with no ``=`` is split on its first ``:``.
+    """
+    items = []
+    for item in value.split(","):
+        if "=" not in item and ":" in item:
+            key, _, val = item.partition(":")
+            item = f"{key}={val}"
+        items.append(item)
+    return ",".join(items)
+
+
+def split_params_accepting_colon(ctx: click.Context, param: Any, value: Any) -> Any:
+    if isinstance(value, str):
+        value = normalize_param_items(value)
+    return _split_params(ctx, param, value)
+
+
+def _find_user_error(exc: BaseException) -> SewerSegmentationError | None:
+    """Walk the exception chain: Kedro may wrap a node's exception in its own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, SewerSegmentationError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _with_clear_user_errors(callback):
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a user error
+            user_error = _find_user_error(exc)
+            if user_error is None:
+                raise
+            raise click.ClickException(f"{type(user_error).__name__}: {user_error}") from None
+
+    return wrapper
+
+
+def _build_run_command() -> click.Command:
+    command = copy.copy(kedro_run)
+    command.params = [copy.copy(p) for p in kedro_run.params]
+    for option in command.params:
+        if option.name == "params":
+            option.callback = split_params_accepting_colon
+            option.help = (option.help or "") + " Both key=value and key:value are accepted."
+    command.callback = _with_clear_user_errors(kedro_run.callback)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, name=__file__)
+def cli() -> None:
+    """Project-specific command line tools."""
+
+
+run = _build_run_command()
+cli.add_command(run, "run")

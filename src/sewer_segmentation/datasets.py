@@ -1,0 +1,195 @@
+"""Kedro datasets of the project: images and masks, folders of them, optional raw files.
+
+All writes are atomic: a file is written under a temporary name and renamed into place; a folder is
+written as a whole under a temporary name and swapped in. A run killed at any moment leaves either the
+previous content or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractDataset, DatasetError
+from kedro_datasets.partitions import PartitionedDataset
+
+from sewer_segmentation.imaging import decode_image, decode_mask, encode_image
+
+VERSION_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}\.\d{6}Z$")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def new_version() -> str:
+    """A sortable timestamp, like Kedro's dataset versions but with microseconds (no collisions)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
+
+
+def list_versions(folder: str | Path) -> list[str]:
+    """Complete versions in ``folder``, oldest first (incomplete ones still carry a temporary name)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name))
+
+
+class ImageDataset(AbstractDataset[Any, Any]):
+    """One image or mask file, loaded as a numpy array.
+
+    Args:
+        filepath: local path of the file.
+        kind: ``image`` (RGB uint8), ``mask`` (binarized to 0/255 at ``threshold``) or
+            ``soft_mask`` (grey levels kept).
+        threshold: binarization threshold for ``kind: mask``.
+    """
+
+    def __init__(self, filepath: str, kind: str = "image", threshold: int = 128, metadata: dict | None = None):
+        if kind not in ("image", "mask", "soft_mask"):
+            raise DatasetError(f"ImageDataset kind must be image, mask or soft_mask, got {kind!r}")
+        self._filepath = filepath
+        self._kind = kind
+        self._threshold = threshold
+        self.metadata = metadata
+
+    def load(self):
+        data = Path(self._filepath).read_bytes()
+        if self._kind == "image":
+            return decode_image(data, self._filepath)
+        return decode_mask(data, self._filepath, self._threshold if self._kind == "mask" else None)
+
+    def save(self, data) -> None:
+        extension = Path(self._filepath).suffix or ".png"
+        atomic_write_bytes(self._filepath, encode_image(data, extension))
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "kind": self._kind}
+
+
+class TextFileDataset(AbstractDataset[str, str]):
+    """A text file; with ``optional: true`` a missing file loads as ``None`` instead of failing."""
+
+    def __init__(self, filepath: str, optional: bool = False, metadata: dict | None = None):
+        self._filepath = filepath
+        self._optional = optional
+        self.metadata = metadata
+
+    def load(self) -> str | None:
+        path = Path(self._filepath)
+        if not path.is_file():
+            if self._optional:
+                return None
+            raise DatasetError(f"{self._filepath} does not exist")
+        return path.read_text(encoding="utf-8-sig")
+
+    def save(self, data: str) -> None:
+        atomic_write_bytes(self._filepath, data.encode("utf-8"))
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "optional": self._optional}
+
+
+class FolderDataset(PartitionedDataset):
+    """A folder of files (Kedro ``PartitionedDataset``) with three additions.
+
+    - ``optional: true``: a missing or empty folder loads as ``{}`` (raw folders a layout may not have).
+    - Saving is atomic: the whole folder is written under a temporary name and then swapped in, so the
+      folder never mixes files of two runs and a killed run leaves the previous content intact.
+    - ``versioned_folders: true``: each save writes a new sub-folder ``<path>/<timestamp>/``; loading
+      reads the newest complete one (or ``load_version``). Earlier versions are never touched.
+
+    Only local paths are supported (atomic renames).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        dataset: Any,
+        optional: bool = False,
+        versioned_folders: bool = False,
+        load_version: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(path=path, dataset=dataset, **kwargs)
+        self._root = path
+        self._optional = optional
+        self._versioned_folders = versioned_folders
+        self._load_version = load_version
+
+    # -- loading ---------------------------------------------------------------------------------
+    def resolve_load_path(self) -> str | None:
+        if not self._versioned_folders:
+            return self._root
+        if self._load_version:
+            return str(Path(self._root) / self._load_version)
+        versions = list_versions(self._root)
+        return str(Path(self._root) / versions[-1]) if versions else None
+
+    def load(self) -> dict[str, Any]:
+        target = self.resolve_load_path()
+        if target is None or not Path(target).is_dir() or not any(Path(target).iterdir()):
+            if self._optional:
+                return {}
+            raise DatasetError(f"No files found in '{target or self._root}'")
+        self._path = target
+        try:
+            return super().load()
+        finally:
+            self._path = self._root
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, data: dict[str, Any]) -> None:
+        for partition_id in data:
+            if PurePosixPath(partition_id).is_absolute() or ".." in PurePosixPath(partition_id).parts:
+                raise DatasetError(f"partition id {partition_id!r} would escape {self._root}")
+        final = Path(self._root) / new_version() if self._versioned_folders else Path(self._root)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        tmp.mkdir()
+        self._path = str(tmp)
+        try:
+            super().save(data)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            self._path = self._root
+        _swap_in(tmp, final)
+        self._invalidate_caches()
+
+    def _exists(self) -> bool:
+        target = self.resolve_load_path()
+        return target is not None and Path(target).is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "optional": self._optional, "versioned_folders": self._versioned_folders}
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Move the finished folder ``tmp`` to ``final``, replacing what was there."""
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    trash = final.parent / f".{final.name}.{uuid.uuid4().hex}.old"
+    os.replace(final, trash)
+    os.replace(tmp, final)
+    shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,47 @@
+"""Project hooks."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from kedro.framework.hooks import hook_impl
+
+from sewer_segmentation.synthetic import SyntheticConfig, write_dataset
+
+logger = logging.getLogger(__name__)
+
+
+class SyntheticDataHook:
+    """Generate the bundled synthetic dataset before a run when it is selected and missing.
+
+    ``kedro run`` on a fresh clone then works with no data at hand. The dataset is written under a
+    temporary name and renamed into place, so an interrupted generation is simply redone next time.
+    """
+
+    def __init__(self) -> None:
+        self._params: dict = {}
+        self._project_path = Path.cwd()
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params = context.params
+        self._project_path = Path(context.project_path)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        dataset = self._params.get("dataset")
+        if dataset != "synthetic":
+            return
+        raw_dir = self._project_path / "data" / "01_raw" / dataset
+        if raw_dir.exists():
+            return
+        truth_dir = raw_dir.parent / f"{dataset}_ground_truth"
+        if truth_dir.exists():  # left from an earlier dataset: it must match the frames
+            logger.info("Removing stale %s", truth_dir)
+            shutil.rmtree(truth_dir)
+        options = dict(self._params.get("synthetic") or {})
+        logger.info("Generating the synthetic dataset in %s (%s)", raw_dir, options)
+        summary = write_dataset(SyntheticConfig(**options), raw_dir, truth_dir)
+        logger.info("Synthetic dataset written: %s", summary)

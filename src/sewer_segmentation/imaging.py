@@ -1,0 +1,90 @@
+"""Decoding, encoding and resizing of images and masks (no Kedro needed).
+
+Conventions used everywhere in the project:
+- images are ``H x W x 3`` ``uint8`` arrays in RGB order;
+- hard masks are ``H x W`` ``uint8`` arrays holding 0 or 255;
+- soft masks (refined masks) are ``H x W`` ``uint8`` arrays in 0..255, read as probabilities / 255.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from sewer_segmentation.errors import BadInputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def has_image_extension(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _decode_with_pil(data: bytes, source: str, mode: str) -> np.ndarray:
+    """Decode fully (``load()``), so truncated files fail here instead of yielding grey bands."""
+    if not data:
+        raise BadInputError(f"{source}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                return np.asarray(img.convert(mode))
+    except UnidentifiedImageError as exc:
+        raise BadInputError(f"{source}: unreadable image (not a JPEG, PNG or BMP file, or corrupt header)") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise BadInputError(f"{source}: unreadable or truncated image ({exc})") from exc
+
+
+def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Bytes of a JPEG/PNG/BMP file -> RGB uint8 array. Raises BadInputError naming ``source``."""
+    return _decode_with_pil(data, source, "RGB")
+
+
+def decode_mask(data: bytes, source: str = "<bytes>", threshold: int | None = 128) -> np.ndarray:
+    """Bytes of a mask file -> uint8 mask.
+
+    With ``threshold`` the mask is binarized to 0/255 (JPEG-compressed box masks hold values near, not
+    at, 0 and 255); with ``threshold=None`` the grey levels are kept (soft masks).
+    """
+    grey = _decode_with_pil(data, source, "L")
+    if threshold is None:
+        return grey
+    return np.where(grey >= threshold, 255, 0).astype(np.uint8)
+
+
+def encode_image(array: np.ndarray, extension: str = ".png", quality: int = 95) -> bytes:
+    """RGB image or single-channel mask -> encoded bytes (PNG is lossless; use it for masks)."""
+    if array.ndim == 3 and array.shape[2] == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if extension.lower() in (".jpg", ".jpeg") else []
+    ok, buffer = cv2.imencode(extension, np.ascontiguousarray(array), params)
+    if not ok:
+        raise ValueError(f"could not encode an array of shape {array.shape} as {extension}")
+    return buffer.tobytes()
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area interpolation when shrinking (no aliasing), linear when enlarging."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Linear interpolation keeps soft values soft; hard masks become soft only along edges."""
+    if mask.shape[:2] == (height, width):
+        return mask
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two masks thresholded at half their range; two empty masks agree perfectly (1.0)."""
+    a, b = a > 127, b > 127
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)

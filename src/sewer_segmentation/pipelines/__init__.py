@@ -1,0 +1,1 @@
+"""One sub-package per pipeline: ``nodes.py`` (pure functions) and ``pipeline.py`` (wiring)."""

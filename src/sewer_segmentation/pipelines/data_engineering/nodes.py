@@ -1,0 +1,466 @@
+"""Nodes of the data_engineering pipeline: raw folders -> validated, de-duplicated, split datasets.
+
+Raw folders arrive as partition dicts ``{relative file name: load function}``: nothing is decoded until
+a node asks for it, and each raw image is decoded once for validation and hashing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import PurePosixPath
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from kedro.io.core import DatasetError
+from tqdm.auto import tqdm
+
+from sewer_segmentation.annotations import (
+    Problem,
+    class_is_kept,
+    is_escaping_path,
+    parse_via_csv,
+    parse_yolo_labels,
+    parse_yolo_names,
+    rasterize_shapes,
+    yolo_box_mask,
+)
+from sewer_segmentation.dedupe import cluster_hashes, hex_to_words, perceptual_hash, words_to_hex
+from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.imaging import has_image_extension, mask_iou
+from sewer_segmentation.plots import duplicate_cluster_gallery, sample_gallery
+from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, SPLITS, WEAK, split_clusters
+
+logger = logging.getLogger(__name__)
+
+Partitions = dict[str, Callable[[], Any]]
+EXCLUDED_COLUMNS = ["file", "reason", "severity"]
+
+
+def image_id_of(partition_id: str) -> str:
+    """``sub/frame 1.jpg`` -> ``sub__frame 1``: unique flat id used for every derived file."""
+    path = PurePosixPath(partition_id)
+    return "__".join([*path.parent.parts, path.stem])
+
+
+def _by_image_id(partitions: Partitions) -> dict[str, list[str]]:
+    index: dict[str, list[str]] = {}
+    for pid in partitions:
+        if has_image_extension(pid):
+            index.setdefault(image_id_of(pid), []).append(pid)
+    return index
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. annotations
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_annotations(
+    via_labels: str | None, yolo_labels: Partitions, yolo_data_yaml: str | None, params: dict
+) -> dict:
+    """Parse the VIA export and/or YOLO labels, applying the class filter.
+
+    Returns polygons per image file name, YOLO boxes per image id, the problems found, and the counts
+    of regions kept and dropped per class.
+    """
+    keep, drop = params["classes"].get("keep") or [], params["classes"].get("drop") or []
+    problems: list[Problem] = []
+    kept_classes: Counter = Counter()
+    dropped_classes: Counter = Counter()
+
+    polygons: dict[str, list] = {}
+    listed: set[str] = set()
+    if via_labels is not None:
+        via = parse_via_csv(via_labels, "labels.csv", params["via"]["class_attribute"])
+        problems += via.problems
+        listed = set(via.unlabelled) | set(via.shapes)
+        for filename, shapes in via.shapes.items():
+            kept = [s for s in shapes if class_is_kept(s.class_name, keep, drop)]
+            for s in shapes:
+                (kept_classes if s in kept else dropped_classes)[s.class_name or "unnamed"] += 1
+            polygons[filename] = kept
+
+    boxes: dict[str, list] = {}
+    if yolo_labels:
+        if yolo_data_yaml is None:
+            raise BadInputError("labels/ holds YOLO labels but data.yaml (class names) is missing")
+        try:
+            names = parse_yolo_names(yolo_data_yaml)
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from exc
+        for pid, load in sorted(yolo_labels.items()):
+            if not pid.endswith(".txt"):
+                continue
+            parsed, label_problems = parse_yolo_labels(load(), f"labels/{pid}")
+            problems += label_problems
+            kept_boxes = []
+            for box in parsed:
+                name = names.get(box.class_id)
+                if name is None:
+                    problems.append(Problem(f"labels/{pid}", f"class id {box.class_id} is not in data.yaml"))
+                    continue
+                if class_is_kept(name, keep, drop):
+                    kept_boxes.append(box)
+                    kept_classes[name] += 1
+                else:
+                    dropped_classes[name] += 1
+            boxes[image_id_of(pid[: -len(".txt")] + ".jpg")] = kept_boxes
+    return {
+        "polygons": polygons,
+        "listed_in_csv": sorted(listed),
+        "yolo_boxes": boxes,
+        "problems": [p.as_dict() for p in problems],
+        "kept_classes": dict(kept_classes),
+        "dropped_classes": dict(dropped_classes),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. inspection of every raw file
+# --------------------------------------------------------------------------------------------------
+
+
+def _box_mask_for(
+    image_id: str, shape: tuple[int, int], box_mask_files: dict[str, list[str]], box_masks: Partitions, annotations: dict
+) -> np.ndarray | None:
+    """The image's box mask: from ``masks/`` when present, else from its YOLO boxes, else None."""
+    if image_id in box_mask_files:
+        return box_masks[box_mask_files[image_id][0]]()
+    if image_id in annotations["yolo_boxes"]:
+        return yolo_box_mask(annotations["yolo_boxes"][image_id], *shape)
+    return None
+
+
+def _load_failure(exc: BaseException) -> str:
+    """The reason a file failed to load, without the path (the caller names the file)."""
+    cause = exc
+    while cause.__cause__ is not None and not isinstance(cause, BadInputError):
+        cause = cause.__cause__
+    if isinstance(cause, BadInputError):
+        return str(cause).split(": ", 1)[-1]
+    return f"cannot be read ({cause})"
+
+
+def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotations: dict, params: dict):
+    """Decode every raw image once: validate it against its mask and labels, and hash it.
+
+    Returns the inventory (one row per usable image) and the table of excluded files with reasons.
+    With ``on_bad_file: error`` any bad file stops the run here, before anything is written, with a
+    message that names every bad file.
+    """
+    policy = params["on_bad_file"]
+    if policy not in ("skip", "error"):
+        raise ConfigurationError(f"on_bad_file must be 'skip' or 'error', got {policy!r}")
+    problems = [Problem(p["file"], p["reason"], p["severity"] == "error") for p in annotations["problems"]]
+    filtered: list[Problem] = []
+    images = _by_image_id(raw_images)
+    box_mask_files = _by_image_id(raw_box_masks)
+    polygons = annotations["polygons"]
+    uses_yolo = bool(annotations["yolo_boxes"])
+
+    for pid in sorted(raw_images):
+        if not has_image_extension(pid):
+            filtered.append(Problem(f"images/{pid}", "not an image file extension; ignored", False))
+    for image_id, pids in images.items():
+        if len(pids) > 1:
+            problems.append(Problem(f"images/{pids[1]}", f"same name as images/{pids[0]} with another extension"))
+    for filename in annotations["listed_in_csv"]:
+        if filename not in raw_images:
+            problems.append(Problem(f"labels.csv ({filename})", "file listed in labels.csv does not exist in images/"))
+    for mask_id, pids in sorted(box_mask_files.items()):
+        if mask_id not in images:
+            problems.append(Problem(f"masks/{pids[0]}", "mask without an image"))
+
+    rows = []
+    for image_id, pids in tqdm(sorted(images.items()), desc="inspect raw images", unit="img"):
+        pid = pids[0]
+        try:
+            image = raw_images[pid]()
+        except (DatasetError, OSError) as exc:
+            problems.append(Problem(f"images/{pid}", _load_failure(exc)))
+            continue
+        h, w = image.shape[:2]
+        try:
+            box_mask = _box_mask_for(image_id, (h, w), box_mask_files, raw_box_masks, annotations)
+        except (DatasetError, OSError) as exc:
+            problems.append(Problem(f"masks/{box_mask_files[image_id][0]}", _load_failure(exc)))
+            continue
+        if box_mask is None:
+            problems.append(Problem(f"images/{pid}", "no box mask in masks/ and no YOLO label file"))
+            continue
+        if box_mask.shape != (h, w):
+            problems.append(
+                Problem(
+                    f"masks/{box_mask_files[image_id][0]}",
+                    f"mask is {box_mask.shape[1]}x{box_mask.shape[0]} but its image is {w}x{h}",
+                )
+            )
+            continue
+        shapes = polygons.get(pid, [])
+        has_polygon = bool(shapes)
+        if has_polygon:
+            _, warnings = rasterize_shapes(shapes, h, w, params["via"]["polyline_thickness"])
+            problems += [Problem(f"labels.csv ({pid})", text, fatal=False) for text in warnings]
+        if not has_polygon and params["drop_images_without_boxes"] and not box_mask.any():
+            filtered.append(Problem(f"images/{pid}", "no boxes of the kept classes; left out", False))
+            continue
+        rows.append(
+            {
+                "image_id": image_id,
+                "source_file": pid,
+                "mask_source": f"masks/{box_mask_files[image_id][0]}" if image_id in box_mask_files else "yolo",
+                "has_polygon": has_polygon,
+                "width": w,
+                "height": h,
+                "phash": words_to_hex(
+                    perceptual_hash(image, params["dedupe"]["method"], params["dedupe"]["hash_size"])
+                ),
+            }
+        )
+    if uses_yolo and not box_mask_files:
+        logger.info("Box masks built from YOLO labels for %d images", len(rows))
+
+    errors = [p for p in problems if p.fatal]
+    if errors and policy == "error":
+        listing = "\n".join(f"  - {p.file}: {p.reason}" for p in errors)
+        raise BadInputError(f"{len(errors)} bad input file(s) (on_bad_file=error, nothing was written):\n{listing}")
+    for p in errors:
+        logger.warning("Skipping %s: %s", p.file, p.reason)
+    excluded = pd.DataFrame([p.as_dict() for p in problems + filtered], columns=["file", "reason", "severity"])
+    inventory = pd.DataFrame(rows, columns=["image_id", "source_file", "mask_source", "has_polygon", "width", "height", "phash"])
+    if inventory.empty:
+        raise BadInputError("no usable images were found in the raw dataset (see the messages above)")
+    return inventory, excluded
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. duplicates
+# --------------------------------------------------------------------------------------------------
+
+
+def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Group near-duplicates and decide which images stay.
+
+    In a cluster holding a hand-labelled image, box-only members are always dropped (they would leak
+    eval content into the weak pool). With ``drop_duplicates``, one representative per cluster stays:
+    a hand-labelled one if any, else the largest frame (ties: the first image id).
+    """
+    inventory = inventory.sort_values("image_id").reset_index(drop=True)
+    hashes = np.stack([hex_to_words(h) for h in inventory["phash"]])
+    inventory["cluster_id"] = cluster_hashes(hashes, int(params["max_distance"]))
+    inventory["kept"] = True
+    inventory["drop_reason"] = ""
+    rank = inventory.assign(area=inventory.width * inventory.height).sort_values(
+        ["cluster_id", "has_polygon", "area", "image_id"], ascending=[True, False, False, True]
+    )
+    representative = rank.groupby("cluster_id")["image_id"].first()
+    for cluster_id, members in inventory.groupby("cluster_id"):
+        if len(members) == 1:
+            continue
+        rep = representative[cluster_id]
+        any_polygon = members["has_polygon"].any()
+        for idx, row in members.iterrows():
+            if row.image_id == rep:
+                continue
+            if params["drop_duplicates"] or (any_polygon and not row.has_polygon):
+                inventory.loc[idx, ["kept", "drop_reason"]] = [False, f"near-duplicate of {rep}"]
+    records = [
+        {
+            "cluster_id": int(cluster_id),
+            "size": len(members),
+            "representative": representative[cluster_id],
+            "members": " ".join(members.image_id),
+            "dropped": int((~members.kept).sum()),
+        }
+        for cluster_id, members in inventory.groupby("cluster_id")
+        if len(members) > 1
+    ]
+    clusters = pd.DataFrame(records, columns=["cluster_id", "size", "representative", "members", "dropped"])
+    logger.info("%d duplicate clusters, %d images dropped", len(clusters), int((~inventory.kept).sum()))
+    return inventory, clusters
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. splits
+# --------------------------------------------------------------------------------------------------
+
+
+def assign_splits(inventory: pd.DataFrame, params: dict, seed: int) -> pd.DataFrame:
+    """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak."""
+    kept = inventory[inventory.kept].copy()
+    labelled = kept[kept.has_polygon]
+    if labelled.empty:
+        raise BadInputError("no hand-labelled images (labels.csv regions) survived validation: nothing to train on")
+    assignment = split_clusters(
+        labelled.groupby("cluster_id").size(), float(params["eval_fraction"]), float(params["val_fraction"]), seed
+    )
+    kept["split"] = np.where(kept.has_polygon, kept.cluster_id.map(assignment), WEAK)
+    order = {name: i for i, name in enumerate(SPLITS)}
+    kept = kept.sort_values(["split", "image_id"], key=lambda s: s.map(order) if s.name == "split" else s)
+    columns = ["image_id", "split", "cluster_id", "source_file", "mask_source", "has_polygon", "width", "height", "phash"]
+    manifest = kept[columns].reset_index(drop=True)
+    logger.info("Split sizes: %s", manifest.split.value_counts().to_dict())
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. split folders
+# --------------------------------------------------------------------------------------------------
+
+
+def _split_rows(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}")
+    return manifest[manifest.split == split]
+
+
+def _loaders(rows, raw_images, raw_box_masks, annotations, params):
+    """Lazy loaders (image, polygon mask, box mask) per image id, for PartitionedDataset's lazy saving."""
+    box_mask_files = _by_image_id(raw_box_masks)
+
+    def image(pid):
+        return lambda: raw_images[pid]()
+
+    def polygon_mask(pid, h, w):
+        return lambda: rasterize_shapes(annotations["polygons"][pid], h, w, params["via"]["polyline_thickness"])[0]
+
+    def box_mask(image_id, h, w):
+        return lambda: _box_mask_for(image_id, (h, w), box_mask_files, raw_box_masks, annotations)
+
+    out = {}
+    for row in rows.itertuples():
+        out[row.image_id] = (
+            image(row.source_file),
+            polygon_mask(row.source_file, row.height, row.width) if row.has_polygon else None,
+            box_mask(row.image_id, row.height, row.width),
+        )
+    return out
+
+
+def write_labelled_split(manifest, raw_images, raw_box_masks, annotations, params, split: str):
+    """Images, polygon masks and box masks of one hand-labelled split, as lazily saved partitions."""
+    loaders = _loaders(_split_rows(manifest, split), raw_images, raw_box_masks, annotations, params)
+    images = {k: v[0] for k, v in loaders.items()}
+    masks = {k: v[1] for k, v in loaders.items()}
+    box_masks = {k: v[2] for k, v in loaders.items()}
+    return images, masks, box_masks
+
+
+def write_weak_split(manifest, raw_images, raw_box_masks, annotations, params):
+    """Images and box masks of the weak pool (box-only images)."""
+    loaders = _loaders(_split_rows(manifest, WEAK), raw_images, raw_box_masks, annotations, params)
+    return {k: v[0] for k, v in loaders.items()}, {k: v[2] for k, v in loaders.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. report
+# --------------------------------------------------------------------------------------------------
+
+
+def _coarseness(manifest, raw_images, raw_box_masks, annotations, ground_truth, params) -> tuple[dict, pd.DataFrame]:
+    """IoU of box masks against polygons (hand-labelled) and against ground truth (when it exists)."""
+    truth_files = _by_image_id(ground_truth)
+    loaders = _loaders(manifest, raw_images, raw_box_masks, annotations, params)
+    rows = []
+    for row in tqdm(list(manifest.itertuples()), desc="box coarseness", unit="img"):
+        _, polygon, box = loaders[row.image_id]
+        box_mask = box()
+        record = {"image_id": row.image_id, "split": row.split}
+        polygon_mask = polygon() if polygon else None
+        if polygon_mask is not None:
+            record["box_vs_polygon_iou"] = mask_iou(box_mask, polygon_mask)
+        if row.image_id in truth_files:
+            truth = ground_truth[truth_files[row.image_id][0]]()
+            if truth.shape == box_mask.shape:
+                record["box_vs_truth_iou"] = mask_iou(box_mask, truth)
+                if polygon_mask is not None:
+                    record["polygon_vs_truth_iou"] = mask_iou(polygon_mask, truth)
+        rows.append(record)
+    table = pd.DataFrame(rows)
+    summary = {
+        column: {"mean": round(float(table[column].mean()), 4), "images": int(table[column].notna().sum())}
+        for column in ("box_vs_polygon_iou", "box_vs_truth_iou", "polygon_vs_truth_iou")
+        if column in table
+    }
+    return summary, table
+
+
+def _representative_first(cluster) -> list[str]:
+    return [cluster.representative] + [m for m in cluster.members.split() if m != cluster.representative]
+
+
+def build_data_report(
+    manifest: pd.DataFrame,
+    excluded: pd.DataFrame,
+    clusters: pd.DataFrame,
+    annotations: dict,
+    raw_images: Partitions,
+    raw_box_masks: Partitions,
+    ground_truth: Partitions,
+    params: dict,
+    dataset: str,
+):
+    """Markdown and JSON report, a sample gallery and a gallery of the largest duplicate clusters."""
+    counts = {split: int((manifest.split == split).sum()) for split in SPLITS}
+    coarseness, _ = _coarseness(manifest, raw_images, raw_box_masks, annotations, ground_truth, params)
+    report = {
+        "dataset": dataset,
+        "images_kept": int(len(manifest)),
+        "split_counts": counts,
+        "hand_labelled_per_split": {s: int(manifest[(manifest.split == s) & manifest.has_polygon].shape[0]) for s in SPLITS},
+        "regions_kept_per_class": annotations["kept_classes"],
+        "regions_dropped_per_class": annotations["dropped_classes"],
+        "duplicate_clusters": int(len(clusters)),
+        "duplicates_dropped": int(clusters["dropped"].sum()) if len(clusters) else 0,
+        "excluded_files": excluded.to_dict(orient="records"),
+        "box_coarseness": coarseness,
+        "clusters": clusters.to_dict(orient="records"),
+    }
+    md = [f"# Data report: `{dataset}`", "", "## Splits", "", "| split | images |", "|---|---|"]
+    md += [f"| {s} | {n} |" for s, n in counts.items()]
+    md += ["", "## Classes (regions)", "", "| class | kept | dropped |", "|---|---|---|"]
+    for name in sorted(set(annotations["kept_classes"]) | set(annotations["dropped_classes"])):
+        md.append(f"| {name} | {annotations['kept_classes'].get(name, 0)} | {annotations['dropped_classes'].get(name, 0)} |")
+    md += ["", "## How coarse are the boxes?", "", "Mean IoU of the filled box masks against finer masks:", ""]
+    labels = {
+        "box_vs_polygon_iou": "box mask vs hand-drawn polygons",
+        "box_vs_truth_iou": "box mask vs ground truth (synthetic)",
+        "polygon_vs_truth_iou": "polygons vs ground truth (synthetic)",
+    }
+    md += [f"- {labels[k]}: **{v['mean']:.3f}** over {v['images']} images" for k, v in coarseness.items()]
+    md += ["", f"## Duplicates: {len(clusters)} clusters, {report['duplicates_dropped']} images dropped", ""]
+    if len(clusters):
+        md += ["| cluster | size | kept | members |", "|---|---|---|---|"]
+        md += [f"| {c.cluster_id} | {c.size} | {c.representative} | {c.members} |" for c in clusters.itertuples()]
+    md += ["", f"## Excluded or flagged files: {len(excluded)}", ""]
+    if len(excluded):
+        md += ["| file | severity | reason |", "|---|---|---|"]
+        md += [f"| `{e.file}` | {e.severity} | {e.reason} |" for e in excluded.itertuples()]
+    md += ["", "Galleries: `data_report_samples.png`, `data_report_duplicates.png`.", ""]
+
+    box_mask_files = _by_image_id(raw_box_masks)
+    truth_files = _by_image_id(ground_truth)
+
+    def panel(image_id):
+        row = manifest.set_index("image_id").loc[image_id] if image_id in set(manifest.image_id) else None
+        source = row.source_file if row is not None else _by_image_id(raw_images)[image_id][0]
+        image = raw_images[source]()
+        box = _box_mask_for(image_id, image.shape[:2], box_mask_files, raw_box_masks, annotations)
+        shapes = annotations["polygons"].get(source)
+        polygon = rasterize_shapes(shapes, *image.shape[:2])[0] if shapes else None
+        truth = ground_truth[truth_files[image_id][0]]() if image_id in truth_files else None
+        return image, box, polygon, truth
+
+    rng = np.random.default_rng(0)
+    n = min(int(params["report"]["gallery_samples"]), len(manifest))
+    picked = sorted(rng.choice(len(manifest), size=n, replace=False)) if n else []
+    samples = [(manifest.image_id.iloc[i], manifest.split.iloc[i], *panel(manifest.image_id.iloc[i])) for i in picked]
+    samples_png = sample_gallery(samples)
+    biggest = clusters.sort_values(["size", "cluster_id"], ascending=[False, True]).head(int(params["report"]["gallery_clusters"]))
+    cluster_images = [
+        (int(c.cluster_id), [(m, panel(m)[0]) for m in _representative_first(c)]) for c in biggest.itertuples()
+    ]
+    duplicates_png = duplicate_cluster_gallery(cluster_images)
+    return "\n".join(md), report, samples_png, duplicates_png

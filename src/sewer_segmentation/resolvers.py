@@ -1,0 +1,22 @@
+"""OmegaConf resolvers used in ``conf/`` (registered in ``settings.py``).
+
+They let the catalog derive the folders of a refinement round from the ``round`` parameter.
+"""
+
+from __future__ import annotations
+
+
+def previous_round_name(round_number: int | str) -> str:
+    """Folder name of the model that refines masks for ``round_number``.
+
+    Round 1 refines with the baseline model, round r > 1 with the final model of round r - 1.
+    """
+    round_number = int(round_number)
+    if round_number < 1:
+        raise ValueError(f"round must be 1 or more, got {round_number}")
+    return "baseline" if round_number == 1 else f"round_{round_number - 1}"
+
+
+CUSTOM_RESOLVERS = {
+    "previous_round": previous_round_name,
+}

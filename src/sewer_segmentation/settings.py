@@ -1,0 +1,21 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader  # noqa: F401
+
+from sewer_segmentation.hooks import SyntheticDataHook
+from sewer_segmentation.resolvers import CUSTOM_RESOLVERS
+
+# Hooks run last-in-first-out; kedro-mlflow registers its own hook through its entry point.
+HOOKS = (SyntheticDataHook(),)
+
+# kedro-viz's hook adds nothing to a plain run.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": CUSTOM_RESOLVERS,
+    "config_patterns": {
+        "mlflow": ["mlflow*", "mlflow*/**"],
+    },
+}

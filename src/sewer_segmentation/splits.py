@@ -1,0 +1,54 @@
+"""Deterministic, duplicate-aware splits of hand-labelled images.
+
+Whole duplicate clusters are assigned to one split, so near-identical frames never sit in train and
+eval at once. Randomness comes from ``numpy.random.default_rng(seed)`` over sorted cluster ids, so
+the result depends only on the seed and the set of clusters, not on file order or Python's hash salt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK = "baseline_train", "baseline_val", "eval", "weak"
+SPLITS = (BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK)
+
+
+def split_clusters(
+    cluster_sizes: pd.Series, eval_fraction: float, val_fraction: float, seed: int
+) -> dict[int, str]:
+    """Assign each cluster (index = cluster id, value = number of images) to a split.
+
+    Clusters are shuffled with the seed, then eval takes clusters until it holds ``eval_fraction`` of the
+    images; of the rest, validation takes ``val_fraction`` and train the remainder. With at least three
+    clusters, every split gets at least one.
+    """
+    if not 0 < eval_fraction < 1 or not 0 < val_fraction < 1:
+        raise ValueError("eval_fraction and val_fraction must be strictly between 0 and 1")
+    ids = np.array(sorted(cluster_sizes.index))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    ids = ids[order]
+    sizes = cluster_sizes.loc[ids].to_numpy()
+    total = sizes.sum()
+    n_eval = _take_until(sizes, eval_fraction * total, keep_after=2 if len(ids) >= 3 else 0)
+    rest = sizes[n_eval:]
+    n_val = _take_until(rest, val_fraction * rest.sum(), keep_after=1 if len(rest) >= 2 else 0)
+    assignment = {}
+    for k, cluster in enumerate(ids):
+        if k < n_eval:
+            assignment[int(cluster)] = EVAL
+        elif k < n_eval + n_val:
+            assignment[int(cluster)] = BASELINE_VAL
+        else:
+            assignment[int(cluster)] = BASELINE_TRAIN
+    return assignment
+
+
+def _take_until(sizes: np.ndarray, target: float, keep_after: int) -> int:
+    """How many leading clusters to take so that their images come closest to ``target`` (at least 1
+    when any exist), leaving at least ``keep_after`` clusters for the later splits."""
+    if len(sizes) == 0:
+        return 0
+    cumulative = np.cumsum(sizes)
+    best = int(np.argmin(np.abs(cumulative - target))) + 1
+    return int(np.clip(best, 1, max(1, len(sizes) - keep_after)))

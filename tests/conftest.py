@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny generated datasets and throw-away Kedro project folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sewer_segmentation.synthetic import SyntheticConfig, write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small frames keep every test fast; 64 is the generator's minimum.
+TINY = dict(num_images=40, num_hand_labelled=16, width=128, height=96, seed=3)
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path) -> Path:
+    """A copy of the project's configuration in a temporary folder, ready for `kedro run`."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    shutil.copy(REPO / ".telemetry", project / ".telemetry")
+    (project / "src").mkdir()  # Kedro checks it exists; the package itself is installed
+    (project / "data" / "01_raw").mkdir(parents=True)
+    return project
+
+
+def make_dataset(project: Path, name: str = "tiny", **overrides) -> Path:
+    raw = project / "data" / "01_raw" / name
+    write_dataset(SyntheticConfig(**{**TINY, **overrides}), raw, raw.parent / f"{name}_ground_truth")
+    return raw
+
+
+def run_kedro(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real CLI in ``project``; returns the completed process (output in .stdout)."""
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", "run", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from kedro.io.core import DatasetError
+
+from sewer_segmentation.datasets import FolderDataset, ImageDataset, TextFileDataset, list_versions
+from sewer_segmentation.errors import BadInputError
+
+MASKS = {"type": "sewer_segmentation.datasets.ImageDataset", "kind": "mask"}
+
+
+def mask(value):
+    return np.full((4, 5), value, np.uint8)
+
+
+def test_image_round_trip_and_clear_error_on_corrupt_file(tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (6, 7, 3), dtype=np.uint8)
+    ds = ImageDataset(str(tmp_path / "a.png"))
+    ds.save(image)
+    assert (ds.load() == image).all()
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(DatasetError, match="bad.jpg: unreadable") as err:
+        ImageDataset(str(tmp_path / "bad.jpg")).load()
+    assert isinstance(err.value.__cause__, BadInputError)
+
+
+def test_truncated_jpeg_is_detected(tmp_path):
+    image = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    ImageDataset(str(tmp_path / "full.jpg")).save(image)
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match="cut.jpg: unreadable or truncated image"):
+        ImageDataset(str(tmp_path / "cut.jpg")).load()
+
+
+def test_folder_save_replaces_content_without_leaving_stale_files(tmp_path):
+    ds = FolderDataset(path=str(tmp_path / "masks"), dataset=MASKS, filename_suffix=".png")
+    ds.save({"a": mask(255), "b": mask(0)})
+    ds.save({"c": mask(255)})
+    assert sorted(ds.load()) == ["c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["masks"]  # no temporary folders left behind
+
+
+def test_a_failed_save_leaves_the_previous_content_intact(tmp_path):
+    ds = FolderDataset(path=str(tmp_path / "masks"), dataset=MASKS, filename_suffix=".png")
+    ds.save({"a": mask(255), "b": mask(255)})
+
+    def boom():
+        raise RuntimeError("killed mid-save")
+
+    with pytest.raises(DatasetError, match="killed mid-save"):
+        ds.save({"a": mask(0), "z": boom})
+    loaded = ds.load()
+    assert sorted(loaded) == ["a", "b"] and loaded["a"]().max() == 255
+    assert [p.name for p in tmp_path.iterdir()] == ["masks"]
+
+
+def test_versioned_folders_keep_every_version_and_load_the_newest(tmp_path):
+    root = tmp_path / "hybrid"
+    ds = FolderDataset(path=str(root), dataset=MASKS, filename_suffix=".png", versioned_folders=True)
+    ds.save({"a": mask(0)})
+    first = list_versions(root)
+    (root / first[0] / "a.png").stat()
+    ds.save({"a": mask(255), "b": mask(255)})
+    versions = list_versions(root)
+    assert len(versions) == 2 and versions[0] == first[0]
+    assert sorted(ds.load()) == ["a", "b"]
+    pinned = FolderDataset(path=str(root), dataset=MASKS, filename_suffix=".png", versioned_folders=True, load_version=first[0])
+    assert pinned.load()["a"]().max() == 0
+    # an incomplete (temporary) folder is never taken for a version
+    (root / ".2099-01-01T00.00.00.000000Z.abc.tmp").mkdir()
+    assert list_versions(root) == versions
+
+
+def test_optional_folder_and_file(tmp_path):
+    assert FolderDataset(path=str(tmp_path / "none"), dataset=MASKS, optional=True).load() == {}
+    with pytest.raises(DatasetError, match="No files found"):
+        FolderDataset(path=str(tmp_path / "none"), dataset=MASKS).load()
+    assert TextFileDataset(str(tmp_path / "labels.csv"), optional=True).load() is None
+    with pytest.raises(DatasetError, match="does not exist"):
+        TextFileDataset(str(tmp_path / "labels.csv")).load()
+
+
+def test_partition_ids_cannot_escape_the_folder(tmp_path):
+    ds = FolderDataset(path=str(tmp_path / "masks"), dataset=MASKS, filename_suffix=".png")
+    with pytest.raises(DatasetError, match="escape"):
+        ds.save({"../evil": mask(0)})

@@ -1,0 +1,43 @@
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, split_clusters
+
+cluster_sizes = st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=80)
+
+
+def as_series(sizes):
+    return pd.Series(sizes, index=[10 * i + 3 for i in range(len(sizes))])
+
+
+@settings(max_examples=60, deadline=None)
+@given(cluster_sizes, st.integers(0, 10**6), st.floats(0.1, 0.9), st.floats(0.05, 0.5))
+def test_every_cluster_goes_to_exactly_one_split_deterministically(sizes, seed, eval_fraction, val_fraction):
+    series = as_series(sizes)
+    first = split_clusters(series, eval_fraction, val_fraction, seed)
+    assert first == split_clusters(series, eval_fraction, val_fraction, seed)
+    assert set(first) == set(series.index)  # a cluster id maps to one split, so it never spans two
+    assert set(first.values()) <= {BASELINE_TRAIN, BASELINE_VAL, EVAL}
+    if len(sizes) >= 3:
+        assert set(first.values()) == {BASELINE_TRAIN, BASELINE_VAL, EVAL}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(40, 200), st.integers(0, 1000))
+def test_fractions_are_respected_for_singleton_clusters(n, seed):
+    split = split_clusters(as_series([1] * n), 0.5, 0.15, seed)
+    counts = pd.Series(split).value_counts()
+    assert abs(counts[EVAL] - n / 2) <= 1
+    assert abs(counts[BASELINE_VAL] - 0.15 * (n - counts[EVAL])) <= 1
+
+
+def test_order_of_input_does_not_matter():
+    series = as_series([1, 2, 1, 3, 1, 1, 2])
+    assert split_clusters(series, 0.5, 0.2, 7) == split_clusters(series.iloc[::-1], 0.5, 0.2, 7)
+
+
+def test_invalid_fractions_are_rejected():
+    with pytest.raises(ValueError, match="strictly between"):
+        split_clusters(as_series([1, 1]), 1.0, 0.1, 0)
