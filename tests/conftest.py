@@ -38,9 +38,9 @@ def make_dataset(project: Path, name: str = "tiny", **overrides) -> Path:
     return raw
 
 
-def run_kedro(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_kedro(project: Path, *args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI in ``project``; returns the completed process (output in .stdout)."""
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "kedro", "run", *args],
         cwd=project,

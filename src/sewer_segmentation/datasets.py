@@ -60,33 +60,33 @@ class ImageDataset(AbstractDataset[Any, Any]):
     def __init__(self, filepath: str, kind: str = "image", threshold: int = 128, metadata: dict | None = None):
         if kind not in ("image", "mask", "soft_mask"):
             raise DatasetError(f"ImageDataset kind must be image, mask or soft_mask, got {kind!r}")
-        self._filepath = filepath
+        self._filepath = Path(filepath)
         self._kind = kind
         self._threshold = threshold
         self.metadata = metadata
 
     def load(self):
-        data = Path(self._filepath).read_bytes()
+        data = self._filepath.read_bytes()
         if self._kind == "image":
-            return decode_image(data, self._filepath)
-        return decode_mask(data, self._filepath, self._threshold if self._kind == "mask" else None)
+            return decode_image(data, str(self._filepath))
+        return decode_mask(data, str(self._filepath), self._threshold if self._kind == "mask" else None)
 
     def save(self, data) -> None:
-        extension = Path(self._filepath).suffix or ".png"
+        extension = self._filepath.suffix or ".png"
         atomic_write_bytes(self._filepath, encode_image(data, extension))
 
     def _exists(self) -> bool:
         return Path(self._filepath).is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "kind": self._kind}
+        return {"filepath": str(self._filepath), "kind": self._kind}
 
 
 class TextFileDataset(AbstractDataset[str, str]):
     """A text file; with ``optional: true`` a missing file loads as ``None`` instead of failing."""
 
     def __init__(self, filepath: str, optional: bool = False, metadata: dict | None = None):
-        self._filepath = filepath
+        self._filepath = Path(filepath)
         self._optional = optional
         self.metadata = metadata
 
@@ -105,7 +105,7 @@ class TextFileDataset(AbstractDataset[str, str]):
         return Path(self._filepath).is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "optional": self._optional}
+        return {"filepath": str(self._filepath), "optional": self._optional}
 
 
 class FolderDataset(PartitionedDataset):
@@ -193,3 +193,75 @@ def _swap_in(tmp: Path, final: Path) -> None:
     os.replace(final, trash)
     os.replace(tmp, final)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+class SegmentationModelDataset(AbstractDataset):
+    """A trained model, versioned: ``<path>/<timestamp>/{model.safetensors, model_config.json}``.
+
+    - Saving writes a new version (never overwrites) in a temporary folder renamed into place, so only
+      complete versions exist; with ``log_to_mlflow`` the files are also logged to the active MLflow run
+      under ``artifact_path``, from where ``sewer_segmentation.models.load_model_from_mlflow`` reloads them.
+    - Loading reads the newest version (or ``load_version``). When none exists the error says which
+      command makes one (``missing_hint``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        load_version: str | None = None,
+        log_to_mlflow: bool = False,
+        artifact_path: str = "model",
+        missing_hint: str | None = None,
+        metadata: dict | None = None,
+    ):
+        self._root = path
+        self._load_version = load_version
+        self._log_to_mlflow = log_to_mlflow
+        self._artifact_path = artifact_path
+        self._missing_hint = missing_hint
+        self.metadata = metadata
+
+    def _version_dir(self) -> Path | None:
+        if self._load_version:
+            return Path(self._root) / self._load_version
+        versions = list_versions(self._root)
+        return Path(self._root) / versions[-1] if versions else None
+
+    def load(self):
+        from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
+        from sewer_segmentation.models import load_model  # noqa: PLC0415
+        from sewer_segmentation.training import TrainedModel  # noqa: PLC0415
+
+        folder = self._version_dir()
+        if folder is None or not folder.is_dir():
+            hint = f" Run `{self._missing_hint}` first." if self._missing_hint else ""
+            raise MissingArtifactError(f"no trained model in {self._root}.{hint}")
+        model, meta = load_model(folder)
+        return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "version": folder.name, "path": str(folder)})
+
+    def save(self, data) -> None:
+        from sewer_segmentation.models import save_model  # noqa: PLC0415
+
+        version = new_version()
+        final = Path(self._root) / version
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{version}.{uuid.uuid4().hex}.tmp"
+        try:
+            extra = {"image_size": data.image_size, "metadata": {k: v for k, v in data.metadata.items() if k != "history"}}
+            save_model(data.model, data.model_config, tmp, extra=extra)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if self._log_to_mlflow:
+            import mlflow  # noqa: PLC0415
+
+            if mlflow.active_run() is not None:
+                mlflow.log_artifacts(str(final), artifact_path=self._artifact_path)
+                mlflow.set_tag(f"{self._artifact_path}.version", version)
+
+    def _exists(self) -> bool:
+        folder = self._version_dir()
+        return folder is not None and folder.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._root, "load_version": self._load_version, "log_to_mlflow": self._log_to_mlflow}

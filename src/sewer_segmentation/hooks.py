@@ -45,3 +45,38 @@ class SyntheticDataHook:
         logger.info("Generating the synthetic dataset in %s (%s)", raw_dir, options)
         summary = write_dataset(SyntheticConfig(**options), raw_dir, truth_dir)
         logger.info("Synthetic dataset written: %s", summary)
+
+
+class MlflowTagsHook:
+    """Tag the MLflow run that kedro-mlflow opened with the pipeline, round and dataset.
+
+    Tags are set before the first node runs: kedro-mlflow opens the run in its own
+    ``before_pipeline_run``, whose order relative to ours is not guaranteed.
+    """
+
+    def __init__(self) -> None:
+        self._tags: dict[str, str] | None = None
+        self._params: dict = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params = context.params
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        names = run_params.get("pipeline_names") or ["__default__"]
+        self._tags = {
+            "pipeline": ",".join(names),
+            "round": str(self._params.get("round", 1)),
+            "dataset": str(self._params.get("dataset")),
+        }
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+        if self._tags is None:
+            return
+        import mlflow  # noqa: PLC0415
+
+        if mlflow.active_run() is not None:
+            mlflow.set_tags(self._tags)
+            self._tags = None

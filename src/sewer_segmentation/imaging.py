@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import PurePosixPath
 
 import cv2
 import numpy as np
@@ -22,6 +23,17 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 def has_image_extension(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_id_of(relative_path: str) -> str:
+    """``sub/frame 1.jpg`` -> ``sub__frame 1``: the flat id every derived file of an image is named by."""
+    path = PurePosixPath(relative_path)
+    return "__".join([*path.parent.parts, path.stem])
+
+
+def by_image_id(partitions) -> dict:
+    """Partitions keyed by file name -> the same loaders keyed by image id (image files only)."""
+    return {image_id_of(pid): load for pid, load in partitions.items() if has_image_extension(pid)}
 
 
 def _decode_with_pil(data: bytes, source: str, mode: str) -> np.ndarray:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from pathlib import PurePosixPath
 from typing import Any, Callable
 
 import numpy as np
@@ -28,7 +27,7 @@ from sewer_segmentation.annotations import (
 )
 from sewer_segmentation.dedupe import cluster_hashes, hex_to_words, perceptual_hash, words_to_hex
 from sewer_segmentation.errors import BadInputError, ConfigurationError
-from sewer_segmentation.imaging import has_image_extension, mask_iou
+from sewer_segmentation.imaging import has_image_extension, image_id_of, mask_iou
 from sewer_segmentation.plots import duplicate_cluster_gallery, sample_gallery
 from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, SPLITS, WEAK, split_clusters
 
@@ -36,12 +35,6 @@ logger = logging.getLogger(__name__)
 
 Partitions = dict[str, Callable[[], Any]]
 EXCLUDED_COLUMNS = ["file", "reason", "severity"]
-
-
-def image_id_of(partition_id: str) -> str:
-    """``sub/frame 1.jpg`` -> ``sub__frame 1``: unique flat id used for every derived file."""
-    path = PurePosixPath(partition_id)
-    return "__".join([*path.parent.parts, path.stem])
 
 
 def _by_image_id(partitions: Partitions) -> dict[str, list[str]]:

@@ -1,0 +1,3 @@
+"""baseline_training: a model trained on hand-labelled images, evaluated once on eval."""
+
+from . import pipeline  # noqa: F401

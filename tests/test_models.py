@@ -1,0 +1,75 @@
+import time
+
+import pytest
+import torch
+
+from sewer_segmentation import models
+from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.models import UNetAttention, build_model, load_model, save_model
+
+SMALL = {"encoder_name": "resnet18", "encoder_weights": None, "args": {"decoder_channels": [32, 16, 16, 8, 8]}}
+
+
+def test_unet_attention_has_the_gate_and_predicts_one_channel():
+    model = build_model({"architecture": "UNetAttention", **SMALL}).eval()
+    assert isinstance(model, UNetAttention)
+    gate = model.attention_gate
+    assert gate[0].in_channels == 512 and gate[0].out_channels == 256 and gate[2].out_channels == 1
+    x = torch.randn(2, 3, 64, 96)
+    assert model(x).shape == (2, 1, 64, 96)
+    with torch.no_grad():  # the gate really takes part: zeroing it changes the output
+        before = model(x)
+        gate[2].bias.fill_(-50.0)
+        assert not torch.allclose(before, model(x))
+
+
+@pytest.mark.parametrize("architecture", ["Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus", "Linknet"])
+def test_any_smp_architecture_by_name(architecture):
+    config = {"architecture": architecture, "encoder_name": "resnet18", "encoder_weights": None}
+    assert build_model(config).eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_unknown_architecture_is_a_clear_error():
+    with pytest.raises(ConfigurationError, match="unknown architecture 'UNetX'.*UNetAttention"):
+        build_model({"architecture": "UNetX", **SMALL})
+
+
+def test_freeze_encoder_and_batchnorm():
+    model = build_model({"architecture": "Unet", **SMALL, "freeze_encoder": True})
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert all(p.requires_grad for p in model.decoder.parameters())
+    models.set_batchnorm_frozen(model.train(), True)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(not m.training for m in bns)
+
+
+def test_save_and_load_reproduce_outputs_without_pickle(tmp_path):
+    config = {"architecture": "UNetAttention", **SMALL}
+    model = build_model(config).eval()
+    save_model(model, config, tmp_path / "m", extra={"image_size": {"height": 64, "width": 64}})
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.safetensors", "model_config.json"]
+    loaded, meta = load_model(tmp_path / "m")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert meta["image_size"] == {"height": 64, "width": 64}
+
+
+def test_offline_imagenet_request_fails_fast_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(models, "_weights_host_reachable", lambda *a, **k: False)
+    start = time.perf_counter()
+    with pytest.raises(ConfigurationError) as err:
+        build_model({"architecture": "UNetAttention", "encoder_name": "resnet34", "encoder_weights": "imagenet"})
+    assert time.perf_counter() - start < 20
+    message = str(err.value)
+    assert "encoder_weights: null" in message and "local file" in message
+
+
+def test_local_encoder_weights_file(tmp_path):
+    donor = build_model({"architecture": "Unet", **SMALL})
+    torch.save(donor.encoder.state_dict(), tmp_path / "encoder.pth")
+    model = build_model({"architecture": "Unet", **SMALL, "encoder_weights": str(tmp_path / "encoder.pth")})
+    for a, b in zip(donor.encoder.state_dict().values(), model.encoder.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        build_model({"architecture": "Unet", **SMALL, "encoder_weights": str(tmp_path / "missing.pth")})
