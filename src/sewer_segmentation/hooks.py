@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 
+from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.synthetic import SyntheticConfig, write_dataset
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,12 @@ class SyntheticDataHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        names = run_params.get("pipeline_names") or ["__default__"]
+        if "__default__" in names and int(self._params.get("round", 1)) != 1:
+            raise ConfigurationError(
+                "plain `kedro run` trains the baseline and refinement round 1; "
+                "for a later round run `kedro run --pipeline=refine --params=round:N`"
+            )
         dataset = self._params.get("dataset")
         if dataset != "synthetic":
             return

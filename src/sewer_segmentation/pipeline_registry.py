@@ -2,22 +2,29 @@
 
 - ``data_engineering``: raw folders -> splits, manifest and data report.
 - ``baseline``: data_engineering + baseline_training.
+- ``refine``: mask_refinement + final_training for round ``round`` (``--params=round:2``).
 - ``__default__`` (plain ``kedro run``): data_engineering, baseline_training, then refinement round 1.
 """
 
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Pipeline, pipeline
 
-from sewer_segmentation.pipelines import baseline_training, data_engineering
+from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     de = data_engineering.pipeline.create_pipeline()
     bt = baseline_training.pipeline.create_pipeline()
+    mr = mask_refinement.pipeline.create_pipeline()
+    ft = final_training.pipeline.create_pipeline()
     return {
         "data_engineering": de,
         "baseline_training": bt,
+        "mask_refinement": mr,
+        "final_training": ft,
         "baseline": de + bt,
-        "__default__": de + bt,
+        "refine": mr + ft,
+        # In one run, round 1 must wait for the baseline model trained in that run: name it directly.
+        "__default__": de + bt + pipeline(mr + ft, inputs={"previous_model": "baseline_model"}),
     }

@@ -17,6 +17,15 @@ def previous_round_name(round_number: int | str) -> str:
     return "baseline" if round_number == 1 else f"round_{round_number - 1}"
 
 
+def previous_round_command(round_number: int | str) -> str:
+    """The command that makes the model ``round_number`` refines with."""
+    round_number = int(round_number)
+    if round_number <= 1:
+        return "kedro run --pipeline=baseline"
+    return f"kedro run --pipeline=refine --params=round:{round_number - 1}"
+
+
 CUSTOM_RESOLVERS = {
     "previous_round": previous_round_name,
+    "previous_round_command": previous_round_command,
 }

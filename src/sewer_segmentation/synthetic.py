@@ -50,6 +50,7 @@ class SyntheticConfig:
     junk_fraction: float = 0.02
     false_box_fraction: float = 0.05
     text_overlay_fraction: float = 0.5
+    distractor_fraction: float = 0.4  # frames with stains that look like defects
     layout: str = "via"  # "via": images/ masks/ labels.csv; "yolo": images/ labels/ data.yaml (+ labels.csv)
     other_class_box_fraction: float = 0.0  # extra YOLO boxes of other classes (to exercise class filters)
 
@@ -177,13 +178,41 @@ def _defect_outline(rng: np.random.Generator, defect_class: str, h: int, w: int,
     return _polar_band(geo, theta[0], theta[-1], r_mid - thickness, r_mid + thickness, n)
 
 
+# Sand, grey silt, dark mud, rust: sediment is not one colour.
+DEPOSIT_COLOURS = np.array([[125, 100, 60], [110, 108, 100], [70, 55, 40], [150, 85, 45]], dtype=np.float32)
+
+
+def _paint_distractors(rng: np.random.Generator, image: np.ndarray, keep_out: np.ndarray, geo: dict) -> None:
+    """Stains, wet patches and encrustation on the walls: they look like defects but are not.
+
+    They are what makes a few hand-labelled frames not enough: colour alone does not tell a deposit
+    from a stain; position and shape do.
+    """
+    h, w = keep_out.shape
+    for _ in range(int(rng.integers(1, 4))):
+        a = rng.uniform(0.9 * np.pi, 2.1 * np.pi)  # walls and crown: sediment lies on the floor
+        r = rng.uniform(0.5, 1.1) * 0.5 * min(h, w)
+        cx, cy = geo["cx"] + r * np.cos(a), geo["cy"] + r * np.sin(a)
+        size = rng.uniform(0.05, 0.14) * min(h, w)
+        blob = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(blob, [_random_blob(rng, cx, cy, size * rng.uniform(0.8, 1.8), size, 40)], 1)
+        blob &= keep_out == 0
+        if not blob.any():
+            continue
+        alpha = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), 1.5)[..., None] * rng.uniform(0.6, 0.95)
+        colour = DEPOSIT_COLOURS[rng.integers(len(DEPOSIT_COLOURS))] * rng.uniform(0.75, 1.2)
+        texture = colour * (1 + 0.25 * _smooth_noise(rng, h, w, 2)[..., None] + 0.15 * rng.standard_normal((h, w, 1)))
+        image *= 1 - alpha
+        image += alpha * texture
+
+
 def _paint_defect(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, defect_class: str) -> None:
     """Blend a class-specific texture into ``image`` where ``mask`` is set (edges softened)."""
     h, w = mask.shape
     alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.2)[..., None]
     grain = _smooth_noise(rng, h, w, 2)[..., None]
     if defect_class == "Deposition":
-        colour = np.array([125, 100, 60]) * rng.uniform(0.8, 1.2)
+        colour = DEPOSIT_COLOURS[rng.integers(len(DEPOSIT_COLOURS))] * rng.uniform(0.75, 1.2)
         texture = colour * (1 + 0.25 * grain + 0.15 * rng.standard_normal((h, w, 1)))
     elif defect_class == "Obstacle":
         colour = np.array([70, 50, 35]) * rng.uniform(0.7, 1.4)
@@ -265,6 +294,8 @@ def draw_frame(config: SyntheticConfig, index: int) -> Frame:
         m = np.zeros((h, w), np.uint8)
         cv2.fillPoly(m, [_random_blob(rng, w / 2, h * 0.75, w * 0.12, h * 0.1)], 1)
         defect_masks, truth = [m], m * 255
+    if rng.random() < config.distractor_fraction:
+        _paint_distractors(rng, image, cv2.dilate(truth, np.ones((7, 7), np.uint8)), geo)
     for m in defect_masks:
         _paint_defect(rng, image, m, config.defect_class)
     image = _finish(rng, image, geo)

@@ -224,6 +224,7 @@ def train_model(
     stage: str,
     checkpoint_root: str | Path = "data/06_models/checkpoints",
     extra_callbacks: list[Callback] | None = None,
+    initial_state: dict | None = None,
 ) -> TrainedModel:
     """Fit a fresh model; return it with the weights of the best validation checkpoint."""
     height, width = check_image_size(image_size["height"], image_size["width"])
@@ -234,6 +235,8 @@ def train_model(
         raise ConfigurationError(f"save_by_metric must be one of {sorted(SELECTION_METRICS)} (validation metrics), got {metric!r}")
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_model(model_config)
+    if initial_state is not None:  # fine-tuning from an earlier model instead of a fresh start
+        model.load_state_dict(initial_state)
     if training.get("channels_last", True):
         model = model.to(memory_format=torch.channels_last)
     loss = build_loss(training["loss"]["name"], training["loss"].get("args"))

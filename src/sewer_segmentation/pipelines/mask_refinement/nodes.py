@@ -1,0 +1,123 @@
+"""Nodes of the mask_refinement pipeline: the previous round's model turns box masks into refined masks.
+
+Round 1 uses the baseline model, round r > 1 the final model of round r - 1 (the catalog resolves which).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sewer_segmentation.evaluation import score_predictors
+from sewer_segmentation.imaging import by_image_id
+from sewer_segmentation.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
+from sewer_segmentation.refinement import METHODS, refine_mask, to_uint8
+from sewer_segmentation.training import TrainedModel, predict_probabilities
+
+logger = logging.getLogger(__name__)
+
+FAILURE_COLUMNS = ["image_id", "error"]
+
+
+def predict_pool(trained: TrainedModel, images, inference: dict) -> tuple[dict, pd.DataFrame]:
+    """Probability maps (uint8) of every image of ``images`` (partitions), batched with a progress bar.
+
+    A batch that fails is retried image by image; an image that still fails is reported (never replaced
+    by an all-zero mask) and left out of the refined masks.
+    """
+    ids = sorted(images)
+    batch_size = int(inference["batch_size"])
+    probabilities: dict[str, np.ndarray] = {}
+    failures = []
+
+    def run(batch_ids):
+        frames = [images[i]() for i in batch_ids]
+        maps = predict_probabilities(
+            trained.model, frames, trained.model_config, trained.image_size, batch_size=len(frames),
+            precision=inference.get("precision", "auto"), flip_tta=bool(inference.get("flip_tta", False)),
+        )  # fmt: skip
+        for i, p in zip(batch_ids, maps):
+            probabilities[i] = np.round(p * 255).astype(np.uint8)
+
+    for start in tqdm(range(0, len(ids), batch_size), desc="predict weak pool", unit="batch"):
+        batch_ids = ids[start : start + batch_size]
+        try:
+            run(batch_ids)
+        except Exception:  # noqa: BLE001 - narrowed below, image by image
+            for image_id in batch_ids:
+                try:
+                    run([image_id])
+                except Exception as exc:  # noqa: BLE001 - any failure is reported per image
+                    failures.append({"image_id": image_id, "error": f"{type(exc).__name__}: {exc}"})
+                    logger.error("Prediction failed for %s: %s", image_id, exc)
+    return probabilities, pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+
+
+def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, refinement: dict) -> dict:
+    """Refined soft masks and weight maps as one versioned folder: ``masks/<id>`` and ``weights/<id>``."""
+    method = refinement["method"]
+    if method not in METHODS:
+        raise ValueError(f"mask_refinement.method must be one of {METHODS}, got {method!r}")
+    out = {}
+    for image_id in tqdm(sorted(weak_probabilities), desc=f"refine masks ({method})", unit="img"):
+        prob = weak_probabilities[image_id].astype(np.float32) / 255.0
+        image = weak_images[image_id]() if method == "grabcut" else None
+        mask, weight = refine_mask(prob, weak_box_masks[image_id](), method, refinement.get(method), image)
+        out[f"masks/{image_id}"] = to_uint8(mask)
+        out[f"weights/{image_id}"] = to_uint8(weight)
+    logger.info("Refined %d masks with method %s", len(weak_probabilities), method)
+    return out
+
+
+def score_refinement_methods(
+    weak_probabilities: dict, weak_images, weak_box_masks, ground_truth,
+    eval_probabilities: dict, eval_images, eval_box_masks, eval_masks, refinement: dict,
+) -> dict:  # fmt: skip
+    """How good each method's masks are: on eval images against hand-drawn polygons, and on the weak
+    pool against ground truth (synthetic data). Box masks are scored too, as the starting point."""
+    truth = by_image_id(ground_truth)
+
+    def refined(probabilities, images, boxes, method):
+        return {
+            i: to_uint8(refine_mask(p.astype(np.float32) / 255.0, boxes[i](), method, refinement.get(method),
+                                    images[i]() if method == "grabcut" else None)[0])  # fmt: skip
+            for i, p in probabilities.items()
+        }
+
+    quality: dict = {"methods": {}, "used": refinement["method"]}
+    for method in METHODS:
+        eval_summary, _ = score_predictors({method: refined(eval_probabilities, eval_images, eval_box_masks, method)}, {"polygons": eval_masks})
+        entry = {"eval_vs_polygons": eval_summary[method]["polygons"]}
+        if truth:
+            weak_truth = {i: t for i, t in truth.items() if i in weak_probabilities}
+            weak_summary, _ = score_predictors(
+                {method: refined(weak_probabilities, weak_images, weak_box_masks, method)}, {"ground_truth": weak_truth}
+            )
+            if weak_summary:
+                entry["weak_vs_ground_truth"] = weak_summary[method]["ground_truth"]
+        quality["methods"][method] = entry
+    return quality
+
+
+def plot_refinement_gallery(weak_images, weak_box_masks, refined_masks: dict, ground_truth, n_cases: int, round_number: int):
+    """Box mask, refined mask and (synthetic) true mask side by side for a few weak images."""
+    truth = by_image_id(ground_truth)
+    ids = sorted(k.split("/", 1)[1] for k in refined_masks if k.startswith("masks/"))
+    picked = [ids[i] for i in np.linspace(0, len(ids) - 1, min(int(n_cases), len(ids))).astype(int)] if ids else []
+    rows = []
+    for image_id in picked:
+        image = weak_images[image_id]()
+        refined = refined_masks[f"masks/{image_id}"]
+        refined = refined() if callable(refined) else refined
+        row = [
+            (image_id, image),
+            ("box mask", overlay(image, weak_box_masks[image_id](), BOX_COLOUR)),
+            ("refined (soft)", overlay(image, refined, POLYGON_COLOUR)),
+        ]
+        if image_id in truth:
+            row.append(("ground truth", overlay(image, truth[image_id](), TRUTH_COLOUR)))
+        rows.append(row)
+    return image_grid(rows, f"Round {round_number}: box masks -> refined masks")
