@@ -114,6 +114,7 @@ class FolderDataset(PartitionedDataset):
     - ``optional: true``: a missing or empty folder loads as ``{}`` (raw folders a layout may not have).
     - Saving is atomic: the whole folder is written under a temporary name and then swapped in, so the
       folder never mixes files of two runs and a killed run leaves the previous content intact.
+    - ``missing_hint``: the command that makes the folder, named in the error when it is missing.
     - ``versioned_folders: true``: each save writes a new sub-folder ``<path>/<timestamp>/``; loading
       reads the newest complete one (or ``load_version``). Earlier versions are never touched.
 
@@ -127,9 +128,11 @@ class FolderDataset(PartitionedDataset):
         optional: bool = False,
         versioned_folders: bool = False,
         load_version: str | None = None,
+        missing_hint: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(path=path, dataset=dataset, **kwargs)
+        self._missing_hint = missing_hint
         self._root = path
         self._optional = optional
         self._versioned_folders = versioned_folders
@@ -149,6 +152,10 @@ class FolderDataset(PartitionedDataset):
         if target is None or not Path(target).is_dir() or not any(Path(target).iterdir()):
             if self._optional:
                 return {}
+            if self._missing_hint:
+                from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
+
+                raise MissingArtifactError(f"no files in {target or self._root}. Run `{self._missing_hint}` first.")
             raise DatasetError(f"No files found in '{target or self._root}'")
         self._path = target
         try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 
+from sewer_segmentation.datasets import atomic_write_bytes
 from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.synthetic import SyntheticConfig, write_dataset
 
@@ -87,3 +90,46 @@ class MlflowTagsHook:
         if mlflow.active_run() is not None:
             mlflow.set_tags(self._tags)
             self._tags = None
+
+
+class NodeTimingHook:
+    """Log how long each node took and write ``data/08_reporting/run_timings.json`` after each run
+    (seconds per node and per pipeline namespace): where the time goes, without a profiler."""
+
+    def __init__(self) -> None:
+        self._project_path = Path.cwd()
+        self._started: dict[str, float] = {}
+        self._durations: dict[str, float] = {}
+        self._run_start = 0.0
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path = Path(context.project_path)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._durations, self._run_start = {}, time.perf_counter()
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
+        self._durations[node.name] = round(seconds, 3)
+        logger.info("%s took %.1f s", node.name, seconds)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        by_namespace: dict[str, float] = {}
+        for name, seconds in self._durations.items():
+            namespace = name.split(".", 1)[0] if "." in name else "(none)"
+            by_namespace[namespace] = round(by_namespace.get(namespace, 0.0) + seconds, 3)
+        summary = {
+            "pipelines": run_params.get("pipeline_names") or ["__default__"],
+            "total_seconds": round(time.perf_counter() - self._run_start, 3),
+            "seconds_by_namespace": by_namespace,
+            "seconds_by_node": self._durations,
+        }
+        atomic_write_bytes(self._project_path / "data/08_reporting/run_timings.json", json.dumps(summary, indent=2).encode())

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 BOX_COLOUR = (0, 255, 0)
 POLYGON_COLOUR = (255, 60, 60)
@@ -90,6 +91,7 @@ def line_chart(series: dict[str, tuple[list, list]], title: str, xlabel: str, yl
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if series:
         ax.legend(fontsize=8)
     fig.tight_layout()

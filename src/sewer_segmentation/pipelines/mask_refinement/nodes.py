@@ -73,12 +73,14 @@ def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, r
 
 
 def score_refinement_methods(
-    weak_probabilities: dict, weak_images, weak_box_masks, ground_truth,
+    refined_masks: dict, weak_probabilities: dict, weak_images, weak_box_masks, ground_truth,
     eval_probabilities: dict, eval_images, eval_box_masks, eval_masks, refinement: dict,
 ) -> dict:  # fmt: skip
     """How good each method's masks are: on eval images against hand-drawn polygons, and on the weak
-    pool against ground truth (synthetic data). Box masks are scored too, as the starting point."""
+    pool against ground truth (synthetic data). Box masks are scored too, as the starting point.
+    The weak-pool masks of the method in use are taken from ``refined_masks``, not computed again."""
     truth = by_image_id(ground_truth)
+    used = refinement["method"]
 
     def refined(probabilities, images, boxes, method):
         return {
@@ -87,15 +89,18 @@ def score_refinement_methods(
             for i, p in probabilities.items()
         }
 
-    quality: dict = {"methods": {}, "used": refinement["method"]}
+    def used_weak_masks():
+        masks = {k[len("masks/") :]: v for k, v in refined_masks.items() if k.startswith("masks/")}
+        return {i: (m() if callable(m) else m) for i, m in masks.items()}
+
+    quality: dict = {"methods": {}, "used": used}
+    weak_truth = {i: t for i, t in truth.items() if i in weak_probabilities}
     for method in METHODS:
         eval_summary, _ = score_predictors({method: refined(eval_probabilities, eval_images, eval_box_masks, method)}, {"polygons": eval_masks})
         entry = {"eval_vs_polygons": eval_summary[method]["polygons"]}
-        if truth:
-            weak_truth = {i: t for i, t in truth.items() if i in weak_probabilities}
-            weak_summary, _ = score_predictors(
-                {method: refined(weak_probabilities, weak_images, weak_box_masks, method)}, {"ground_truth": weak_truth}
-            )
+        if weak_truth:
+            weak_masks = used_weak_masks() if method == used else refined(weak_probabilities, weak_images, weak_box_masks, method)
+            weak_summary, _ = score_predictors({method: weak_masks}, {"ground_truth": weak_truth})
             if weak_summary:
                 entry["weak_vs_ground_truth"] = weak_summary[method]["ground_truth"]
         quality["methods"][method] = entry

@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
              "refined_masks", name="build_refined_masks"),  # fmt: skip
         Node(
             score_refinement_methods,
-            inputs=["weak_probabilities", "weak_images", "weak_box_masks", "raw_ground_truth",
+            inputs=["refined_masks", "weak_probabilities", "weak_images", "weak_box_masks", "raw_ground_truth",
                     "eval_probabilities", "eval_images", "eval_box_masks", "eval_masks", "params:mask_refinement"],  # fmt: skip
             outputs="refinement_quality",
             name="score_refinement_methods",
