@@ -8,9 +8,13 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 
-from sewer_segmentation.datasets import list_versions
+from sewer_segmentation.datasets import ImageDataset, list_versions
 
 from .conftest import make_dataset, run_kedro
 
@@ -87,6 +91,64 @@ def test_rounds_version_crash_and_errors(kedro_project):
     leftovers = [p for p in (kedro_project / "data").rglob("*.tmp")]
     assert leftovers == [] or all(p.parent.name != "round_1" for p in leftovers)
 
+    check_predict_pipeline(kedro_project)
+    check_notebook(kedro_project)
+
     # The default pipeline is round 1 only.
     result = run_kedro(kedro_project, f"--params={FAST},round:2")
     assert result.returncode != 0 and "--pipeline=refine --params=round:N" in result.stdout + result.stderr
+
+
+def check_predict_pipeline(project):
+    """predict: sample frames generated, masks at each frame's own size, overlays, CSV, bad files listed."""
+    result = run_kedro(project, "--pipeline=predict", "--params=predict_model=baseline")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    samples = sorted((project / "data/01_raw/inference").iterdir())
+    assert len(samples) >= 8 and {p.suffix for p in samples} == {".jpg", ".png"}
+    out = project / "data/07_model_output/predictions/baseline"
+    table = pd.read_csv(out / "predictions.csv")
+    assert list(table.columns) == ["image", "status", "width", "height", "defect_area_fraction", "mean_confidence", "regions", "boxes"]
+    assert (table.status == "ok").all() and len(table) == len(samples)
+    for row in table.itertuples():
+        mask = ImageDataset(str(out / "masks" / (Path(row.image).stem + ".png")), kind="mask").load()
+        assert mask.shape == (row.height, row.width) and set(np.unique(mask)) <= {0, 255}
+        assert row.defect_area_fraction == pytest.approx((mask > 0).mean(), abs=1e-5)
+        assert (out / "overlays" / (Path(row.image).stem + ".png")).is_file()
+
+    (project / "data/01_raw/inference/broken.png").write_bytes(b"not a png")
+    runs = mlflow_runs(project)
+    run_id = runs[runs["tags.pipeline"] == "__default__"].iloc[0]["run_id"]
+    for choice, folder in (("1", "round_1"), (run_id, run_id)):
+        result = run_kedro(project, "--pipeline=predict", f"--params=predict_model={choice}")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        table = pd.read_csv(project / f"data/07_model_output/predictions/{folder}/predictions.csv")
+        assert table.set_index("image").loc["broken.png", "status"].startswith("unreadable")
+        assert (table.status == "ok").sum() == len(samples)
+    result = run_kedro(project, "--pipeline=predict", "--params=predict_model=7")
+    assert result.returncode != 0 and "kedro run --pipeline=refine --params=round:7" in result.stdout + result.stderr
+
+
+def mlflow_runs(project):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["sewer_segmentation"])
+
+
+def check_notebook(project):
+    """The exploration notebook runs top to bottom against this project's outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from .conftest import REPO
+
+    globals_file = project / "conf/base/globals.yml"
+    globals_file.write_text(globals_file.read_text().replace("dataset: synthetic", "dataset: tiny"))
+    (project / "notebooks").mkdir(exist_ok=True)
+    notebook = nbformat.read(REPO / "notebooks/exploration.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(project / "notebooks")}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum(1 for o in outputs if "image/png" in o.get("data", {})) >= 4  # the figures were drawn
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "dataset: tiny" in text and "rounds with refined masks: ['round_1', 'round_2']" in text

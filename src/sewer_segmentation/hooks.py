@@ -12,7 +12,9 @@ from kedro.framework.hooks import hook_impl
 
 from sewer_segmentation.datasets import atomic_write_bytes
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.synthetic import SyntheticConfig, write_dataset
+from sewer_segmentation.synthetic import SyntheticConfig, write_dataset, write_inference_samples
+
+DEFAULT_INFERENCE_FOLDER = "data/01_raw/inference"
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class SyntheticDataHook:
                 "plain `kedro run` trains the baseline and refinement round 1; "
                 "for a later round run `kedro run --pipeline=refine --params=round:N`"
             )
+        self._ensure_inference_samples()
         dataset = self._params.get("dataset")
         if dataset != "synthetic":
             return
@@ -55,6 +58,14 @@ class SyntheticDataHook:
         logger.info("Generating the synthetic dataset in %s (%s)", raw_dir, options)
         summary = write_dataset(SyntheticConfig(**options), raw_dir, truth_dir)
         logger.info("Synthetic dataset written: %s", summary)
+
+    def _ensure_inference_samples(self) -> None:
+        """The default predict folder is filled with sample frames when it does not exist."""
+        folder = (self._params.get("predict") or {}).get("input_folder")
+        if folder != DEFAULT_INFERENCE_FOLDER or (self._project_path / folder).exists():
+            return
+        count = write_inference_samples(self._project_path / folder)
+        logger.info("Wrote %d sample frames to %s for the predict pipeline", count, folder)
 
 
 class MlflowTagsHook:

@@ -3,6 +3,7 @@
 - ``data_engineering``: raw folders -> splits, manifest and data report.
 - ``baseline``: data_engineering + baseline_training.
 - ``refine``: mask_refinement + final_training for round ``round`` (``--params=round:2``).
+- ``predict``: a chosen model applied to a folder of new frames.
 - ``__default__`` (plain ``kedro run``): data_engineering, baseline_training, then refinement round 1.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, pipeline
 
-from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement
+from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement, predict
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -25,6 +26,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "final_training": ft,
         "baseline": de + bt,
         "refine": mr + ft,
+        "predict": predict.pipeline.create_pipeline(),
         # In one run, round 1 must wait for the baseline model trained in that run: name it directly.
         "__default__": de + bt + pipeline(mr + ft, inputs={"previous_model": "baseline_model"}),
     }

@@ -25,7 +25,14 @@ def previous_round_command(round_number: int | str) -> str:
     return f"kedro run --pipeline=refine --params=round:{round_number - 1}"
 
 
+def model_folder_name(choice) -> str:
+    """Output folder of the predict pipeline: ``baseline``, ``round_<n>`` or the MLflow run id."""
+    text = str(choice).strip()
+    return f"round_{text}" if text.isdigit() else text
+
+
 CUSTOM_RESOLVERS = {
+    "model_folder_name": model_folder_name,
     "previous_round": previous_round_name,
     "previous_round_command": previous_round_command,
 }

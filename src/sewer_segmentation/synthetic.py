@@ -485,3 +485,28 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def write_inference_samples(folder: str | Path, count: int = 12, seed: int = 1234) -> int:
+    """A sample folder of new frames for the predict pipeline: a mix of JPEG and PNG at several sizes.
+
+    Written under a temporary name and renamed into place. Returns the number of frames written.
+    """
+    folder = Path(folder)
+    if folder.exists():
+        raise FileExistsError(f"{folder} already exists")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    sizes = [(320, 240), (640, 480), (400, 300), (352, 288)]
+    try:
+        for i in range(count):
+            width, height = sizes[i % len(sizes)]
+            config = SyntheticConfig(width=width, height=height, seed=seed, defect_class=DRAWABLE_CLASSES[-1])
+            frame = draw_frame(config, i)
+            extension = ".jpg" if i % 2 == 0 else ".png"
+            (tmp / f"inspection_{i:03d}{extension}").write_bytes(encode_image(frame.image, extension))
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return count

@@ -151,10 +151,11 @@ class SegmentationModule(L.LightningModule):
 class HistoryCallback(Callback):
     """Collects train loss and validation metrics by global step, and logs them to the active MLflow run."""
 
-    def __init__(self, prefix: str, log_every_n_steps: int = 1):
+    def __init__(self, prefix: str, log_every_n_steps: int = 1, history_file: str | Path | None = None):
         self.prefix = prefix
         self.every = max(1, log_every_n_steps)
         self.history: dict[str, list] = {"train": [], "val": []}
+        self.history_file = history_file
 
     def _to_mlflow(self, trainer, values: dict, step: int) -> None:
         if not trainer.is_global_zero:
@@ -171,6 +172,12 @@ class HistoryCallback(Callback):
         self.history["train"].append({"step": trainer.global_step, "epoch": trainer.current_epoch, "train_loss": loss})
         self._to_mlflow(trainer, {"train_loss": loss}, trainer.global_step)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Under ddp_spawn training runs in child processes: hand the history back through a file.
+        if self.history_file is not None and trainer.is_global_zero:
+            Path(self.history_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.history_file).write_text(json.dumps(self.history))
+
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
@@ -178,6 +185,17 @@ class HistoryCallback(Callback):
         if values:
             self.history["val"].append({"step": trainer.global_step, "epoch": trainer.current_epoch, **values})
             self._to_mlflow(trainer, values, trainer.global_step)
+
+
+def _log_history_to_mlflow(history: dict, prefix: str) -> None:
+    """Log a history recorded in child processes (they have no MLflow run) from the main process."""
+    import mlflow  # noqa: PLC0415
+
+    if mlflow.active_run() is None:
+        return
+    for record in history.get("train", []) + history.get("val", []):
+        values = {f"{prefix}.{k}": float(v) for k, v in record.items() if k not in ("step", "epoch")}
+        mlflow.log_metrics(values, step=int(record["step"]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,7 +272,8 @@ def train_model(
     fingerprint = run_fingerprint(stage, model_config, training, image_size, seed,
                                   [s.image_id for s in train_samples], [s.image_id for s in val_samples])  # fmt: skip
     checkpoint_dir = Path(checkpoint_root) / f"{stage}-{fingerprint}"
-    callbacks: list[Callback] = [HistoryCallback(stage, int(training.get("log_every_n_steps", 1)))]
+    history = HistoryCallback(stage, int(training.get("log_every_n_steps", 1)), checkpoint_dir / "history.json")
+    callbacks: list[Callback] = [history]
     best = None
     if val_loader is not None:
         best = ModelCheckpoint(
@@ -276,12 +295,22 @@ def train_model(
     steps_per_epoch = max(1, len(train_loader))
     accelerator = training.get("accelerator", "auto")
     precision = resolve_precision(training.get("precision", "auto"), accelerator)
+    strategy = training.get("strategy", "auto")
+    if strategy == "ddp":
+        # Kedro runs the whole pipeline in this process: training processes must be spawned for fit()
+        # and end with it, or every process would run (and write) the rest of the pipeline.
+        logger.info("%s: strategy ddp runs as ddp_spawn inside a Kedro pipeline", stage)
+        strategy = "ddp_spawn"
+    if strategy == "ddp_spawn":
+        # Spawning hands every tensor to the children; passing one file descriptor per tensor fails
+        # ("bad value(s) in fds_to_keep"), sharing through the file system does not.
+        torch.multiprocessing.set_sharing_strategy("file_system")
     trainer = L.Trainer(
         max_epochs=int(training["epochs"]),
         accelerator=accelerator,
         devices=training.get("devices", "auto"),
         num_nodes=int(training.get("num_nodes", 1)),
-        strategy=training.get("strategy", "auto"),
+        strategy=strategy,
         precision=precision,
         callbacks=callbacks,
         logger=False,
@@ -306,7 +335,10 @@ def train_model(
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
         best_score = float(best.best_model_score) if best.best_model_score is not None else None
-    history = callbacks[0].history
+    history_log = history.history
+    if not history_log["train"] and (checkpoint_dir / "history.json").is_file():  # trained in child processes
+        history_log = json.loads((checkpoint_dir / "history.json").read_text())
+        _log_history_to_mlflow(history_log, stage)
     final_model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     if trainer.is_global_zero:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
@@ -319,7 +351,7 @@ def train_model(
         "train_images": len(train_samples),
         "val_images": len(val_samples),
         "seed": seed,
-        "history": history,
+        "history": history_log,
     }
     return TrainedModel(final_model, dict(model_config), {"height": height, "width": width}, metadata)
 

@@ -1,0 +1,107 @@
+"""Nodes of the predict pipeline: a chosen model applied to a folder of new frames."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from kedro.io.core import DatasetError
+from tqdm.auto import tqdm
+
+from sewer_segmentation.datasets import SegmentationModelDataset
+from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
+from sewer_segmentation.imaging import has_image_extension, image_id_of
+from sewer_segmentation.models import load_model_from_mlflow
+from sewer_segmentation.plots import overlay
+from sewer_segmentation.training import TrainedModel, predict_probabilities
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ["image", "status", "width", "height", "defect_area_fraction", "mean_confidence", "regions", "boxes"]
+
+
+def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None) -> TrainedModel:
+    """``baseline``, a round number (``2``) or an MLflow run id -> the trained model.
+
+    Local models are read from the newest version under ``models_root``; a run id downloads the model
+    files that run logged.
+    """
+    text = str(choice).strip()
+    if text == "baseline" or text.isdigit() or (text.startswith("round_") and text[6:].isdigit()):
+        folder = "baseline" if text == "baseline" else f"round_{text.removeprefix('round_')}"
+        command = "kedro run --pipeline=baseline" if folder == "baseline" else f"kedro run --pipeline=refine --params=round:{folder[6:]}"
+        return SegmentationModelDataset(path=str(Path(models_root) / folder), missing_hint=command).load()
+    try:
+        import mlflow  # noqa: PLC0415
+
+        if tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
+        names = [a.path for a in mlflow.MlflowClient().list_artifacts(text) if a.path.endswith("_model")]
+    except Exception as exc:  # noqa: BLE001 - any lookup failure means the choice is not a usable run
+        raise ConfigurationError(f"predict_model={text!r} is neither 'baseline', a round number, nor an MLflow run id ({exc})") from exc
+    if not names:
+        raise MissingArtifactError(f"MLflow run {text} has no logged model (artifacts named *_model)")
+    model, meta = load_model_from_mlflow(text, sorted(names)[-1])
+    return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "run_id": text})
+
+
+def _regions(mask: np.ndarray) -> list[list[int]]:
+    """Bounding boxes ``[x0, y0, x1, y1]`` (exclusive ends) of the connected regions of a 0/255 mask."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats((mask > 127).astype(np.uint8), connectivity=8)
+    return [[int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _area in stats[1:n]]
+
+
+def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, dict, pd.DataFrame]:
+    """Masks (0/255, each frame's own size), overlays and a summary table for every frame.
+
+    Frames are read and predicted in batches with a progress bar; a frame that cannot be read is listed
+    with its error in the table and skipped.
+    """
+    threshold = float(params.get("threshold", 0.5))
+    batch_size = int(params.get("batch_size", 16))
+    names = sorted(n for n in frames if has_image_extension(n))
+    ignored = sorted(n for n in frames if not has_image_extension(n))
+    masks, overlays, rows = {}, {}, []
+    for name in ignored:
+        rows.append({"image": name, "status": "ignored: not an image file extension"})
+    for start in tqdm(range(0, len(names), batch_size), desc="predict", unit="batch"):
+        batch = []
+        for name in names[start : start + batch_size]:
+            try:
+                batch.append((name, frames[name]()))
+            except (DatasetError, OSError) as exc:
+                cause = exc.__cause__ or exc
+                rows.append({"image": name, "status": f"unreadable: {str(cause).split(': ', 1)[-1]}"})
+                logger.warning("Skipping %s: %s", name, cause)
+        if not batch:
+            continue
+        probabilities = predict_probabilities(
+            trained.model, [image for _, image in batch], trained.model_config, trained.image_size,
+            batch_size=batch_size, precision=params.get("precision", "auto"), flip_tta=bool(params.get("flip_tta", False)),
+        )  # fmt: skip
+        for (name, image), prob in zip(batch, probabilities):
+            mask = np.where(prob >= threshold, 255, 0).astype(np.uint8)
+            image_id = image_id_of(name)
+            masks[image_id] = mask
+            overlays[image_id] = overlay(image, mask, (255, 60, 60), 0.5)
+            defect = mask > 0
+            boxes = _regions(mask)
+            rows.append(
+                {
+                    "image": name,
+                    "status": "ok",
+                    "width": image.shape[1],
+                    "height": image.shape[0],
+                    "defect_area_fraction": round(float(defect.mean()), 6),
+                    "mean_confidence": round(float(prob[defect].mean()) if defect.any() else 0.0, 4),
+                    "regions": len(boxes),
+                    "boxes": ";".join(" ".join(map(str, b)) for b in boxes),
+                }
+            )
+    table = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).sort_values("image").reset_index(drop=True)
+    table[["width", "height", "regions"]] = table[["width", "height", "regions"]].astype("Int64")
+    logger.info("Predicted %d frames (%d skipped)", len(masks), int((table.status != "ok").sum()))
+    return masks, overlays, table
