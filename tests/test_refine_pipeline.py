@@ -92,6 +92,7 @@ def test_rounds_version_crash_and_errors(kedro_project):
     assert leftovers == [] or all(p.parent.name != "round_1" for p in leftovers)
 
     check_predict_pipeline(kedro_project)
+    check_sharded_round(kedro_project, round_1)
     check_notebook(kedro_project)
 
     # The default pipeline is round 1 only.
@@ -151,4 +152,26 @@ def check_notebook(project):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert sum(1 for o in outputs if "image/png" in o.get("data", {})) >= 4  # the figures were drawn
     text = "".join(o.get("text", "") for o in outputs)
-    assert "dataset: tiny" in text and "rounds with refined masks: ['round_1', 'round_2']" in text
+    assert "dataset: tiny" in text and "rounds with refined masks: ['round_1', 'round_2', 'round_3']" in text
+
+
+def check_sharded_round(project, round_1):
+    """Round 3 refined on two "machines" (shards), merged, then trained: one round like any other."""
+    for index in (0, 1):
+        result = run_kedro(project, "--pipeline=refine_shard",
+                           f"--params={FAST},round:3,mask_refinement.shard.index:{index},mask_refinement.shard.count:2")  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shards = project / "data/04_feature/hybrid_masks/round_3_shards"
+    first = {p.stem for p in (shards / "0-of-2/masks").iterdir()}
+    second = {p.stem for p in (shards / "1-of-2/masks").iterdir()}
+    assert first and second and first.isdisjoint(second)
+    for pipeline in ("merge_shards", "final_training"):
+        result = run_kedro(project, f"--pipeline={pipeline}", f"--params={FAST},round:3,mask_refinement.shard.count:2")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    versions = list_versions(project / "data/04_feature/hybrid_masks/round_3")
+    merged = {p.stem for p in (project / "data/04_feature/hybrid_masks/round_3" / versions[-1] / "masks").iterdir()}
+    assert merged == first | second
+    metrics = json.loads((project / "data/08_reporting/round_3_metrics.json").read_text())
+    assert metrics["refinement"]["shards"] == 2
+    assert "| round_3 |" in (project / "data/08_reporting/rounds.md").read_text()
+    assert round_one_files(project) == round_1

@@ -3,6 +3,8 @@
 - ``data_engineering``: raw folders -> splits, manifest and data report.
 - ``baseline``: data_engineering + baseline_training.
 - ``refine``: mask_refinement + final_training for round ``round`` (``--params=round:2``).
+- ``refine_shard`` / ``merge_shards``: one round's refinement split over machines, then joined
+  (followed by ``final_training``).
 - ``predict``: a chosen model applied to a folder of new frames.
 - ``__default__`` (plain ``kedro run``): data_engineering, baseline_training, then refinement round 1.
 """
@@ -27,6 +29,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "baseline": de + bt,
         "refine": mr + ft,
         "predict": predict.pipeline.create_pipeline(),
+        "refine_shard": mask_refinement.pipeline.create_shard_pipeline(),
+        "merge_shards": mask_refinement.pipeline.create_merge_pipeline(),
         # In one run, round 1 must wait for the baseline model trained in that run: name it directly.
         "__default__": de + bt + pipeline(mr + ft, inputs={"previous_model": "baseline_model"}),
     }

@@ -1,28 +1,30 @@
 """Figures for reports, returned as RGB uint8 arrays (saved as PNG by the catalog).
 
-Matplotlib runs with the non-interactive Agg backend: no display is needed.
+Figures are drawn on matplotlib's Agg canvas directly, without pyplot: no display is needed and the
+global backend is left alone (notebooks keep their inline plots).
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 BOX_COLOUR = (0, 255, 0)
 POLYGON_COLOUR = (255, 60, 60)
 TRUTH_COLOUR = (60, 160, 255)
 
 
+def new_figure(rows: int = 1, cols: int = 1, figsize=(6, 4), dpi: int = 100):
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, cols, squeeze=False)
+
+
 def figure_to_array(fig) -> np.ndarray:
     fig.canvas.draw()
-    array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return array
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def overlay(image: np.ndarray, mask: np.ndarray | None, colour, alpha: float = 0.45) -> np.ndarray:
@@ -35,7 +37,8 @@ def overlay(image: np.ndarray, mask: np.ndarray | None, colour, alpha: float = 0
 
 
 def placeholder(text: str = "nothing to show") -> np.ndarray:
-    fig, ax = plt.subplots(figsize=(4, 1), dpi=100)
+    fig, axes = new_figure(figsize=(4, 1))
+    ax = axes[0][0]
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center")
     return figure_to_array(fig)
@@ -46,7 +49,7 @@ def image_grid(rows: list[list[tuple[str, np.ndarray]]], title: str | None = Non
     if not rows or not any(rows):
         return placeholder()
     n_cols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(cell * n_cols, cell * 0.8 * len(rows) + 0.4), dpi=90, squeeze=False)
+    fig, axes = new_figure(len(rows), n_cols, figsize=(cell * n_cols, cell * 0.8 * len(rows) + 0.4), dpi=90)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -84,7 +87,8 @@ def duplicate_cluster_gallery(clusters) -> np.ndarray:
 
 def line_chart(series: dict[str, tuple[list, list]], title: str, xlabel: str, ylabel: str) -> np.ndarray:
     """Simple line chart: ``series[name] = (x values, y values)``."""
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig, axes = new_figure(figsize=(6, 3.5))
+    ax = axes[0][0]
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
     ax.set_title(title)

@@ -127,13 +127,16 @@ def build_rounds_report(current_round: dict, baseline_metrics: dict, all_stage_m
             continue
         refinement = stages[name]["refinement"]
         for method, scores in refinement["methods"].items():
-            vs_poly = scores["eval_vs_polygons"]["mean_iou"]
+            vs_poly = scores.get("eval_vs_polygons", {}).get("mean_iou")
             vs_truth = scores.get("weak_vs_ground_truth", {}).get("mean_iou")
+            poly_text = "" if vs_poly is None else f"{vs_poly:.3f}"
             truth_text = "" if vs_truth is None else f"{vs_truth:.3f}"
-            md.append(f"| {name} | {method} | {vs_poly:.3f} | {truth_text} | {'yes' if method == refinement['used'] else ''} |")
-            series = quality_series.setdefault(f"masks: {method}", ([], []))
-            series[0].append(_stage_order(name)[0])
-            series[1].append(vs_truth if vs_truth is not None else vs_poly)
+            md.append(f"| {name} | {method} | {poly_text} | {truth_text} | {'yes' if method == refinement['used'] else ''} |")
+            value = vs_truth if vs_truth is not None else vs_poly
+            if value is not None:
+                series = quality_series.setdefault(f"masks: {method}", ([], []))
+                series[0].append(_stage_order(name)[0])
+                series[1].append(value)
     oracle_rows = [(n, stages[n]["oracle"]["eval"]["mean_iou"]) for n in names if n != "baseline" and stages[n].get("oracle", {}).get("enabled")]
     if oracle_rows:
         md += ["", "## Oracle (ground-truth masks, same model and budget)", "", "| round | oracle eval IoU | round eval IoU / oracle |", "|---|---|---|"]

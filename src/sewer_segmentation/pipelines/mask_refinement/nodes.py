@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
 from sewer_segmentation.evaluation import score_predictors
 from sewer_segmentation.imaging import by_image_id
 from sewer_segmentation.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
@@ -22,13 +23,23 @@ logger = logging.getLogger(__name__)
 FAILURE_COLUMNS = ["image_id", "error"]
 
 
-def predict_pool(trained: TrainedModel, images, inference: dict) -> tuple[dict, pd.DataFrame]:
-    """Probability maps (uint8) of every image of ``images`` (partitions), batched with a progress bar.
+def shard_of(ids: list[str], shard: dict | None) -> list[str]:
+    """The image ids shard ``index`` of ``count`` handles: every count-th id of the sorted list, so shards
+    are disjoint, cover everything and stay balanced; the same on every machine."""
+    count, index = int((shard or {}).get("count", 1)), int((shard or {}).get("index", 0))
+    if count < 1 or not 0 <= index < count:
+        raise ConfigurationError(f"shard index must be in 0..count-1, got index={index}, count={count}")
+    return sorted(ids)[index::count]
+
+
+def predict_pool(trained: TrainedModel, images, inference: dict, shard: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    """Probability maps (uint8) of every image of ``images`` (partitions), batched with a progress bar;
+    with ``shard`` only that shard's images.
 
     A batch that fails is retried image by image; an image that still fails is reported (never replaced
     by an all-zero mask) and left out of the refined masks.
     """
-    ids = sorted(images)
+    ids = shard_of(list(images), shard)
     batch_size = int(inference["batch_size"])
     probabilities: dict[str, np.ndarray] = {}
     failures = []
@@ -105,6 +116,47 @@ def score_refinement_methods(
                 entry["weak_vs_ground_truth"] = weak_summary[method]["ground_truth"]
         quality["methods"][method] = entry
     return quality
+
+
+def merge_refined_shards(shards: dict, shard_failures: dict, count: int) -> tuple[dict, pd.DataFrame]:
+    """Join the refined masks of shards ``0-of-N`` .. ``N-1-of-N`` into one round.
+
+    Every shard must be there, exactly once; a missing shard stops the merge with the command that
+    makes it, so a round never trains on part of its weak pool.
+    """
+    count = int(count)
+    by_shard: dict[str, dict] = {}
+    for key, value in shards.items():
+        name, _, rest = key.partition("/")
+        by_shard.setdefault(name, {})[rest] = value
+    expected = [f"{i}-of-{count}" for i in range(count)]
+    missing = [name for name in expected if name not in by_shard]
+    if missing:
+        commands = ", ".join(f"`kedro run --pipeline=refine_shard --params=mask_refinement.shard.index={n.split('-')[0]},"
+                             f"mask_refinement.shard.count={count}`" for n in missing)  # fmt: skip
+        raise MissingArtifactError(f"refined-mask shards {', '.join(missing)} are missing: run {commands} (same round)")
+    merged: dict = {}
+    for name in expected:
+        for key, value in by_shard[name].items():
+            if key in merged:
+                raise BadInputError(f"{key} appears in two shards; shards of different counts are mixed")
+            merged[key] = value
+    failures = [load() for key, load in sorted(shard_failures.items()) if key.split("_")[0] in expected]
+    table = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(columns=FAILURE_COLUMNS)
+    logger.info("Merged %d shards: %d refined masks", count, sum(k.startswith("masks/") for k in merged))
+    return merged, table
+
+
+def score_merged_refinement(refined_masks: dict, ground_truth, refinement: dict, count: int) -> dict:
+    """Quality of merged shard masks against ground truth (synthetic data); other methods are not
+    scored in sharded runs (their predictions stayed on the shard machines)."""
+    truth = by_image_id(ground_truth)
+    masks = {k[len("masks/") :]: (v() if callable(v) else v) for k, v in refined_masks.items() if k.startswith("masks/")}
+    entry: dict = {}
+    summary, _ = score_predictors({"merged": masks}, {"ground_truth": {i: t for i, t in truth.items() if i in masks}})
+    if summary:
+        entry["weak_vs_ground_truth"] = summary["merged"]["ground_truth"]
+    return {"used": refinement["method"], "shards": int(count), "methods": {refinement["method"]: entry}}
 
 
 def plot_refinement_gallery(weak_images, weak_box_masks, refined_masks: dict, ground_truth, n_cases: int, round_number: int):

@@ -4,7 +4,14 @@ from kedro.pipeline import Node, Pipeline
 
 from sewer_segmentation.pipelines.baseline_training.nodes import predict_eval_images
 
-from .nodes import build_refined_masks, plot_refinement_gallery, predict_pool, score_refinement_methods
+from .nodes import (
+    build_refined_masks,
+    merge_refined_shards,
+    plot_refinement_gallery,
+    predict_pool,
+    score_merged_refinement,
+    score_refinement_methods,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -33,4 +40,36 @@ def create_pipeline(**kwargs) -> Pipeline:
         inputs={"previous_model", "weak_images", "weak_box_masks", "raw_ground_truth", "eval_images", "eval_box_masks", "eval_masks"},
         outputs={"refined_masks", "refinement_failures", "refinement_quality", "refinement_gallery"},
         parameters={"params:inference", "params:mask_refinement", "params:mask_refinement.gallery_cases", "params:round"},
+    )
+
+
+def create_shard_pipeline(**kwargs) -> Pipeline:
+    """One shard of a round's refinement (``mask_refinement.shard.index`` of ``.count``), for machines
+    that refine one weak pool in parallel; ``create_merge_pipeline`` joins the shards."""
+    return Pipeline(
+        [
+            Node(predict_pool, ["previous_model", "weak_images", "params:inference", "params:mask_refinement.shard"],
+                 ["weak_probabilities", "refinement_shard_failures"], name="predict_weak_shard"),  # fmt: skip
+            Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "params:mask_refinement"],
+                 "refined_mask_shard", name="build_refined_shard"),  # fmt: skip
+        ],
+        namespace="mask_refinement",
+        inputs={"previous_model", "weak_images", "weak_box_masks"},
+        outputs={"refined_mask_shard", "refinement_shard_failures"},
+        parameters={"params:inference", "params:mask_refinement", "params:mask_refinement.shard"},
+    )
+
+
+def create_merge_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(merge_refined_shards, ["refined_mask_shards", "refinement_shard_failure_files", "params:mask_refinement.shard.count"],
+                 ["refined_masks", "refinement_failures"], name="merge_refined_shards"),  # fmt: skip
+            Node(score_merged_refinement, ["refined_masks", "raw_ground_truth", "params:mask_refinement", "params:mask_refinement.shard.count"],
+                 "refinement_quality", name="score_merged_refinement"),  # fmt: skip
+        ],
+        namespace="mask_refinement",
+        inputs={"refined_mask_shards", "refinement_shard_failure_files", "raw_ground_truth"},
+        outputs={"refined_masks", "refinement_failures", "refinement_quality"},
+        parameters={"params:mask_refinement", "params:mask_refinement.shard.count"},
     )
