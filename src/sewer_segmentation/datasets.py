@@ -39,6 +39,14 @@ def new_version() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
 
 
+def version_dir(root: str | Path, load_version: str | None = None) -> Path | None:
+    """``root/<load_version>``, or the newest complete version in ``root``; None when there is none."""
+    if load_version:
+        return Path(root) / load_version
+    versions = list_versions(root)
+    return Path(root) / versions[-1] if versions else None
+
+
 def list_versions(folder: str | Path) -> list[str]:
     """Complete versions in ``folder``, oldest first (incomplete ones still carry a temporary name)."""
     folder = Path(folder)
@@ -142,10 +150,8 @@ class FolderDataset(PartitionedDataset):
     def resolve_load_path(self) -> str | None:
         if not self._versioned_folders:
             return self._root
-        if self._load_version:
-            return str(Path(self._root) / self._load_version)
-        versions = list_versions(self._root)
-        return str(Path(self._root) / versions[-1]) if versions else None
+        folder = version_dir(self._root, self._load_version)
+        return None if folder is None else str(folder)
 
     def load(self) -> dict[str, Any]:
         target = self.resolve_load_path()
@@ -228,18 +234,12 @@ class SegmentationModelDataset(AbstractDataset):
         self._missing_hint = missing_hint
         self.metadata = metadata
 
-    def _version_dir(self) -> Path | None:
-        if self._load_version:
-            return Path(self._root) / self._load_version
-        versions = list_versions(self._root)
-        return Path(self._root) / versions[-1] if versions else None
-
     def load(self):
         from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
         from sewer_segmentation.models import load_model  # noqa: PLC0415
         from sewer_segmentation.training import TrainedModel  # noqa: PLC0415
 
-        folder = self._version_dir()
+        folder = version_dir(self._root, self._load_version)
         if folder is None or not folder.is_dir():
             hint = f" Run `{self._missing_hint}` first." if self._missing_hint else ""
             raise MissingArtifactError(f"no trained model in {self._root}.{hint}")
@@ -267,7 +267,7 @@ class SegmentationModelDataset(AbstractDataset):
                 mlflow.set_tag(f"{self._artifact_path}.version", version)
 
     def _exists(self) -> bool:
-        folder = self._version_dir()
+        folder = version_dir(self._root, self._load_version)
         return folder is not None and folder.is_dir()
 
     def _describe(self) -> dict[str, Any]:

@@ -2,12 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from sewer_segmentation.pipelines.baseline_training.nodes import (
-    evaluate_predictions,
-    plot_learning_curves,
-    plot_prediction_gallery,
-    predict_eval_images,
-)
+from sewer_segmentation.pipelines.baseline_training.pipeline import evaluation_nodes
 
 from .nodes import assemble_round_metrics, build_rounds_report, train_final_model, train_oracle
 
@@ -23,14 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             outputs=["round_model", "round_training_history"],
             name="train_final_model",
         ),
-        Node(predict_eval_images, ["round_model", "eval_images", "params:inference"], "eval_probabilities",
-             name="predict_eval_images"),  # fmt: skip
-        Node(
-            evaluate_predictions,
-            inputs=["eval_probabilities", "eval_masks", "eval_box_masks", "raw_ground_truth", "round_model", "params:final_training.stage"],
-            outputs=["round_eval_report", "round_eval_per_image", "round_mlflow_metrics"],
-            name="evaluate_on_eval",
-        ),
+        *evaluation_nodes("round", "round_eval_report", "params:final_training.stage"),
         Node(
             train_oracle,
             inputs=["weak_images", "baseline_train_images", "baseline_val_images", "baseline_val_masks",
@@ -46,15 +34,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Node(build_rounds_report, ["round_metrics", "baseline_metrics", "all_stage_metrics"], ["rounds_report_md", "rounds_report_png"],
              name="build_rounds_report"),  # fmt: skip
-        Node(plot_learning_curves, ["round_training_history", "params:final_training.stage"], "round_learning_curves",
-             name="plot_learning_curves"),  # fmt: skip
-        Node(
-            plot_prediction_gallery,
-            inputs=["eval_images", "eval_masks", "eval_probabilities", "round_eval_per_image",
-                    "params:inference.gallery_cases", "params:final_training.stage"],  # fmt: skip
-            outputs="round_prediction_gallery",
-            name="plot_prediction_gallery",
-        ),
     ]
     return Pipeline(
         nodes,
