@@ -84,3 +84,20 @@ def test_partition_ids_cannot_escape_the_folder(tmp_path):
     ds = FolderDataset(path=str(tmp_path / "masks"), dataset=MASKS, filename_suffix=".png")
     with pytest.raises(DatasetError, match="escape"):
         ds.save({"../evil": mask(0)})
+
+
+def test_reports_are_written_atomically_and_round_trip(tmp_path):
+    import pandas as pd
+
+    from sewer_segmentation.datasets import CSVFileDataset, JSONFileDataset
+
+    report = JSONFileDataset(str(tmp_path / "r" / "metrics.json"))
+    report.save({"iou": np.float32(0.5), "ids": np.arange(2)})
+    assert report.load() == {"iou": 0.5, "ids": [0, 1]}
+    table = CSVFileDataset(str(tmp_path / "r" / "t.csv"))
+    table.save(pd.DataFrame({"a": [1, 2]}))
+    assert table.load().a.tolist() == [1, 2]
+    with pytest.raises(DatasetError):  # an unserializable report fails before touching the old file
+        report.save({"bad": object()})
+    assert report.load()["iou"] == 0.5
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["metrics.json", "t.csv"]

@@ -7,6 +7,7 @@ previous content or the new one, never a mix.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -114,6 +115,56 @@ class TextFileDataset(AbstractDataset[str, str]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "optional": self._optional}
+
+
+class JSONFileDataset(AbstractDataset[Any, Any]):
+    """A JSON file written atomically (reports are regenerated in place: never half-written)."""
+
+    def __init__(self, filepath: str, indent: int | None = 2, metadata: dict | None = None):
+        self._filepath = Path(filepath)
+        self._indent = indent
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        return json.loads(self._filepath.read_text(encoding="utf-8"))
+
+    def save(self, data: Any) -> None:
+        atomic_write_bytes(self._filepath, json.dumps(data, indent=self._indent, default=_json_default).encode("utf-8"))
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays in reports."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class CSVFileDataset(AbstractDataset[Any, Any]):
+    """A pandas table as CSV (no index), written atomically."""
+
+    def __init__(self, filepath: str, metadata: dict | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self):
+        import pandas as pd  # noqa: PLC0415
+
+        return pd.read_csv(self._filepath)
+
+    def save(self, data) -> None:
+        atomic_write_bytes(self._filepath, data.to_csv(index=False).encode("utf-8"))
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
 
 
 class FolderDataset(PartitionedDataset):
