@@ -68,3 +68,12 @@ def test_errors(box):
         refine_mask(np.zeros((10, 10)), box, "seed")
     with pytest.raises(ValueError, match="needs the frame"):
         refine_mask(np.zeros((20, 20)), box, "grabcut")
+
+
+def test_grabcut_result_does_not_depend_on_what_ran_before():
+    frame = draw_frame(SyntheticConfig(width=160, height=120, seed=9), 2)
+    boxes = box_mask(frame.boxes, frame.truth.shape)
+    first = grabcut_mask(frame.image, boxes)
+    other = draw_frame(SyntheticConfig(width=160, height=120, seed=9), 3)
+    grabcut_mask(other.image, box_mask(other.boxes, other.truth.shape))
+    assert np.array_equal(first, grabcut_mask(frame.image, boxes))

@@ -53,6 +53,9 @@ def grabcut_mask(image: np.ndarray, box: np.ndarray, iterations: int = 4) -> np.
         return None
     state = np.where(inside, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with OpenCV's global RNG: reset it so that a frame's result does
+    # not depend on which frames came before (same masks sharded or not, run after run).
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), state, None, background, foreground,
                     int(iterations), cv2.GC_INIT_WITH_MASK)  # fmt: skip
