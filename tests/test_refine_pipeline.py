@@ -62,12 +62,15 @@ def test_rounds_version_crash_and_errors(kedro_project):
     assert "Run `kedro run --pipeline=refine --params=round:2` first" in result.stdout + result.stderr
 
 
-    # Round 2 with the `round:2` form; round 1's files stay byte-identical.
-    result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round:2")
+    # Round 2 with the `round:2` form (and the oracle); round 1's files stay byte-identical.
+    result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round:2,final_training.oracle.enabled:true")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert round_one_files(kedro_project) == round_1
     report = (kedro_project / "data/08_reporting/rounds.md").read_text()
     assert "| round_2 |" in report and "| round_1 |" in report
+    assert "## Oracle" in report and "| round_2 | " in report.split("## Oracle")[1]
+    oracle = json.loads((kedro_project / "data/08_reporting/round_2_metrics.json").read_text())["oracle"]
+    assert oracle["enabled"] and 0 <= oracle["eval"]["mean_iou"] <= 1
 
     # SIGKILL in the middle of round 2 (again, with the `round=2` form), then the same command again.
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
