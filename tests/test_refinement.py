@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from sewer_segmentation.imaging import mask_iou
-from sewer_segmentation.refinement import grabcut_mask, refine_mask, to_uint8
+from sewer_segmentation.imaging import mask_iou, to_uint8
+from sewer_segmentation.refinement import grabcut_mask, refine_mask, refine_pool
 from sewer_segmentation.synthetic import SyntheticConfig, box_mask, draw_frame
 
 
@@ -77,3 +77,10 @@ def test_grabcut_result_does_not_depend_on_what_ran_before():
     other = draw_frame(SyntheticConfig(width=160, height=120, seed=9), 3)
     grabcut_mask(other.image, box_mask(other.boxes, other.truth.shape))
     assert np.array_equal(first, grabcut_mask(frame.image, boxes))
+
+
+def test_refine_pool_matches_refine_mask_frame_by_frame(box):
+    prob = np.full((20, 20), 200, np.uint8)
+    pool = refine_pool({"a": prob}, {}, {"a": lambda: box}, "box_prior", {"min_weight": 0.1})
+    mask, weight = refine_mask(prob.astype(np.float32) / 255.0, box, "box_prior", {"min_weight": 0.1})
+    assert np.array_equal(pool["a"][0], to_uint8(mask)) and np.array_equal(pool["a"][1], to_uint8(weight))

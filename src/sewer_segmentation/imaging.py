@@ -95,6 +95,16 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (probabilities, soft masks, weights) -> uint8 0..255."""
+    return np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)
+
+
+def binarize(mask: np.ndarray) -> np.ndarray:
+    """A uint8 soft mask or probability map -> 0/255 mask, thresholded at half range (128)."""
+    return np.where(mask >= 128, 255, 0).astype(np.uint8)
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two masks thresholded at half their range; two empty masks agree perfectly (1.0)."""
     a, b = a > 127, b > 127

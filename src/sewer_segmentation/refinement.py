@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
+
+from sewer_segmentation.imaging import to_uint8
 
 METHODS = ("seed", "box_prior", "grabcut", "box")
 
@@ -108,5 +111,18 @@ def refine_mask(
     raise ValueError(f"unknown refinement method {method!r}; choose one of {', '.join(METHODS)}")
 
 
-def to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)
+def refine_pool(
+    probabilities: dict, images, boxes, method: str, params: dict | None = None, progress: str | None = None
+) -> dict:
+    """``refine_mask`` over a set of frames: ``{image_id: (mask, weight)}`` as uint8 0..255.
+
+    ``probabilities`` are uint8 maps keyed by image id; ``images`` and ``boxes`` are loaders keyed the
+    same way (frames are only read for ``grabcut``). ``progress`` names a progress bar, if wanted.
+    """
+    out = {}
+    items = sorted(probabilities.items())
+    for image_id, prob in tqdm(items, desc=progress, unit="img", disable=progress is None):
+        image = images[image_id]() if method == "grabcut" else None
+        mask, weight = refine_mask(prob.astype(np.float32) / 255.0, boxes[image_id](), method, params, image)
+        out[image_id] = (to_uint8(mask), to_uint8(weight))
+    return out

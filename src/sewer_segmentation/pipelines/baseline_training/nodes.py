@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.data import check_image_size, load_samples
-from sewer_segmentation.imaging import by_image_id
+from sewer_segmentation.imaging import binarize, by_image_id, to_uint8
 from sewer_segmentation.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
 from sewer_segmentation.training import TrainedModel, predict_probabilities, train_model
 
@@ -42,7 +42,7 @@ def predict_eval_images(trained: TrainedModel, eval_images, inference: dict) -> 
         precision=inference.get("precision", "auto"),
         flip_tta=bool(inference.get("flip_tta", False)),
     )
-    return {i: np.round(p * 255).astype(np.uint8) for i, p in zip(ids, probabilities)}
+    return {i: to_uint8(p) for i, p in zip(ids, probabilities)}
 
 
 def evaluate_predictions(
@@ -53,7 +53,7 @@ def evaluate_predictions(
     Scored against hand-drawn polygons and, where it exists (synthetic data), against ground truth.
     Returns the report (saved as ``<stage>_metrics.json``), the per-image table and MLflow metrics.
     """
-    model_masks = {i: np.where(p >= 128, 255, 0).astype(np.uint8) for i, p in eval_probabilities.items()}
+    model_masks = {i: binarize(p) for i, p in eval_probabilities.items()}
     box_masks = {i: eval_box_masks[i]() for i in eval_box_masks if i in model_masks}
     background = {i: np.zeros_like(m) for i, m in model_masks.items()}
     truth = {i: load for i, load in by_image_id(ground_truth).items() if i in model_masks}
@@ -84,5 +84,5 @@ def plot_learning_curves(history: dict, stage: str) -> np.ndarray:
 def plot_prediction_gallery(eval_images, eval_masks, eval_probabilities: dict, per_image: pd.DataFrame, n_cases: int, stage: str):
     """Best and worst eval images by IoU against the hand-drawn masks."""
     scores = per_image.set_index("image_id")["model.polygons.iou"]
-    predictions = {i: np.where(p >= 128, 255, 0).astype(np.uint8) for i, p in eval_probabilities.items()}
+    predictions = {i: binarize(p) for i, p in eval_probabilities.items()}
     return best_and_worst_gallery(eval_images, eval_masks, predictions, scores, int(n_cases), f"{stage}: best and worst eval images")

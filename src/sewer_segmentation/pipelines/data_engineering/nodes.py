@@ -436,13 +436,14 @@ def build_data_report(
     box_mask_files = _by_image_id(raw_box_masks)
     truth_files = _by_image_id(ground_truth)
 
+    image_files = _by_image_id(raw_images)  # kept and dropped duplicates alike
+
     def panel(image_id):
-        row = manifest.set_index("image_id").loc[image_id] if image_id in set(manifest.image_id) else None
-        source = row.source_file if row is not None else _by_image_id(raw_images)[image_id][0]
+        source = image_files[image_id][0]
         image = raw_images[source]()
         box = _box_mask_for(image_id, image.shape[:2], box_mask_files, raw_box_masks, annotations)
         shapes = annotations["polygons"].get(source)
-        polygon = rasterize_shapes(shapes, *image.shape[:2])[0] if shapes else None
+        polygon = rasterize_shapes(shapes, *image.shape[:2], params["via"]["polyline_thickness"])[0] if shapes else None
         truth = ground_truth[truth_files[image_id][0]]() if image_id in truth_files else None
         return image, box, polygon, truth
 

@@ -13,9 +13,9 @@ from tqdm.auto import tqdm
 
 from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
 from sewer_segmentation.evaluation import score_predictors
-from sewer_segmentation.imaging import by_image_id
+from sewer_segmentation.imaging import by_image_id, to_uint8
 from sewer_segmentation.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
-from sewer_segmentation.refinement import METHODS, refine_mask, to_uint8
+from sewer_segmentation.refinement import METHODS, refine_pool
 from sewer_segmentation.training import TrainedModel, predict_probabilities
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def predict_pool(trained: TrainedModel, images, inference: dict, shard: dict | N
             precision=inference.get("precision", "auto"), flip_tta=bool(inference.get("flip_tta", False)),
         )  # fmt: skip
         for i, p in zip(batch_ids, maps):
-            probabilities[i] = np.round(p * 255).astype(np.uint8)
+            probabilities[i] = to_uint8(p)
 
     for start in tqdm(range(0, len(ids), batch_size), desc="predict weak pool", unit="batch"):
         batch_ids = ids[start : start + batch_size]
@@ -73,12 +73,10 @@ def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, r
     if method not in METHODS:
         raise ValueError(f"mask_refinement.method must be one of {METHODS}, got {method!r}")
     out = {}
-    for image_id in tqdm(sorted(weak_probabilities), desc=f"refine masks ({method})", unit="img"):
-        prob = weak_probabilities[image_id].astype(np.float32) / 255.0
-        image = weak_images[image_id]() if method == "grabcut" else None
-        mask, weight = refine_mask(prob, weak_box_masks[image_id](), method, refinement.get(method), image)
-        out[f"masks/{image_id}"] = to_uint8(mask)
-        out[f"weights/{image_id}"] = to_uint8(weight)
+    refined = refine_pool(weak_probabilities, weak_images, weak_box_masks, method, refinement.get(method), f"refine masks ({method})")
+    for image_id, (mask, weight) in refined.items():
+        out[f"masks/{image_id}"] = mask
+        out[f"weights/{image_id}"] = weight
     logger.info("Refined %d masks with method %s", len(weak_probabilities), method)
     return out
 
@@ -94,11 +92,7 @@ def score_refinement_methods(
     used = refinement["method"]
 
     def refined(probabilities, images, boxes, method):
-        return {
-            i: to_uint8(refine_mask(p.astype(np.float32) / 255.0, boxes[i](), method, refinement.get(method),
-                                    images[i]() if method == "grabcut" else None)[0])  # fmt: skip
-            for i, p in probabilities.items()
-        }
+        return {i: mask for i, (mask, _) in refine_pool(probabilities, images, boxes, method, refinement.get(method)).items()}
 
     def used_weak_masks():
         masks = {k[len("masks/") :]: v for k, v in refined_masks.items() if k.startswith("masks/")}
