@@ -1,50 +1,36 @@
 """Time the default `kedro run` (synthetic data -> baseline -> refinement round 1), stage by stage.
 
-    python bench/end_to_end.py [--keep]
+    python bench/end_to_end.py [--precision 32] [--keep]
 
 Runs in a fresh copy of the project's configuration in a temporary folder, so the synthetic data is
 generated as on a fresh clone and nothing of the working copy is touched. Prints the wall time of the
-whole command and the seconds per pipeline stage and per node (from data/08_reporting/run_timings.json,
-written by the project's NodeTimingHook). Target: under 5 minutes on a 2-core CPU.
+whole command and the seconds per pipeline stage and per node (from run_timings.json, written by the
+project's NodeTimingHook). `--precision 32` forces fp32 (the case of CPUs without native bf16).
+Target: under 5 minutes on a 2-core CPU. The last line is `total_seconds=<s> precision=<p>`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _project import fresh_project, kedro_run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary project folder")
+    parser.add_argument("--precision", default="auto", help="auto | 32 | bf16-mixed (training and inference)")
     parser.add_argument("--params", default="", help="extra --params for kedro run")
     args = parser.parse_args()
-    project = Path(tempfile.mkdtemp(prefix="sewer-e2e-"))
+    project = fresh_project("sewer-e2e-")
     try:
-        shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-        (project / "conf/local").mkdir()
-        for name in ("pyproject.toml", ".telemetry"):
-            shutil.copy(ROOT / name, project / name)
-        (project / "src").mkdir()
-        (project / "data").mkdir()
-        command = [sys.executable, "-m", "kedro", "run"] + ([f"--params={args.params}"] if args.params else [])
-        start = time.perf_counter()
-        result = subprocess.run(command, cwd=project, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
-                                capture_output=True, text=True)  # fmt: skip
-        wall = time.perf_counter() - start
-        if result.returncode != 0:
-            print(result.stdout[-5000:], result.stderr[-5000:])
-            raise SystemExit(f"kedro run failed with exit code {result.returncode}")
-        timings = json.loads((project / "data/08_reporting/run_timings.json").read_text())
+        params = f"baseline_training.training.precision={args.precision},inference.precision={args.precision}"
+        params += f",{args.params}" if args.params else ""
+        wall = kedro_run(project, f"--params={params}", log=project / "run.log")
+        reports = project / "data/08_reporting/synthetic"
+        timings = json.loads((reports / "run_timings.json").read_text())
         print(f"kedro run (fresh, synthetic data generated): {wall:.1f} s wall, {timings['total_seconds']:.1f} s in the pipeline")
         print("seconds by stage:")
         for namespace, seconds in timings["seconds_by_namespace"].items():
@@ -52,10 +38,15 @@ def main() -> None:
         print("slowest nodes:")
         for name, seconds in sorted(timings["seconds_by_node"].items(), key=lambda kv: -kv[1])[:8]:
             print(f"  {name:<50} {seconds:8.1f}")
-        rounds = (project / "data/08_reporting/rounds.md").read_text().splitlines()
-        print("\n".join(line for line in rounds if line.startswith("| baseline") or line.startswith("| round_1 |")))
+        rounds = (reports / "rounds.md").read_text().splitlines()
+        print("\n".join(line for line in rounds if line.startswith(("| stage", "| baseline", "| round_1 |"))))
+        used = json.loads((reports / "baseline_metrics.json").read_text())
+        model = json.loads(next((project / "data/06_models/synthetic/baseline").glob("*/model_config.json")).read_text())
+        precision = model["metadata"]["precision"]
         if args.keep:
             print(f"project kept in {project}")
+        print(f"baseline eval mean IoU {used['metrics']['model']['polygons']['mean_iou']:.3f}")
+        print(f"total_seconds={wall:.0f} precision={precision}")
     finally:
         if not args.keep:
             shutil.rmtree(project, ignore_errors=True)

@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 
 from sewer_segmentation.datasets import FolderDataset, SegmentationModelDataset, list_versions
-from sewer_segmentation.pipelines.baseline_training.nodes import evaluate_predictions, predict_eval_images
+from sewer_segmentation.pipelines.baseline_training.nodes import evaluate_predictions, predict_images
 
 from .conftest import make_dataset, run_kedro
 
 pytestmark = pytest.mark.slow
 
-FAST = "dataset=tiny,image_size.height=64,image_size.width=96,baseline_training.training.epochs=3"
+FAST = "dataset=tiny,image_size.height=64,image_size.width=96,baseline_training.training.steps=6,baseline_training.training.validations=3"
 
 
 def folder(project, split, kind, k):
     return FolderDataset(
-        path=str(project / f"data/03_primary/{split}/{kind}"),
+        path=str(project / f"data/03_primary/tiny/{split}/{kind}"),
         dataset={"type": "sewer_segmentation.datasets.ImageDataset", "kind": k},
         filename_suffix=".png",
     ).load()
@@ -29,14 +29,14 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     result = run_kedro(kedro_project, "--pipeline=baseline", f"--params={FAST}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    models_dir = kedro_project / "data/06_models/baseline"
+    models_dir = kedro_project / "data/06_models/tiny/baseline"
     versions = list_versions(models_dir)
     assert len(versions) == 1
     assert sorted(p.name for p in (models_dir / versions[0]).iterdir()) == ["model.safetensors", "model_config.json"]
 
-    report = json.loads((kedro_project / "data/08_reporting/baseline_metrics.json").read_text())
+    report = json.loads((kedro_project / "data/08_reporting/tiny/baseline_metrics.json").read_text())
     metrics = report["metrics"]
-    assert report["selected_by"] == "val_iou" and report["model_version"] == versions[0]
+    assert report["selected_by"] == "val_mean_iou" and report["model_version"] == versions[0]
     assert set(metrics) == {"model", "box_mask", "all_background"}
     assert metrics["all_background"]["polygons"]["mean_iou"] == 0.0
     assert 0 < metrics["box_mask"]["polygons"]["mean_iou"] < 1
@@ -45,7 +45,7 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     # The saved weights reproduce the reported eval metrics.
     trained = SegmentationModelDataset(path=str(models_dir)).load()
     eval_images = folder(kedro_project, "eval", "images", "image")
-    probabilities = predict_eval_images(trained, eval_images, {"batch_size": 4})
+    probabilities = predict_images(trained, eval_images, {"batch_size": 4})
     again, _, _ = evaluate_predictions(
         probabilities, folder(kedro_project, "eval", "masks", "mask"),
         folder(kedro_project, "eval", "box_masks", "mask"), {}, trained, "baseline",
@@ -54,15 +54,15 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
 
     # One MLflow run holds parameters, step metrics, eval metrics, figures and the model.
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["sewer_segmentation"])
+    runs = mlflow.search_runs(experiment_names=["sewer_segmentation-tiny"])
     assert len(runs) == 1
     run = runs.iloc[0]
     assert run["tags.pipeline"] == "baseline" and run["tags.round"] == "1"
-    assert run["params.baseline_training.training.epochs"] == "3"
+    assert run["params.baseline_training.training.steps"] == "6"
     assert run["metrics.baseline.eval.model.polygons.mean_iou"] == pytest.approx(metrics["model"]["polygons"]["mean_iou"])
     client = mlflow.MlflowClient()
-    assert len(client.get_metric_history(run["run_id"], "baseline.train_loss")) >= 3  # one per step
-    assert len(client.get_metric_history(run["run_id"], "baseline.val_iou")) == 3
+    assert len(client.get_metric_history(run["run_id"], "baseline.train_loss")) == 6  # one per step, sent in batches
+    assert len(client.get_metric_history(run["run_id"], "baseline.val_mean_iou")) == 3
     artifacts = {a.path for a in client.list_artifacts(run["run_id"], "baseline")}
     assert {"baseline/baseline_learning_curves.png", "baseline/baseline_prediction_gallery.png",
             "baseline/baseline_eval_per_image.csv"} <= artifacts  # fmt: skip

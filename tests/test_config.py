@@ -3,14 +3,17 @@
 from kedro.config import OmegaConfigLoader
 
 from sewer_segmentation.data import check_image_size
-from sewer_segmentation.resolvers import CUSTOM_RESOLVERS, model_folder_name, previous_round_command, previous_round_name
+from sewer_segmentation.resolvers import CUSTOM_RESOLVERS, model_folder_name
 
 from .conftest import REPO
 
 
 def load(env: str, runtime_params: dict | None = None):
+    from sewer_segmentation.settings import CONFIG_LOADER_ARGS
+
     loader = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env=env, custom_resolvers=CUSTOM_RESOLVERS,
-                               runtime_params=runtime_params or {}, config_patterns={"mlflow": ["mlflow*"]})  # fmt: skip
+                               runtime_params=runtime_params or {}, config_patterns={"mlflow": ["mlflow*"]},
+                               merge_strategy=CONFIG_LOADER_ARGS["merge_strategy"])  # fmt: skip
     return loader
 
 
@@ -21,22 +24,27 @@ def test_base_and_gpu_environments_load_with_valid_sizes():
     assert check_image_size(**base["image_size"]) == (128, 160)
     assert check_image_size(**gpu["image_size"]) == (512, 704)
     assert gpu["model"]["encoder_name"] == "resnet34" and gpu["model"]["encoder_weights"] == "imagenet"
-    assert gpu["baseline_training"]["training"]["scoring_per_epoch"] == 4
+    assert gpu["baseline_training"]["training"]["steps"] == 1000 and gpu["baseline_training"]["training"]["batch_size"] == 2
+    assert gpu["model"]["freeze_encoder"] is True and gpu["model"]["architecture"] == "UNetAttention"  # kept from base
+    assert gpu["mask_refinement"] == base["mask_refinement"]  # not overridden: the whole dictionary is base's
     assert set(gpu["baseline_training"]["training"]) == set(base["baseline_training"]["training"])
 
 
-def test_round_parameter_moves_every_round_path():
+def test_round_and_dataset_parameters_move_every_derived_path():
     catalog = load("local", {"round": 3, "dataset": "Deposition"})["catalog"]
-    assert catalog["previous_model"]["path"] == "data/06_models/round_2"
-    assert catalog["previous_model"]["missing_hint"] == "kedro run --pipeline=refine --params=round:2"
-    assert catalog["round_model"]["path"] == "data/06_models/round_3"
-    assert catalog["refined_masks"]["path"] == "data/04_feature/hybrid_masks/round_3"
+    assert catalog["previous_model"] == {"type": "sewer_segmentation.stages.RefiningModelDataset",
+                                         "models_root": "data/06_models/Deposition", "round": 3}  # fmt: skip
+    assert catalog["round_model"]["path"] == "data/06_models/Deposition/round_3"
+    assert catalog["refined_masks"]["path"] == "data/04_feature/Deposition/hybrid_masks/round_3"
     assert catalog["raw_images"]["path"] == "data/01_raw/Deposition/images"
-    first = load("local")["catalog"]
-    assert first["previous_model"]["path"] == "data/06_models/baseline"
+    derived = [v for k, v in catalog.items() if isinstance(v, dict) and not k.startswith(("raw_", "inference_", "_")) and "prefix" not in v]
+    for entry in derived:  # every output of a pipeline lives under the dataset's own folder
+        location = entry.get("path") or entry.get("filepath") or entry.get("models_root") or entry.get("dataset", {}).get("filepath")
+        assert "/Deposition" in str(location), entry
+    params = load("local", {"dataset": "Deposition"})["parameters"]
+    assert params["predict"]["models_root"] == "data/06_models/Deposition"
+    assert load("local", {"dataset": "B"})["mlflow"]["tracking"]["experiment"]["name"] == "sewer_segmentation-B"
 
 
 def test_resolvers():
-    assert previous_round_name(1) == "baseline" and previous_round_name("4") == "round_3"
-    assert previous_round_command(1) == "kedro run --pipeline=baseline"
-    assert model_folder_name("2") == "round_2" and model_folder_name("baseline") == "baseline"
+    assert model_folder_name("2") == "round_2" and model_folder_name("baseline") == "baseline" and model_folder_name("best") == "best"

@@ -20,7 +20,7 @@ def test_pipeline_builds_manifest_splits_and_report_and_lists_a_corrupt_image(ke
     result = run_kedro(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny")
     assert result.returncode == 0, result.stdout + result.stderr
 
-    manifest = pd.read_csv(kedro_project / "data/03_primary/split_manifest.csv")
+    manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv")
     assert {"image_id", "split", "cluster_id", "source_file", "has_polygon"} <= set(manifest.columns)
     assert set(manifest.split) == {BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK}
     assert manifest.image_id.is_unique and "corrupt" not in set(manifest.image_id)
@@ -29,22 +29,22 @@ def test_pipeline_builds_manifest_splits_and_report_and_lists_a_corrupt_image(ke
     for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL):
         ids = set(manifest[manifest.split == split].image_id)
         for kind in ("images", "masks", "box_masks"):
-            files = {p.stem for p in (kedro_project / f"data/03_primary/{split}/{kind}").iterdir()}
+            files = {p.stem for p in (kedro_project / f"data/03_primary/tiny/{split}/{kind}").iterdir()}
             assert files == ids, (split, kind)
-    weak_files = {p.stem for p in (kedro_project / "data/03_primary/weak/box_masks").iterdir()}
+    weak_files = {p.stem for p in (kedro_project / "data/03_primary/tiny/weak/box_masks").iterdir()}
     assert weak_files == set(manifest[manifest.split == WEAK].image_id)
 
-    report = json.loads((kedro_project / "data/08_reporting/data_report.json").read_text())
+    report = json.loads((kedro_project / "data/08_reporting/tiny/data_report.json").read_text())
     reasons = {e["file"]: e["reason"] for e in report["excluded_files"]}
     assert reasons["images/corrupt.jpg"].startswith("unreadable")
     assert reasons["masks/orphan.jpg"] == "mask without an image"
     assert report["split_counts"][EVAL] == (manifest.split == EVAL).sum()
     assert 0.2 < report["box_coarseness"]["box_vs_polygon_iou"]["mean"] < 0.9
     assert report["box_coarseness"]["polygon_vs_truth_iou"]["mean"] > 0.9
-    md = (kedro_project / "data/08_reporting/data_report.md").read_text()
+    md = (kedro_project / "data/08_reporting/tiny/data_report.md").read_text()
     assert "images/corrupt.jpg" in md
     for png in ("data_report_samples.png", "data_report_duplicates.png"):
-        assert (kedro_project / "data/08_reporting" / png).stat().st_size > 10_000
+        assert (kedro_project / "data/08_reporting/tiny" / png).stat().st_size > 10_000
 
 
 def test_error_policy_stops_before_writing_and_names_every_bad_file(kedro_project):
@@ -57,20 +57,20 @@ def test_error_policy_stops_before_writing_and_names_every_bad_file(kedro_projec
     assert result.returncode != 0
     assert "images/corrupt.jpg" in output and "escapes the dataset folder" in output
     assert "Traceback" not in output
-    assert not any((kedro_project / "data/03_primary").glob("*"))
-    assert not (kedro_project / "data/08_reporting/data_report.md").exists()
+    assert not any((kedro_project / "data/03_primary/tiny").glob("*"))
+    assert not (kedro_project / "data/08_reporting/tiny/data_report.md").exists()
 
 
 def test_yolo_layout_is_ingested_with_class_filter(kedro_project):
     make_dataset(kedro_project, layout="yolo", other_class_box_fraction=0.5)
     result = run_kedro(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny")
     assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((kedro_project / "data/08_reporting/data_report.json").read_text())
+    report = json.loads((kedro_project / "data/08_reporting/tiny/data_report.json").read_text())
     assert report["regions_kept_per_class"]["Deposition"] > 0
     dropped = report["regions_dropped_per_class"]
     kept_names = set(report["regions_kept_per_class"])
     assert kept_names.isdisjoint({"Misalignment", "Rupture"})
     assert set(dropped) <= {"Misalignment", "Rupture"}
-    manifest = pd.read_csv(kedro_project / "data/03_primary/split_manifest.csv")
+    manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv")
     assert (manifest.mask_source == "yolo").all()
     assert (manifest.split == WEAK).sum() > 0 and (manifest.split == EVAL).sum() > 0

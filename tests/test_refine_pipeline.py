@@ -20,8 +20,8 @@ from .conftest import make_dataset, run_kedro
 
 pytestmark = pytest.mark.slow
 
-FAST = ("dataset=tiny,image_size.height=64,image_size.width=96,baseline_training.training.epochs=2,"
-        "final_training.training_overrides.epochs=2")  # fmt: skip
+FAST = ("dataset=tiny,image_size.height=64,image_size.width=96,baseline_training.training.steps=8,"
+        "baseline_training.training.validations=2,final_training.training_overrides.steps=4")  # fmt: skip
 
 
 def snapshot(folder):
@@ -31,7 +31,7 @@ def snapshot(folder):
 
 def round_one_files(project):
     files = {}
-    for folder in ("data/04_feature/hybrid_masks/round_1", "data/06_models/round_1", "data/06_models/baseline"):
+    for folder in ("data/04_feature/tiny/hybrid_masks/round_1", "data/06_models/tiny/round_1", "data/06_models/tiny/baseline"):
         files.update({f"{folder}/{k}": v for k, v in snapshot(project / folder).items()})
     return files
 
@@ -47,12 +47,16 @@ def test_rounds_version_crash_and_errors(kedro_project):
     # Plain `kedro run`: data engineering, baseline and round 1.
     result = run_kedro(kedro_project, f"--params={FAST}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    metrics = json.loads((kedro_project / "data/08_reporting/round_1_metrics.json").read_text())
-    assert metrics["round"] == 1 and metrics["refinement"]["used"] == "grabcut"
-    assert set(metrics["refinement"]["methods"]) == {"seed", "box_prior", "grabcut", "box"}
-    assert "weak_vs_ground_truth" in metrics["refinement"]["methods"]["grabcut"]
-    assert len(list_versions(kedro_project / "data/04_feature/hybrid_masks/round_1")) == 1
-    report = (kedro_project / "data/08_reporting/rounds.md").read_text()
+    metrics = json.loads((kedro_project / "data/08_reporting/tiny/round_1_metrics.json").read_text())
+    refinement = metrics["refinement"]
+    labels = {f"threshold@{t}" for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)} | {"seed", "box_prior", "grabcut", "box"}
+    assert metrics["round"] == 1 and set(refinement["methods"]) == labels and refinement["used"] in labels
+    assert refinement["selection_images"] >= 1 and metrics["refined_from"] == "baseline"
+    assert "weak_vs_ground_truth" in refinement["methods"][refinement["used"]]
+    assert max(m["selection_vs_polygons"] for m in refinement["methods"].values()) == refinement["methods"][refinement["used"]]["selection_vs_polygons"]
+    check_choice_ignores_eval(kedro_project, refinement)
+    assert len(list_versions(kedro_project / "data/04_feature/tiny/hybrid_masks/round_1")) == 1
+    report = (kedro_project / "data/08_reporting/tiny/rounds.md").read_text()
     assert "| round_1 |" in report and "| baseline |" in report
     round_1 = round_one_files(kedro_project)
 
@@ -66,30 +70,30 @@ def test_rounds_version_crash_and_errors(kedro_project):
     result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round:2,final_training.oracle.enabled:true")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert round_one_files(kedro_project) == round_1
-    report = (kedro_project / "data/08_reporting/rounds.md").read_text()
+    report = (kedro_project / "data/08_reporting/tiny/rounds.md").read_text()
     assert "| round_2 |" in report and "| round_1 |" in report
     assert "## Oracle" in report and "| round_2 | " in report.split("## Oracle")[1]
-    oracle = json.loads((kedro_project / "data/08_reporting/round_2_metrics.json").read_text())["oracle"]
+    oracle = json.loads((kedro_project / "data/08_reporting/tiny/round_2_metrics.json").read_text())["oracle"]
     assert oracle["enabled"] and 0 <= oracle["eval"]["mean_iou"] <= 1
 
     # SIGKILL in the middle of round 2 (again, with the `round=2` form), then the same command again.
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     command = [sys.executable, "-m", "kedro", "run", "--pipeline=refine", f"--params={FAST},round=2"]
     process = subprocess.Popen(command, cwd=kedro_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    versions_before = list_versions(kedro_project / "data/04_feature/hybrid_masks/round_2")
+    versions_before = list_versions(kedro_project / "data/04_feature/tiny/hybrid_masks/round_2")
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if len(list_versions(kedro_project / "data/04_feature/hybrid_masks/round_2")) > len(versions_before):
+        if len(list_versions(kedro_project / "data/04_feature/tiny/hybrid_masks/round_2")) > len(versions_before):
             break  # refined masks written: training of the final model is under way
         time.sleep(0.05)
     assert process.poll() is None, "the run finished before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert round_one_files(kedro_project) == round_1
-    models_before = list_versions(kedro_project / "data/06_models/round_2")
+    models_before = list_versions(kedro_project / "data/06_models/tiny/round_2")
     result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round=2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert len(list_versions(kedro_project / "data/06_models/round_2")) == len(models_before) + 1
+    assert len(list_versions(kedro_project / "data/06_models/tiny/round_2")) == len(models_before) + 1
     assert round_one_files(kedro_project) == round_1
     leftovers = [p for p in (kedro_project / "data").rglob("*.tmp")]
     assert leftovers == [] or all(p.parent.name != "round_1" for p in leftovers)
@@ -103,13 +107,31 @@ def test_rounds_version_crash_and_errors(kedro_project):
     assert result.returncode != 0 and "--pipeline=refine --params=round:N" in result.stdout + result.stderr
 
 
+def check_choice_ignores_eval(project, refinement):
+    """Corrupting every eval polygon mask changes nothing about the refinement choice: auto never
+    looks at eval. (The eval masks are restored afterwards.)"""
+    eval_masks = project / "data/03_primary/tiny/eval/masks"
+    saved = {p: p.read_bytes() for p in eval_masks.iterdir()}
+    for path in saved:
+        mask = ImageDataset(str(path), kind="mask").load()
+        ImageDataset(str(path), kind="mask").save(255 - mask)
+    result = run_kedro(project, "--pipeline=mask_refinement", f"--params={FAST},round:1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    again = json.loads((project / "data/08_reporting/tiny/round_1_refinement.json").read_text())
+    assert again["used"] == refinement["used"]
+    assert {k: v["selection_vs_polygons"] for k, v in again["methods"].items()} == {
+        k: v["selection_vs_polygons"] for k, v in refinement["methods"].items()}
+    for path, data in saved.items():
+        path.write_bytes(data)
+
+
 def check_predict_pipeline(project):
     """predict: sample frames generated, masks at each frame's own size, overlays, CSV, bad files listed."""
-    result = run_kedro(project, "--pipeline=predict", "--params=predict_model=baseline")
+    result = run_kedro(project, "--pipeline=predict", "--params=dataset=tiny,predict_model=baseline")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     samples = sorted((project / "data/01_raw/inference").iterdir())
     assert len(samples) >= 8 and {p.suffix for p in samples} == {".jpg", ".png"}
-    out = project / "data/07_model_output/predictions/baseline"
+    out = project / "data/07_model_output/tiny/predictions/baseline"
     table = pd.read_csv(out / "predictions.csv")
     assert list(table.columns) == ["image", "status", "width", "height", "defect_area_fraction", "mean_confidence", "regions", "boxes"]
     assert (table.status == "ok").all() and len(table) == len(samples)
@@ -122,13 +144,13 @@ def check_predict_pipeline(project):
     (project / "data/01_raw/inference/broken.png").write_bytes(b"not a png")
     runs = mlflow_runs(project)
     run_id = runs[runs["tags.pipeline"] == "__default__"].iloc[0]["run_id"]
-    for choice, folder in (("1", "round_1"), (run_id, run_id)):
-        result = run_kedro(project, "--pipeline=predict", f"--params=predict_model={choice}")
+    for choice, folder in (("1", "round_1"), (run_id, run_id), ("best", "best")):
+        result = run_kedro(project, "--pipeline=predict", f"--params=dataset=tiny,predict_model={choice}")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        table = pd.read_csv(project / f"data/07_model_output/predictions/{folder}/predictions.csv")
+        table = pd.read_csv(project / f"data/07_model_output/tiny/predictions/{folder}/predictions.csv")
         assert table.set_index("image").loc["broken.png", "status"].startswith("unreadable")
         assert (table.status == "ok").sum() == len(samples)
-    result = run_kedro(project, "--pipeline=predict", "--params=predict_model=7")
+    result = run_kedro(project, "--pipeline=predict", "--params=dataset=tiny,predict_model=7")
     assert result.returncode != 0 and "kedro run --pipeline=refine --params=round:7" in result.stdout + result.stderr
 
 
@@ -136,7 +158,7 @@ def mlflow_runs(project):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["sewer_segmentation"])
+    return mlflow.search_runs(experiment_names=["sewer_segmentation-tiny"])
 
 
 def check_notebook(project):
@@ -164,17 +186,17 @@ def check_sharded_round(project, round_1):
         result = run_kedro(project, "--pipeline=refine_shard",
                            f"--params={FAST},round:3,mask_refinement.shard.index:{index},mask_refinement.shard.count:2")  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    shards = project / "data/04_feature/hybrid_masks/round_3_shards"
+    shards = project / "data/04_feature/tiny/hybrid_masks/round_3_shards"
     first = {p.stem for p in (shards / "0-of-2/masks").iterdir()}
     second = {p.stem for p in (shards / "1-of-2/masks").iterdir()}
     assert first and second and first.isdisjoint(second)
     for pipeline in ("merge_shards", "final_training"):
         result = run_kedro(project, f"--pipeline={pipeline}", f"--params={FAST},round:3,mask_refinement.shard.count:2")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    versions = list_versions(project / "data/04_feature/hybrid_masks/round_3")
-    merged = {p.stem for p in (project / "data/04_feature/hybrid_masks/round_3" / versions[-1] / "masks").iterdir()}
+    versions = list_versions(project / "data/04_feature/tiny/hybrid_masks/round_3")
+    merged = {p.stem for p in (project / "data/04_feature/tiny/hybrid_masks/round_3" / versions[-1] / "masks").iterdir()}
     assert merged == first | second
-    metrics = json.loads((project / "data/08_reporting/round_3_metrics.json").read_text())
+    metrics = json.loads((project / "data/08_reporting/tiny/round_3_metrics.json").read_text())
     assert metrics["refinement"]["shards"] == 2
-    assert "| round_3 |" in (project / "data/08_reporting/rounds.md").read_text()
+    assert "| round_3 |" in (project / "data/08_reporting/tiny/rounds.md").read_text()
     assert round_one_files(project) == round_1

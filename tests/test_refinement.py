@@ -84,3 +84,66 @@ def test_refine_pool_matches_refine_mask_frame_by_frame(box):
     pool = refine_pool({"a": prob}, {}, {"a": lambda: box}, "box_prior", {"min_weight": 0.1})
     mask, weight = refine_mask(prob.astype(np.float32) / 255.0, box, "box_prior", {"min_weight": 0.1})
     assert np.array_equal(pool["a"][0], to_uint8(mask)) and np.array_equal(pool["a"][1], to_uint8(weight))
+
+
+def test_threshold_method_keeps_thin_shapes_and_ignores_empty_boxes():
+    box = np.zeros((30, 30), np.uint8)
+    box[2:12, 2:28] = 255  # a box around a thin crack
+    box[20:28, 5:15] = 255  # a box where the model sees nothing
+    prob = np.full((30, 30), 0.05, np.float32)
+    prob[6, 4:26] = 0.9  # the crack: one pixel wide
+    prob[7, 4:26] = 0.45  # just under the threshold: a low weight, not a confident 0
+    prob[0, 0] = 0.99  # outside every box: never a defect
+    mask, weight = refine_mask(prob, box, "threshold", {"threshold": 0.5, "band": 0.2, "min_weight": 0.1})
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    assert mask[6, 4:26].all() and not mask[7].any() and mask[0, 0] == 0
+    assert int(mask.sum()) == 22  # as thin as the crack, not as wide as the box
+    assert weight[7, 10] == pytest.approx(0.25) and weight[6, 10] == 1.0 and weight[0, 0] == 1.0
+    assert (weight[20:28, 5:15] == 0).all()  # the empty box is ignored, not taught as background
+
+
+def test_auto_chooses_the_candidate_that_agrees_with_the_polygons():
+    from sewer_segmentation.refinement import choose_refinement
+
+    box = np.zeros((20, 40), np.uint8)
+    box[2:18, 2:38] = 255
+    truth = np.zeros((20, 40), np.uint8)
+    truth[9:11, 4:36] = 255  # a thin defect inside a big box
+    prob = np.where(truth > 0, 0.65, 0.35).astype(np.float32)  # a model that separates at ~0.5
+    probabilities = {"a": to_uint8(prob)}
+    loaders = {"a": lambda: box}
+    params = {"method": "auto", "auto": {"thresholds": [0.3, 0.5, 0.7], "methods": ["box", "seed"]}, "threshold": {}, "seed": {}, "box": {}}
+    choice = choose_refinement(probabilities, {}, loaders, {"a": lambda: truth}, params)
+    assert choice["label"] == "threshold@0.5" and choice["method"] == "threshold" and choice["params"]["threshold"] == 0.5
+    assert choice["scores"]["threshold@0.5"] == pytest.approx(1.0)
+    assert choice["scores"]["box"] < 0.15 and choice["selection_images"] == 1
+    # a configured method is used as it is, without scoring
+    fixed = choose_refinement(probabilities, {}, loaders, {"a": lambda: truth}, {**params, "method": "seed"})
+    assert fixed["method"] == "seed" and fixed["scores"] == {}
+    with pytest.raises(ValueError, match="must be auto or one of"):
+        choose_refinement(probabilities, {}, loaders, {"a": lambda: truth}, {**params, "method": "magic"})
+
+
+def test_soft_agreement_charges_a_soft_haze():
+    from sewer_segmentation.refinement import soft_agreement
+
+    truth = np.zeros((10, 10), np.uint8)
+    truth[4:6] = 255
+    haze = np.full((10, 10), 76, np.uint8)  # the seed rule's 0.3 over a whole box
+    haze[4:6] = 255
+    assert soft_agreement(truth, truth) == 1.0
+    assert soft_agreement(haze, truth) < 0.5  # thresholding at 0.5 would call it perfect
+    assert soft_agreement(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
+
+
+def test_refined_masks_are_the_same_with_any_number_of_threads():
+    frames = [draw_frame(SyntheticConfig(width=96, height=64, seed=5), i) for i in range(6)]
+    probabilities = {f.name: to_uint8(f.truth / 255.0 * 0.8 + 0.1) for f in frames}
+    images = {f.name: (lambda f=f: f.image) for f in frames}
+    boxes = {f.name: (lambda f=f: box_mask(f.boxes, f.truth.shape)) for f in frames}
+    for method in ("grabcut", "threshold"):
+        one = refine_pool(probabilities, images, boxes, method, {}, n_jobs=1)
+        many = refine_pool(probabilities, images, boxes, method, {}, n_jobs=3)
+        assert list(one) == list(many)
+        for k in one:
+            assert np.array_equal(one[k][0], many[k][0]) and np.array_equal(one[k][1], many[k][1])

@@ -10,13 +10,15 @@ def stage(model_iou, box_iou=0.5):
     return {"metrics": {"model": block(model_iou), "box_mask": block(box_iou), "all_background": block(0.0)}, "model_version": "v"}
 
 
-def round_metrics(number, model_iou, oracle=None):
-    quality = {"used": "grabcut", "methods": {
-        "grabcut": {"eval_vs_polygons": {"mean_iou": 0.8}, "weak_vs_ground_truth": {"mean_iou": 0.75}},
-        "box": {"eval_vs_polygons": {"mean_iou": 0.5}},
+def round_metrics(number, model_iou, oracle=None, improved=True):
+    quality = {"used": "threshold@0.3", "box_masks_vs_ground_truth": {"mean_iou": 0.04}, "methods": {
+        "threshold@0.3": {"selection_vs_polygons": 0.8, "weak_vs_ground_truth": {"mean_iou": 0.75}},
+        "box": {"selection_vs_polygons": 0.5},
     }}  # fmt: skip
     oracle_result = {"enabled": True, "eval": {"mean_iou": oracle}} if oracle else {"enabled": False}
-    return assemble_round_metrics({**stage(model_iou)}, quality, pd.DataFrame(columns=["image_id", "error"]), oracle_result, number)
+    report = {**stage(model_iou), "improved_on_validation": improved, "kept_initial_weights": not improved,
+              "refined_from": "baseline", "best_validation_score": 0.5}  # fmt: skip
+    return assemble_round_metrics(report, quality, pd.DataFrame(columns=["image_id", "error"]), oracle_result, number)
 
 
 def test_report_shows_every_round_with_deltas_quality_and_oracle():
@@ -27,7 +29,18 @@ def test_report_shows_every_round_with_deltas_quality_and_oracle():
     assert [r.split("|")[1].strip() for r in rows[:4]] == ["baseline", "round_1", "round_2", "round_10"]
     round_2 = next(r for r in rows if r.startswith("| round_2 | 0.700"))
     assert "+0.100" in round_2 and "+0.050" in round_2  # vs baseline, vs round 1
-    assert "| round_2 | grabcut | 0.800 | 0.750 | yes |" in md
+    assert "| round_2 | threshold@0.3 | 0.800 | 0.750 | **yes** |" in md
+    assert "| round_2 | box masks (no refinement) | | 0.040 | |" in md
     assert "| round_2 | 0.800 | 87.5% |" in md  # oracle ratio
     assert "box mask 0.500" in md
+    assert "## Warnings" in md and "round_10 is worse than the baseline on eval" in md
     assert chart.ndim == 3 and chart.shape[2] == 3
+
+
+def test_a_round_that_did_not_improve_is_flagged_at_the_top():
+    md, _ = build_rounds_report(round_metrics(1, 0.60, improved=False), stage(0.60), {})
+    head = md.split("| stage |")[0]
+    assert "**round_1 did not improve on baseline on validation** (its starting weights were kept)" in head
+    assert "| **no** |" in md
+    good, _ = build_rounds_report(round_metrics(1, 0.65), stage(0.60), {})
+    assert "## Warnings" not in good and "| yes |" in good

@@ -6,7 +6,14 @@ from lightning.pytorch.callbacks import Callback
 
 from sewer_segmentation.data import Sample
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.training import predict_probabilities, resolve_precision, train_model
+from sewer_segmentation.training import (
+    StepSampler,
+    lr_factor_fn,
+    predict_probabilities,
+    resolve_budget,
+    resolve_precision,
+    train_model,
+)
 
 MODEL = {"architecture": "UNetAttention", "encoder_name": "resnet18", "encoder_weights": None,
          "args": {"decoder_channels": [16, 16, 8, 8, 8]}}  # fmt: skip
@@ -33,12 +40,12 @@ def samples(n, seed):
     return out
 
 
-class StopAfterEpochs(Callback):
+class CrashAfterSteps(Callback):
     def __init__(self, n):
         self.n = n
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 >= self.n:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.n:
             raise RuntimeError("simulated crash")
 
 
@@ -63,15 +70,17 @@ def test_same_seed_same_model(tmp_path):
 
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, caplog):
     train, val = samples(8, 0), samples(4, 1)
+    config = training(epochs=None, steps=8, validations=8, checkpoint_every_seconds=0)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_model(train, val, MODEL, training(epochs=4), SIZE, 0, "r", tmp_path, extra_callbacks=[StopAfterEpochs(2)])
+        train_model(train, val, MODEL, config, SIZE, 0, "r", tmp_path, extra_callbacks=[CrashAfterSteps(5)])
     assert any(p.name == "last.ckpt" for p in tmp_path.rglob("*.ckpt"))
     with caplog.at_level(logging.INFO, logger="sewer_segmentation.training"):
-        resumed = train_model(train, val, MODEL, training(epochs=4), SIZE, 0, "r", tmp_path)
+        resumed = train_model(train, val, MODEL, config, SIZE, 0, "r", tmp_path)
     assert "resuming the interrupted run" in caplog.text
-    epochs = {r["epoch"] for r in resumed.metadata["history"]["train"]}
-    # Completed epochs are not trained again (the epoch in progress may restart); the run goes to the end.
-    assert 0 not in epochs and max(epochs) == 3
+    steps = [r["step"] for r in resumed.metadata["history"]["train"]]
+    # Steps before the last checkpoint are not trained again; the run goes to the end of its budget.
+    assert min(steps) >= 4 and max(steps) == 8
+    assert resumed.metadata["best_validation_score"] is not None
 
 
 def test_selection_on_an_eval_metric_is_refused(tmp_path):
@@ -88,3 +97,64 @@ def test_precision_resolution(monkeypatch):
     assert resolve_precision("auto", "cpu") == "bf16-mixed"
     monkeypatch.setattr("sewer_segmentation.training.cpu_has_fast_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "32"
+
+
+def test_budget_in_steps_or_epochs():
+    assert resolve_budget({"steps": 250, "batch_size": 8, "validations": 10}, 17) == (250, 25)
+    assert resolve_budget({"steps": 7, "batch_size": 8, "val_every_steps": 3}, 17) == (7, 3)
+    # epochs win when set: 40 epochs of 17 images at batch 8 are 120 steps, one validation per epoch
+    assert resolve_budget({"steps": 250, "epochs": 40, "batch_size": 8, "scoring_per_epoch": 1}, 17) == (120, 3)
+    for bad in ({"steps": 0, "batch_size": 8}, {"steps": 5, "batch_size": 0}, {"epochs": 0, "batch_size": 8}):
+        with pytest.raises(ConfigurationError, match="at least 1"):
+            resolve_budget(bad, 17)
+
+
+def test_learning_rate_warms_up_then_decays_per_step():
+    factor = lr_factor_fn(100, 10, cosine=True)
+    values = [factor(s) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))  # monotone decay after the warm-up
+    assert values[-1] < 0.05
+    assert lr_factor_fn(100, 0, cosine=False)(50) == 1.0
+
+
+def test_step_sampler_covers_the_data_evenly_or_by_weight():
+    plain = list(StepSampler(5, 12, seed=1))
+    assert len(plain) == 12 and sorted(plain[:5]) == [0, 1, 2, 3, 4] and sorted(plain[5:10]) == [0, 1, 2, 3, 4]
+    assert plain == list(StepSampler(5, 12, seed=1))  # seeded
+    # 90 weak images and 10 labelled ones; half of all draws go to the labelled ones
+    weights = [0.5 / 90] * 90 + [0.5 / 10] * 10
+    drawn = np.array(list(StepSampler(100, 4000, seed=0, weights=weights)))
+    assert 0.46 < (drawn >= 90).mean() < 0.54
+
+
+def test_training_runs_for_its_step_budget_and_validates_on_schedule(tmp_path):
+    config = training(epochs=None, steps=6, validations=3)
+    trained = train_model(samples(8, 0), samples(4, 1), MODEL, config, SIZE, 0, "s", tmp_path)
+    history = trained.metadata["history"]
+    assert [r["step"] for r in history["train"]] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in history["val"]] == [2, 4, 6]
+    assert trained.metadata["steps"] == 6
+
+
+def test_fine_tuning_keeps_the_starting_weights_unless_validation_improves(tmp_path):
+    start = train_model(samples(8, 0), samples(4, 1), MODEL, training(epochs=None, steps=8), SIZE, 0, "a", tmp_path)
+    initial = {k: v.clone() for k, v in start.model.state_dict().items()}
+    # an improvement of more than 1.0 IoU is impossible: the starting weights must come back unchanged
+    kept = train_model(samples(8, 2), samples(4, 1), MODEL, training(epochs=None, steps=4), SIZE, 0, "b", tmp_path,
+                       initial_state=initial, min_improvement=1.0)  # fmt: skip
+    assert kept.metadata["kept_initial_weights"] is True
+    assert kept.metadata["best_validation_score"] == pytest.approx(kept.metadata["initial_validation_score"])
+    for name, value in kept.model.state_dict().items():
+        assert np.array_equal(value.numpy(), initial[name].numpy()), name
+    # without a margin, any better validation replaces them (and the score never goes below the start)
+    tuned = train_model(samples(8, 2), samples(4, 1), MODEL, training(epochs=None, steps=6, learning_rate=0.003), SIZE, 0, "c",
+                        tmp_path, initial_state=initial)  # fmt: skip
+    assert tuned.metadata["best_validation_score"] >= tuned.metadata["initial_validation_score"]
+
+
+def test_bad_budget_or_learning_rate_is_refused_before_training(tmp_path):
+    with pytest.raises(ConfigurationError, match="learning_rate must be a number"):
+        train_model(samples(4, 0), samples(2, 1), MODEL, training(learning_rate="abc"), SIZE, 0, "x", tmp_path)
+    with pytest.raises(ConfigurationError, match="steps must be at least 1"):
+        train_model(samples(4, 0), samples(2, 1), MODEL, training(epochs=None, steps=0), SIZE, 0, "x", tmp_path)

@@ -14,7 +14,7 @@ import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
+from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.imaging import resize_image, resize_mask
@@ -68,7 +68,7 @@ def load_samples(
     if missing:
         raise BadInputError(f"{description}: images and masks do not match for {', '.join(missing[:10])}")
     samples = []
-    for image_id in tqdm(sorted(images), desc=description, unit="img", leave=False):
+    for image_id in progress_bar(sorted(images), desc=description, unit="img", leave=False):
         image = images[image_id]()
         mask = masks[image_id]()
         if mask.shape[:2] != image.shape[:2]:

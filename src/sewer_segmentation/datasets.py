@@ -145,8 +145,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+#: Columns that hold file names or image ids: read back as text, never as numbers (``001.jpg`` has id
+#: ``001``, which pandas would otherwise turn into the integer 1).
+TEXT_COLUMNS = ("image_id", "file", "source_file", "mask_source", "representative", "members", "image", "phash")
+
+
 class CSVFileDataset(AbstractDataset[Any, Any]):
-    """A pandas table as CSV (no index), written atomically."""
+    """A pandas table as CSV (no index), written atomically; id and file-name columns load as text."""
 
     def __init__(self, filepath: str, metadata: dict | None = None):
         self._filepath = Path(filepath)
@@ -155,7 +160,8 @@ class CSVFileDataset(AbstractDataset[Any, Any]):
     def load(self):
         import pandas as pd  # noqa: PLC0415
 
-        return pd.read_csv(self._filepath)
+        text = dict.fromkeys(TEXT_COLUMNS, str)
+        return pd.read_csv(self._filepath, dtype=text)
 
     def save(self, data) -> None:
         atomic_write_bytes(self._filepath, data.to_csv(index=False).encode("utf-8"))

@@ -12,6 +12,7 @@ from kedro.framework.hooks import hook_impl
 
 from sewer_segmentation.datasets import atomic_write_bytes
 from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.stages import parse_round
 from sewer_segmentation.synthetic import SyntheticConfig, write_dataset, write_inference_samples
 
 DEFAULT_INFERENCE_FOLDER = "data/01_raw/inference"
@@ -38,11 +39,12 @@ class SyntheticDataHook:
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         names = run_params.get("pipeline_names") or ["__default__"]
-        if "__default__" in names and int(self._params.get("round", 1)) != 1:
+        if "__default__" in names and parse_round(self._params.get("round", 1)) != 1:
             raise ConfigurationError(
                 "plain `kedro run` trains the baseline and refinement round 1; "
                 "for a later round run `kedro run --pipeline=refine --params=round:N`"
             )
+        parse_round(self._params.get("round", 1))  # round:abc or round:0 fail here, in one line
         self._ensure_inference_samples()
         dataset = self._params.get("dataset")
         if dataset != "synthetic":
@@ -104,11 +106,12 @@ class MlflowTagsHook:
 
 
 class NodeTimingHook:
-    """Log how long each node took and write ``data/08_reporting/run_timings.json`` after each run
+    """Log how long each node took and write ``data/08_reporting/<dataset>/run_timings.json`` after each run
     (seconds per node and per pipeline namespace): where the time goes, without a profiler."""
 
     def __init__(self) -> None:
         self._project_path = Path.cwd()
+        self._dataset = ""
         self._started: dict[str, float] = {}
         self._durations: dict[str, float] = {}
         self._run_start = 0.0
@@ -116,6 +119,7 @@ class NodeTimingHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
+        self._dataset = str(context.params.get("dataset", ""))
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -143,4 +147,4 @@ class NodeTimingHook:
             "seconds_by_namespace": by_namespace,
             "seconds_by_node": self._durations,
         }
-        atomic_write_bytes(self._project_path / "data/08_reporting/run_timings.json", json.dumps(summary, indent=2).encode())
+        atomic_write_bytes(self._project_path / "data/08_reporting" / self._dataset / "run_timings.json", json.dumps(summary, indent=2).encode())

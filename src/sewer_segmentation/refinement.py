@@ -15,7 +15,14 @@ soft target mask in [0, 1] and a per-pixel loss weight in [0, 1]:
     A box where the model finds almost nothing (mean p below ``empty_box_threshold`` of the box) is
     kept as a soft box at ``empty_box_value`` with low weight: the detector said there is a defect.
 
-``grabcut`` (this project's default)
+``threshold`` (for thin and low-contrast defects)
+    mask = 1 where p >= ``threshold`` inside the box, else 0: a hard target whose width follows the
+    model, not the box (a crack 2 px wide stays 2 px wide). The weight falls to ``min_weight`` where p
+    is within ``band`` of the threshold, and a box where the model finds nothing above the threshold is
+    ignored (weight 0): the detector says a defect is there, the model cannot see it, so neither 0 nor 1
+    is a target worth learning.
+
+``grabcut``
     GrabCut (OpenCV) run on the frame itself, initialised from the box: outside = sure background,
     inside = probable foreground, so it learns the defect's and the wall's colours from this very frame.
     The refined mask is the mean of GrabCut's answer and the model's probability inside the box:
@@ -24,17 +31,24 @@ soft target mask in [0, 1] and a per-pixel loss weight in [0, 1]:
 
 ``box`` (no refinement; for comparison)
     mask = box, weight 1.
+
+``auto`` (the default) is not a method of its own: ``choose_refinement`` scores every candidate (each
+method, and ``threshold`` at several thresholds) on hand-labelled images the refining model did not
+train on and that are not eval images, and picks the one whose masks agree best with the polygons.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
+from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.imaging import to_uint8
 
-METHODS = ("seed", "box_prior", "grabcut", "box")
+METHODS = ("threshold", "grabcut", "box_prior", "seed", "box")
 
 
 def _components(box: np.ndarray) -> tuple[int, np.ndarray]:
@@ -88,6 +102,18 @@ def refine_mask(
         prediction = (p > threshold).astype(np.float32) * b
         mask = box_weight * b + (1 - box_weight) * prediction
         return np.clip(mask, 0, 1), np.ones_like(b)
+    if method == "threshold":
+        threshold = float(params.get("threshold", 0.5))
+        band, min_weight = float(params.get("band", 0.15)), float(params.get("min_weight", 0.1))
+        mask = ((p >= threshold) & (b > 0)).astype(np.float32)
+        confidence = np.clip(np.abs(p - threshold) / max(band, 1e-6), min_weight, 1.0)
+        weight = np.where(b > 0, confidence, 1.0).astype(np.float32)
+        n, labels = _components(b)
+        for k in range(1, n):
+            region = labels == k
+            if not mask[region].any():  # nothing found in this box: ignore it rather than teach "empty"
+                weight[region] = 0.0
+        return mask, weight
     if method == "box_prior":
         min_weight = float(params.get("min_weight", 0.1))
         mask = p * b
@@ -111,18 +137,94 @@ def refine_mask(
     raise ValueError(f"unknown refinement method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def resolve_jobs(n_jobs: int | str | None) -> int:
+    """``auto`` (or None): every core this process may use; else the number given (at least 1)."""
+    if n_jobs in (None, "auto"):
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return max(1, int(n_jobs))
+
+
 def refine_pool(
-    probabilities: dict, images, boxes, method: str, params: dict | None = None, progress: str | None = None
-) -> dict:
+    probabilities: dict, images, boxes, method: str, params: dict | None = None, progress: str | None = None,
+    n_jobs: int | str | None = 1,
+) -> dict:  # fmt: skip
     """``refine_mask`` over a set of frames: ``{image_id: (mask, weight)}`` as uint8 0..255.
 
     ``probabilities`` are uint8 maps keyed by image id; ``images`` and ``boxes`` are loaders keyed the
     same way (frames are only read for ``grabcut``). ``progress`` names a progress bar, if wanted.
+    ``n_jobs`` threads share the frames (OpenCV and numpy release the GIL); every frame's result is
+    independent of the others (GrabCut is reseeded per frame), so the masks are the same for any n_jobs.
     """
-    out = {}
-    items = sorted(probabilities.items())
-    for image_id, prob in tqdm(items, desc=progress, unit="img", disable=progress is None):
+
+    def one(item):
+        image_id, prob = item
         image = images[image_id]() if method == "grabcut" else None
         mask, weight = refine_mask(prob.astype(np.float32) / 255.0, boxes[image_id](), method, params, image)
-        out[image_id] = (to_uint8(mask), to_uint8(weight))
+        return image_id, (to_uint8(mask), to_uint8(weight))
+
+    items = sorted(probabilities.items())
+    jobs = min(resolve_jobs(n_jobs), max(1, len(items)))
+    bar = progress_bar(total=len(items), desc=progress, unit="img", disable=progress is None)
+    out = {}
+    with bar, ThreadPoolExecutor(max_workers=jobs) as pool:
+        for image_id, result in pool.map(one, items):
+            out[image_id] = result
+            bar.update()
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Choosing the method (``method: auto``)
+# --------------------------------------------------------------------------------------------------
+
+
+def candidate_settings(refinement: dict) -> list[tuple[str, str, dict]]:
+    """``(label, method, params)`` of every candidate ``auto`` weighs, in order of preference on ties:
+    ``threshold`` at each of ``auto.thresholds``, then the other methods of ``auto.methods``."""
+    auto = refinement.get("auto") or {}
+    candidates = []
+    for t in auto.get("thresholds", [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]):
+        candidates.append((f"threshold@{float(t):g}", "threshold", {**(refinement.get("threshold") or {}), "threshold": float(t)}))
+    for method in auto.get("methods", ["grabcut", "box_prior", "seed", "box"]):
+        if method not in METHODS or method == "threshold":
+            raise ValueError(f"mask_refinement.auto.methods: {method!r} is not one of {', '.join(m for m in METHODS if m != 'threshold')}")
+        candidates.append((method, method, dict(refinement.get(method) or {})))
+    return candidates
+
+
+def soft_agreement(mask: np.ndarray, truth: np.ndarray) -> float:
+    """Soft IoU of a refined mask (uint8 0..255, read as probabilities) with a 0/255 hand-drawn mask:
+    Σmin / Σmax. Unlike thresholding, it charges a soft haze (the seed rule's 0.3 over whole boxes)
+    for what a model trained on it learns. Two empty masks agree fully."""
+    m, t = mask.astype(np.float32) / 255.0, (truth > 127).astype(np.float32)
+    union = np.maximum(m, t).sum()
+    return 1.0 if union == 0 else float(np.minimum(m, t).sum() / union)
+
+
+def score_candidates(probabilities: dict, images, boxes, truths, refinement: dict) -> dict[str, float]:
+    """Mean ``soft_agreement`` over images of every candidate's refined masks with the hand-drawn ones."""
+    scores = {}
+    truth = {i: truths[i]() for i in probabilities}
+    for label, method, params in candidate_settings(refinement):
+        refined = refine_pool(probabilities, images, boxes, method, params)
+        scores[label] = round(float(np.mean([soft_agreement(refined[i][0], truth[i]) for i in sorted(refined)])), 5)
+    return scores
+
+
+def choose_refinement(probabilities: dict, images, boxes, truths, refinement: dict) -> dict:
+    """The method (and its parameters) that ``refinement.method`` names, or for ``auto`` the candidate
+    whose masks agree best with hand-drawn masks on the images given (never eval images: the caller
+    passes baseline_val). Returns ``{method, params, label, scores, selection_images}``."""
+    method = refinement["method"]
+    if method != "auto":
+        if method not in METHODS:
+            raise ValueError(f"mask_refinement.method must be auto or one of {', '.join(METHODS)}, got {method!r}")
+        return {"method": method, "params": dict(refinement.get(method) or {}), "label": method, "scores": {},
+                "selection_images": 0}  # fmt: skip
+    if not probabilities:
+        raise ValueError("mask_refinement.method auto needs hand-labelled validation images to choose on")
+    scores = score_candidates(probabilities, images, boxes, truths, refinement)
+    settings = {label: (m, p) for label, m, p in candidate_settings(refinement)}
+    label = max(scores, key=lambda k: scores[k])  # the first of equal scores: candidates are in preference order
+    return {"method": settings[label][0], "params": settings[label][1], "label": label, "scores": scores,
+            "selection_images": len(probabilities)}  # fmt: skip

@@ -15,6 +15,9 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": CUSTOM_RESOLVERS,
+    # An environment (conf/gpu) or --params overrides single keys of a parameter dictionary and keeps
+    # the rest, instead of replacing the whole dictionary.
+    "merge_strategy": {"parameters": "soft"},
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**"],
     },

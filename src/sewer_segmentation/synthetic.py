@@ -32,8 +32,21 @@ from sewer_segmentation.imaging import encode_image
 
 #: Class names of the upstream detection dataset, in YOLO id order.
 CLASS_NAMES = ("Deformation", "Obstacle", "Rupture", "Disconnect", "Misalignment", "Deposition")
-#: Classes the generator can draw.
-DRAWABLE_CLASSES = ("Deformation", "Obstacle", "Disconnect", "Deposition")
+#: Class ids of generated YOLO datasets: the upstream six, then the generator's own Crack.
+YOLO_CLASS_NAMES = (*CLASS_NAMES, "Crack")
+#: Classes the generator can draw. ``Crack`` is not an upstream class: thin (1-3 px), branching,
+#: low-contrast lines, the kind of defect whose box masks are almost all wrong (box vs truth IoU ~0.05).
+DRAWABLE_CLASSES = ("Deformation", "Obstacle", "Disconnect", "Deposition", "Crack")
+
+#: Named presets of ``SyntheticConfig`` fields: the regimes ``bench/quality.py`` checks every default on.
+#: ``hard`` is Deposition where colour does not separate defect from wall: a strongly textured wall,
+#: defect-coloured stains inside most boxes, and sediment painted half-transparent (low contrast).
+REGIMES: dict[str, dict] = {
+    "deposition": {"defect_class": "Deposition"},
+    "obstacle": {"defect_class": "Obstacle"},
+    "crack": {"defect_class": "Crack"},
+    "hard": {"defect_class": "Deposition", "wall_texture": 0.35, "stains_in_boxes": 0.7, "defect_opacity": 0.6},
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,9 @@ class SyntheticConfig:
     distractor_fraction: float = 0.4  # frames with stains that look like defects
     layout: str = "via"  # "via": images/ masks/ labels.csv; "yolo": images/ labels/ data.yaml (+ labels.csv)
     other_class_box_fraction: float = 0.0  # extra YOLO boxes of other classes (to exercise class filters)
+    wall_texture: float = 0.0  # extra fine wall texture (0 = none; the hard regime uses 0.35)
+    stains_in_boxes: float = 0.0  # chance that a box also holds a defect-coloured stain that is no defect
+    defect_opacity: float = 1.0  # how strongly the defect is painted over the wall (1 = opaque)
 
     def __post_init__(self) -> None:
         if self.defect_class not in DRAWABLE_CLASSES:
@@ -63,6 +79,17 @@ class SyntheticConfig:
             raise ValueError(f"layout must be 'via' or 'yolo', got {self.layout!r}")
         if self.width < 64 or self.height < 64:
             raise ValueError("frames must be at least 64x64")
+        if not 0 < self.defect_opacity <= 1:
+            raise ValueError("defect_opacity must be in (0, 1]")
+
+
+def config_for_regime(regime: str | None, **overrides) -> SyntheticConfig:
+    """``SyntheticConfig`` of a named regime (see ``REGIMES``), with field overrides on top."""
+    if regime is None:
+        return SyntheticConfig(**overrides)
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
+    return SyntheticConfig(**{**REGIMES[regime], **overrides})
 
 
 @dataclass
@@ -101,7 +128,7 @@ def _pipe_geometry(rng: np.random.Generator, h: int, w: int) -> dict:
     return {"cx": cx, "cy": cy, "radius": radius, "angle": angle, "yy": yy, "xx": xx}
 
 
-def _draw_pipe(rng: np.random.Generator, h: int, w: int, geo: dict) -> np.ndarray:
+def _draw_pipe(rng: np.random.Generator, h: int, w: int, geo: dict, wall_texture: float = 0.0) -> np.ndarray:
     radius, angle = geo["radius"], geo["angle"]
     material = rng.choice(["concrete", "clay", "pvc"])
     base = {
@@ -114,6 +141,8 @@ def _draw_pipe(rng: np.random.Generator, h: int, w: int, geo: dict) -> np.ndarra
     light *= 0.7 + 0.3 * np.cos(angle - rng.uniform(-np.pi, np.pi))  # the lamp is off-axis
     light *= 1.0 + 0.25 * _smooth_noise(rng, h, w, 40)  # stains and wet patches
     texture = 1.0 + 0.15 * _smooth_noise(rng, h, w, 12) + 0.06 * _smooth_noise(rng, h, w, 2)
+    if wall_texture > 0:  # rough, patchy walls whose dark grain looks like defects at a glance
+        texture = texture + wall_texture * (_smooth_noise(rng, h, w, 3) + 0.5 * _smooth_noise(rng, h, w, 8))
     shade = (light * texture).astype(np.float32)
     # Joint rings: perspective puts them at radii r_k = r_0 / (1 + k d).
     r0, d = rng.uniform(1.1, 1.4), rng.uniform(0.5, 0.9)
@@ -143,6 +172,34 @@ def _polar_band(geo: dict, a0: float, a1: float, r_inner: np.ndarray, r_outer: n
     outer = np.stack([geo["cx"] + r_outer * scale * np.cos(theta), geo["cy"] + r_outer * scale * np.sin(theta)], 1)
     inner = np.stack([geo["cx"] + r_inner * scale * np.cos(theta), geo["cy"] + r_inner * scale * np.sin(theta)], 1)
     return np.concatenate([outer, inner[::-1]]).astype(np.int32)
+
+
+def _crack_mask(rng: np.random.Generator, h: int, w: int, geo: dict) -> np.ndarray:
+    """A thin branching crack on the wall: a jittered random walk (1-3 px wide) with 0-2 branches,
+    long enough to cover 0.6-2% of the frame."""
+    mask = np.zeros((h, w), np.uint8)
+    thickness = int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25]))
+    length = rng.uniform(0.006, 0.02) * h * w / thickness
+    a, r = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.0) * 0.5 * min(h, w)
+    start = np.array([geo["cx"] + r * np.cos(a), geo["cy"] + r * np.sin(a)])
+    heading = rng.uniform(0, 2 * np.pi)
+    paths = [(start, heading, length)]
+    for _ in range(int(rng.integers(0, 3))):
+        paths.append((None, None, length * rng.uniform(0.2, 0.45)))
+    main: list[np.ndarray] = []
+    for origin, direction, path_length in paths:
+        if origin is None:  # a branch leaves the main crack at a random point, at an angle
+            origin = main[int(rng.integers(len(main) // 4, max(len(main) // 4 + 1, 3 * len(main) // 4)))]
+            direction = heading + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1)
+        points, position, steps = [origin.copy()], origin.copy(), max(2, int(path_length / 4))
+        for _ in range(steps):
+            direction += rng.normal(0, 0.35)
+            position = position + 4 * np.array([np.cos(direction), np.sin(direction)])
+            points.append(position.copy())
+        if not main:
+            main = points
+        cv2.polylines(mask, [np.round(points).astype(np.int32)], False, 1, thickness, cv2.LINE_8)
+    return mask
 
 
 def _defect_outline(rng: np.random.Generator, defect_class: str, h: int, w: int, geo: dict) -> np.ndarray:
@@ -206,10 +263,45 @@ def _paint_distractors(rng: np.random.Generator, image: np.ndarray, keep_out: np
         image += alpha * texture
 
 
-def _paint_defect(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, defect_class: str) -> None:
+def _paint_stains_in_boxes(
+    rng: np.random.Generator, image: np.ndarray, defect_masks: list, truth: np.ndarray, chance: float, geo: dict
+) -> None:
+    """Defect-coloured stains inside the bounding box of a defect but off the defect itself: a box
+    then holds two look-alike regions and only shape and position tell which one is the defect."""
+    h, w = truth.shape
+    keep_out = cv2.dilate(truth, np.ones((5, 5), np.uint8))
+    for m in defect_masks:
+        if rng.random() >= chance:
+            continue
+        ys, xs = np.nonzero(m)
+        inside = np.zeros((h, w), np.uint8)
+        inside[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 1
+        free = np.argwhere((inside > 0) & (keep_out == 0))
+        if len(free) == 0:
+            continue
+        cy, cx = free[int(rng.integers(len(free)))]
+        size = rng.uniform(0.04, 0.09) * min(h, w)
+        blob = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(blob, [_random_blob(rng, cx, cy, size * rng.uniform(0.8, 1.6), size, 40)], 1)
+        blob &= (inside > 0) & (keep_out == 0)
+        alpha = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), 1.2)[..., None] * rng.uniform(0.6, 0.9)
+        colour = DEPOSIT_COLOURS[rng.integers(len(DEPOSIT_COLOURS))] * rng.uniform(0.75, 1.2)
+        image *= 1 - alpha
+        image += alpha * colour * (1 + 0.2 * rng.standard_normal((h, w, 1)))
+
+
+def _paint_defect(
+    rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, defect_class: str, opacity: float = 1.0
+) -> None:
     """Blend a class-specific texture into ``image`` where ``mask`` is set (edges softened)."""
     h, w = mask.shape
+    if defect_class == "Crack":  # a dark line, only 20-45 % darker than the wall: low contrast
+        alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.6)[..., None] * opacity
+        image *= 1 - alpha * rng.uniform(0.2, 0.45)
+        return
     alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.2)[..., None]
+    if opacity < 1:
+        alpha = alpha * opacity
     grain = _smooth_noise(rng, h, w, 2)[..., None]
     if defect_class == "Deposition":
         colour = DEPOSIT_COLOURS[rng.integers(len(DEPOSIT_COLOURS))] * rng.uniform(0.75, 1.2)
@@ -275,14 +367,17 @@ def draw_frame(config: SyntheticConfig, index: int) -> Frame:
     rng = np.random.default_rng([config.seed, index])
     h, w = config.height, config.width
     geo = _pipe_geometry(rng, h, w)
-    image = _draw_pipe(rng, h, w, geo)
+    image = _draw_pipe(rng, h, w, geo, config.wall_texture)
     n_defects = int(rng.choice([1, 2, 3], p=[0.65, 0.25, 0.10]))
     defect_masks = []
     truth = np.zeros((h, w), np.uint8)
     for _ in range(n_defects):
         for _attempt in range(10):
-            m = np.zeros((h, w), np.uint8)
-            cv2.fillPoly(m, [_defect_outline(rng, config.defect_class, h, w, geo)], 1)
+            if config.defect_class == "Crack":
+                m = _crack_mask(rng, h, w, geo)
+            else:
+                m = np.zeros((h, w), np.uint8)
+                cv2.fillPoly(m, [_defect_outline(rng, config.defect_class, h, w, geo)], 1)
             # Keep defects separate so that each gets its own box.
             if m.sum() > 0.004 * h * w and not (m & (truth > 0)).any():
                 break
@@ -296,8 +391,10 @@ def draw_frame(config: SyntheticConfig, index: int) -> Frame:
         defect_masks, truth = [m], m * 255
     if rng.random() < config.distractor_fraction:
         _paint_distractors(rng, image, cv2.dilate(truth, np.ones((7, 7), np.uint8)), geo)
+    if config.stains_in_boxes > 0:
+        _paint_stains_in_boxes(rng, image, defect_masks, truth, config.stains_in_boxes, geo)
     for m in defect_masks:
-        _paint_defect(rng, image, m, config.defect_class)
+        _paint_defect(rng, image, m, config.defect_class, config.defect_opacity)
     image = _finish(rng, image, geo)
     if rng.random() < config.text_overlay_fraction:
         _overlay_text(rng, image)
@@ -426,12 +523,12 @@ def write_dataset(config: SyntheticConfig, raw_dir: str | Path, truth_dir: str |
     try:
         (tmp_raw / "images").mkdir()
         rows: list[list] = []
-        class_id = CLASS_NAMES.index(config.defect_class)
+        class_id = YOLO_CLASS_NAMES.index(config.defect_class)
         if config.layout == "via":
             (tmp_raw / "masks").mkdir()
         else:
             (tmp_raw / "labels").mkdir()
-            names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES))
+            names = "\n".join(f"  {i}: {n}" for i, n in enumerate(YOLO_CLASS_NAMES))
             (tmp_raw / "data.yaml").write_text(f"path: .\ntrain: images\nnames:\n{names}\n")
         for frame in frames:
             jpeg = encode_image(frame.image, ".jpg", quality=92)
@@ -475,11 +572,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("raw_dir", help="folder to create, e.g. data/01_raw/synthetic")
     parser.add_argument("--truth-dir", help="default: <raw_dir>_ground_truth")
+    parser.add_argument("--regime", choices=sorted(REGIMES), help="a preset of the options below (they override it)")
     for name, value in SyntheticConfig().__dict__.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None, help=f"default: {value}")
     args = vars(parser.parse_args(argv))
-    raw_dir, truth_dir = args.pop("raw_dir"), args.pop("truth_dir")
-    summary = write_dataset(SyntheticConfig(**args), raw_dir, truth_dir or f"{raw_dir.rstrip('/')}_ground_truth")
+    raw_dir, truth_dir, regime = args.pop("raw_dir"), args.pop("truth_dir"), args.pop("regime")
+    config = config_for_regime(regime, **{k: v for k, v in args.items() if v is not None})
+    summary = write_dataset(config, raw_dir, truth_dir or f"{raw_dir.rstrip('/')}_ground_truth")
     print(json.dumps(summary))  # noqa: T201
 
 

@@ -1,8 +1,9 @@
 """Training and inference with Lightning.
 
-``train_model`` fits a model on cached samples, validates ``scoring_per_epoch`` times per epoch and keeps
-the checkpoint with the best **validation** metric (never an evaluation-set metric). An interrupted run
-resumes from its last checkpoint when started again with the same configuration and data.
+``train_model`` fits a model on cached samples for a budget of optimizer steps (``training.steps``; or
+``epochs``, turned into steps), validates ``validations`` times and keeps the weights of the best
+**validation** metric (never an evaluation-set metric). An interrupted run resumes from its last
+checkpoint when started again with the same configuration and data.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +22,8 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
-from torch.utils.data import DataLoader
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from torch.utils.data import DataLoader, Sampler
 
 from sewer_segmentation.data import (
     Sample,
@@ -38,10 +42,11 @@ from sewer_segmentation.metrics import (
     soft_sums,
 )
 from sewer_segmentation.models import build_model, set_batchnorm_frozen
+from sewer_segmentation.progress import on_terminal
 
 logger = logging.getLogger(__name__)
 
-SELECTION_METRICS = {"val_iou": "max", "val_dice": "max", "val_soft_iou": "max", "val_soft_dice": "max", "val_loss": "min"}
+SELECTION_METRICS = {"val_mean_iou": "max", "val_iou": "max", "val_dice": "max", "val_soft_iou": "max", "val_soft_dice": "max", "val_loss": "min"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,12 +89,13 @@ def inference_device(accelerator: str = "auto") -> torch.device:
 
 
 class SegmentationModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, training: dict, freeze_batchnorm: bool):
+    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, training: dict, freeze_batchnorm: bool, total_steps: int):
         super().__init__()
         self.model = model
         self.loss = loss
         self.training_config = training
         self.freeze_batchnorm = freeze_batchnorm
+        self.total_steps = int(total_steps)
         self._counts: list[torch.Tensor] = []
         self._soft = torch.zeros(7)
         self._val_loss_sum = torch.zeros(())
@@ -125,77 +131,235 @@ class SegmentationModule(L.LightningModule):
         if not self._counts:
             return
         # Pool counts across processes (DDP) before computing ratios.
-        counts = self.trainer.strategy.reduce(torch.cat(self._counts).sum(0), reduce_op="sum")
+        per_image = torch.cat(self._counts)
+        counts = self.trainer.strategy.reduce(per_image.sum(0), reduce_op="sum")
+        image_iou = self.trainer.strategy.reduce(
+            torch.stack([metrics_from_counts(per_image)["iou"].sum(), torch.tensor(float(len(per_image)), device=self.device)]),
+            reduce_op="sum",
+        )
         soft = self.trainer.strategy.reduce(self._soft, reduce_op="sum")
         loss = self.trainer.strategy.reduce(self._val_loss_sum / max(1, self._val_batches), reduce_op="mean")
-        pooled = metrics_from_counts(counts)
-        values = {f"val_{k}": float(v) for k, v in pooled.items()}
+        values = {f"val_{k}": float(v) for k, v in metrics_from_counts(counts).items()}
+        values["val_mean_iou"] = float(image_iou[0] / image_iou[1].clamp_min(1))
         values.update({f"val_{k}": v for k, v in soft_metrics_from_sums(soft.cpu()).items()})
         values["val_loss"] = float(loss)
         for name, value in values.items():
-            self.log(name, value, prog_bar=name in ("val_iou", "val_loss"), sync_dist=False)
+            self.log(name, value, prog_bar=name in ("val_mean_iou", "val_loss"), sync_dist=False)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         cfg = self.training_config
         optimizer = torch.optim.AdamW(params, lr=float(cfg["learning_rate"]), weight_decay=float(cfg.get("weight_decay", 0)))
-        schedule = cfg.get("lr_schedule", "none")
-        if schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(cfg["epochs"])))
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-        if schedule not in ("none", None):
+        schedule = cfg.get("lr_schedule", "cosine")
+        if schedule not in ("cosine", "none", None):
             raise ConfigurationError(f"lr_schedule must be 'cosine' or 'none', got {schedule!r}")
-        return optimizer
+        factor = lr_factor_fn(self.total_steps, warmup_steps(cfg, self.total_steps), schedule == "cosine")
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warmup_steps(training: dict, total_steps: int) -> int:
+    """``warmup_steps`` if given, else ``warmup_fraction`` (default 5 %) of the run."""
+    if training.get("warmup_steps") is not None:
+        return max(0, int(training["warmup_steps"]))
+    return int(round(float(training.get("warmup_fraction", 0.05)) * total_steps))
+
+
+def lr_factor_fn(total_steps: int, warmup: int, cosine: bool):
+    """Learning-rate factor per optimizer step: linear warm-up, then cosine decay to 1 % (or flat)."""
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if not cosine:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class StepSampler(Sampler[int]):
+    """``count`` sample indices for a whole run (one Lightning "epoch" is the whole step budget).
+
+    Without weights: consecutive seeded permutations of the data, so every image is seen equally often.
+    With ``weights`` (one per sample): drawn with replacement in proportion to them, which is how the
+    hand-labelled images get their share of every batch in refinement rounds.
+    """
+
+    def __init__(self, n: int, count: int, seed: int, weights: list[float] | None = None):
+        self.n, self.count, self.seed = int(n), int(count), int(seed)
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        if self.weights is not None:
+            yield from torch.multinomial(self.weights, self.count, replacement=True, generator=generator).tolist()
+            return
+        given = 0
+        while given < self.count:
+            for index in torch.randperm(self.n, generator=generator).tolist()[: self.count - given]:
+                yield index
+                given += 1
+
+
+def resolve_budget(training: dict, n_train: int) -> tuple[int, int]:
+    """(optimizer steps, steps between validations) from ``steps``/``validations`` or, when ``epochs`` is
+    set, from epochs over ``n_train`` images (``scoring_per_epoch`` validations per epoch)."""
+    batch_size = _positive_int(training, "batch_size")
+    epochs = training.get("epochs")
+    if epochs is not None:
+        steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+        steps = _positive_int(training, "epochs") * steps_per_epoch
+        validations = int(epochs) * max(1, int(training.get("scoring_per_epoch", 1)))
+    else:
+        steps = _positive_int(training, "steps")
+        validations = max(1, int(training.get("validations", 10)))
+    every = training.get("val_every_steps")
+    interval = int(every) if every else max(1, steps // validations)
+    return steps, min(interval, steps)
+
+
+def _positive_int(config: dict, key: str) -> int:
+    try:
+        value = int(config.get(key))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"training.{key} must be a positive whole number, got {config.get(key)!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"training.{key} must be at least 1, got {value} (a model that never trained is never saved)")
+    return value
+
+
+class BestWeights(Callback):
+    """Keeps the weights of the best validation so far, in memory (no checkpoint file per validation).
+
+    With ``initial_score`` (fine-tuning), the starting weights are the first candidate, and trained
+    weights replace them only when they beat them by more than ``min_improvement``: a round that does
+    not help hands back the model it started from. Its state travels in the resume checkpoint.
+    """
+
+    def __init__(self, monitor: str, mode: str, initial_state: dict | None = None, initial_score: float | None = None,
+                 min_improvement: float = 0.0, path: Path | None = None):  # fmt: skip
+        self.monitor, self.mode, self.min_improvement, self.path = monitor, mode, float(min_improvement), path
+        self.best_state = initial_state
+        self.best_score = initial_score
+        self.best_step = 0 if initial_score is not None else None
+        self.from_initial = initial_score is not None
+
+    def _better(self, score: float) -> bool:
+        if self.best_score is None:
+            return True
+        margin = self.min_improvement if self.from_initial else 0.0
+        return score > self.best_score + margin if self.mode == "max" else score < self.best_score - margin
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        score = float(trainer.callback_metrics[self.monitor])
+        if self._better(score):
+            self.best_score, self.best_step, self.from_initial = score, trainer.global_step, False
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"best_state": self.best_state, "best_score": self.best_score, "best_step": self.best_step, "from_initial": self.from_initial}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best_state, self.best_score = state_dict["best_state"], state_dict["best_score"]
+        self.best_step, self.from_initial = state_dict["best_step"], state_dict["from_initial"]
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        # Under ddp_spawn this runs in a child process: hand the best weights back through a file.
+        if self.path is not None and trainer.is_global_zero and self.best_state is not None:
+            torch.save(self.state_dict(), self.path)
+
+
+class ResumeCheckpoint(Callback):
+    """Writes ``last.ckpt`` (weights, optimizer, step, best weights) after a validation, at most every
+    ``every_seconds``: enough to resume after a crash, without a full checkpoint per validation."""
+
+    def __init__(self, path: Path, every_seconds: float):
+        self.path, self.every_seconds = Path(path), float(every_seconds)
+        self._last = time.monotonic()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or time.monotonic() - self._last < self.every_seconds:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+        self._last = time.monotonic()
 
 
 class HistoryCallback(Callback):
-    """Collects train loss and validation metrics by global step, and logs them to the active MLflow run."""
+    """Collects train loss and validation metrics by optimizer step; sends them to the active MLflow run
+    in batches (at each validation and at the end), never one request per step."""
 
     def __init__(self, prefix: str, log_every_n_steps: int = 1, history_file: str | Path | None = None):
         self.prefix = prefix
         self.every = max(1, log_every_n_steps)
         self.history: dict[str, list] = {"train": [], "val": []}
         self.history_file = history_file
+        self._pending: list[tuple[str, float, int]] = []
 
-    def _to_mlflow(self, trainer, values: dict, step: int) -> None:
-        if not trainer.is_global_zero:
+    def _flush(self, trainer) -> None:
+        if not trainer.is_global_zero or not self._pending:
             return
-        import mlflow  # noqa: PLC0415
-
-        if mlflow.active_run() is not None:
-            mlflow.log_metrics({f"{self.prefix}.{k}": float(v) for k, v in values.items()}, step=step)
+        _log_metrics_batch(self._pending)
+        self._pending = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % self.every:
+        step = trainer.global_step
+        if step % self.every:
             return
         loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
-        self.history["train"].append({"step": trainer.global_step, "epoch": trainer.current_epoch, "train_loss": loss})
-        self._to_mlflow(trainer, {"train_loss": loss}, trainer.global_step)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        # Under ddp_spawn training runs in child processes: hand the history back through a file.
-        if self.history_file is not None and trainer.is_global_zero:
-            Path(self.history_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(self.history_file).write_text(json.dumps(self.history))
+        self.history["train"].append({"step": step, "train_loss": loss})
+        self._pending.append((f"{self.prefix}.train_loss", loss, step))
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
         if values:
-            self.history["val"].append({"step": trainer.global_step, "epoch": trainer.current_epoch, **values})
-            self._to_mlflow(trainer, values, trainer.global_step)
+            self.history["val"].append({"step": trainer.global_step, **values})
+            if trainer.is_global_zero:
+                loss = self.history["train"][-1]["train_loss"] if self.history["train"] else float("nan")
+                logger.info("%s step %d/%d: train_loss %.3f, val_mean_iou %.3f, val_loss %.3f", self.prefix, trainer.global_step,
+                            trainer.max_steps, loss, values.get("val_mean_iou", float("nan")), values.get("val_loss", float("nan")))  # fmt: skip
+            self._pending += [(f"{self.prefix}.{k}", v, trainer.global_step) for k, v in values.items()]
+        self._flush(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._flush(trainer)
+        # Under ddp_spawn training runs in child processes: hand the history back through a file.
+        if self.history_file is not None and trainer.is_global_zero:
+            Path(self.history_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.history_file).write_text(json.dumps(self.history))
+
+
+def _log_metrics_batch(values: list[tuple[str, float, int]]) -> None:
+    """(name, value, step) triples to the active MLflow run, 1000 per request (MLflow's batch limit)."""
+    import mlflow  # noqa: PLC0415
+    from mlflow.entities import Metric  # noqa: PLC0415
+
+    run = mlflow.active_run()
+    if run is None or not values:
+        return
+    now = int(time.time() * 1000)
+    metrics = [Metric(name, float(value), now, int(step)) for name, value, step in values]
+    client = mlflow.tracking.MlflowClient()
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run.info.run_id, metrics=metrics[start : start + 1000], synchronous=True)
 
 
 def _log_history_to_mlflow(history: dict, prefix: str) -> None:
     """Log a history recorded in child processes (they have no MLflow run) from the main process."""
-    import mlflow  # noqa: PLC0415
-
-    if mlflow.active_run() is None:
-        return
-    for record in history.get("train", []) + history.get("val", []):
-        values = {f"{prefix}.{k}": float(v) for k, v in record.items() if k not in ("step", "epoch")}
-        mlflow.log_metrics(values, step=int(record["step"]))
+    values = [(f"{prefix}.{k}", float(v), int(r["step"])) for r in history.get("train", []) + history.get("val", [])
+              for k, v in r.items() if k not in ("step", "epoch")]  # fmt: skip
+    _log_metrics_batch(values)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,22 +378,55 @@ class TrainedModel:
 
 
 def run_fingerprint(*parts) -> str:
-    """Stable short hash of configuration and data ids: a checkpoint only resumes the same run."""
+    """Stable short hash of configuration and data: a checkpoint only resumes the same run."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _loader(dataset, batch_size, shuffle, num_workers, seed) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
+def samples_digest(samples: list[Sample]) -> str:
+    """Hash of the ids, pixels and targets of a set of samples (two datasets with the same file names
+    never share a resume checkpoint)."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(s.image_id.encode())
+        for array in (s.image, s.target, s.weight):
+            if array is not None:
+                digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _loader(dataset, batch_size, num_workers, sampler=None) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=sampler,
+        shuffle=False,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
-        drop_last=shuffle and len(dataset) > batch_size,
-        generator=generator,
+        drop_last=False,
     )
+
+
+@torch.inference_mode()
+def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, metric: str, batch_size: int = 16) -> float:
+    """The validation metric of ``model`` on cached samples, computed as the validation loop does
+    (used to score the starting weights of a fine-tuning run before any step)."""
+    model.eval()
+    dataset = SegmentationDataset(samples, mean, std)
+    counts, soft = [], torch.zeros(7)
+    device = next(model.parameters()).device
+    for start in range(0, len(dataset), batch_size):
+        images, targets, _ = (torch.stack(t) for t in zip(*[dataset[i] for i in range(start, min(len(dataset), start + batch_size))]))
+        probs = torch.sigmoid(model(images.to(device)).float()).cpu()
+        counts.append(confusion_counts(probs, targets))
+        soft += soft_sums(probs, targets)
+    per_image = torch.cat(counts)
+    values = {f"val_{k}": float(v) for k, v in metrics_from_counts(per_image.sum(0)).items()}
+    values["val_mean_iou"] = float(metrics_from_counts(per_image)["iou"].mean())
+    values.update({f"val_{k}": v for k, v in soft_metrics_from_sums(soft).items()})
+    if metric not in values:
+        raise ConfigurationError(f"{metric} cannot score the starting weights; use one of {sorted(values)}")
+    return values[metric]
 
 
 def train_model(
@@ -243,56 +440,67 @@ def train_model(
     checkpoint_root: str | Path = "data/06_models/checkpoints",
     extra_callbacks: list[Callback] | None = None,
     initial_state: dict | None = None,
+    sample_weights: list[float] | None = None,
+    min_improvement: float = 0.0,
 ) -> TrainedModel:
-    """Fit a fresh model; return it with the weights of the best validation checkpoint."""
+    """Train for ``training.steps`` optimizer steps (or ``epochs``); return the best validated weights.
+
+    ``initial_state`` fine-tunes from earlier weights: they are scored on validation first and kept
+    unless training beats them by ``min_improvement``. ``sample_weights`` (one per training sample)
+    sets how often each sample is drawn.
+    """
     height, width = check_image_size(image_size["height"], image_size["width"])
     if not train_samples:
         raise ConfigurationError(f"{stage}: no training images")
-    metric = training.get("save_by_metric", "val_iou")
+    metric = training.get("save_by_metric", "val_mean_iou")
     if metric not in SELECTION_METRICS:
         raise ConfigurationError(f"save_by_metric must be one of {sorted(SELECTION_METRICS)} (validation metrics), got {metric!r}")
+    try:
+        float(training.get("learning_rate"))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"training.learning_rate must be a number, got {training.get('learning_rate')!r}") from None
+    steps, val_interval = resolve_budget(training, len(train_samples))
+    batch_size = int(training["batch_size"])
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_model(model_config)
+    mean, std = normalization_for(model_config)
+    initial_score = None
     if initial_state is not None:  # fine-tuning from an earlier model instead of a fresh start
         model.load_state_dict(initial_state)
+        if val_samples:
+            initial_score = validation_score(model, val_samples, mean, std, metric)
+            model.train()  # validation_score switched to eval mode; training must start in train mode
+            logger.info("%s: the starting weights score %s %.4f on validation", stage, metric, initial_score)
     if training.get("channels_last", True):
         model = model.to(memory_format=torch.channels_last)
     loss = build_loss(training["loss"]["name"], training["loss"].get("args"))
-    module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")))
+    module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps)
 
-    mean, std = normalization_for(model_config)
     workers = int(training.get("num_workers", 0))
-    batch_size = int(training["batch_size"])
-    train_loader = _loader(
-        SegmentationDataset(train_samples, mean, std, build_augmentation(training.get("augmentation"), seed)),
-        batch_size, True, workers, seed,
-    )  # fmt: skip
-    val_loader = _loader(SegmentationDataset(val_samples, mean, std), batch_size, False, workers, seed) if val_samples else None
+    sampler = StepSampler(len(train_samples), steps * batch_size, seed, sample_weights)
+    augmentation = build_augmentation(training.get("augmentation"), seed)
+    train_loader = _loader(SegmentationDataset(train_samples, mean, std, augmentation), batch_size, workers, sampler)
+    val_loader = _loader(SegmentationDataset(val_samples, mean, std), batch_size, workers) if val_samples else None
 
-    fingerprint = run_fingerprint(stage, model_config, training, image_size, seed,
-                                  [s.image_id for s in train_samples], [s.image_id for s in val_samples])  # fmt: skip
+    fingerprint = run_fingerprint(stage, model_config, training, image_size, seed, min_improvement, sample_weights,
+                                  samples_digest(train_samples), samples_digest(val_samples))  # fmt: skip
     checkpoint_dir = Path(checkpoint_root) / f"{stage}-{fingerprint}"
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     history = HistoryCallback(stage, int(training.get("log_every_n_steps", 1)), checkpoint_dir / "history.json")
-    callbacks: list[Callback] = [history]
-    best = None
-    if val_loader is not None:
-        best = ModelCheckpoint(
-            dirpath=checkpoint_dir, filename="best", monitor=metric, mode=SELECTION_METRICS[metric],
-            save_top_k=1, save_last=True, auto_insert_metric_name=False,
-        )  # fmt: skip
-        callbacks.append(best)
-        early = training.get("early_stopping") or {}
-        if early.get("enabled"):
-            callbacks.append(EarlyStopping(monitor=metric, mode=SELECTION_METRICS[metric], patience=int(early.get("patience", 10))))
-    else:
-        logger.warning("%s: no validation images; the last epoch's weights are kept", stage)
-        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0))
+    best = BestWeights(metric, SELECTION_METRICS[metric],
+                       {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if initial_score is not None else None,
+                       initial_score, min_improvement, checkpoint_dir / "best.pt")  # fmt: skip
+    last = checkpoint_dir / "last.ckpt"
+    callbacks: list[Callback] = [history, best, ResumeCheckpoint(last, float(training.get("checkpoint_every_seconds", 60)))]
+    if val_loader is None:
+        logger.warning("%s: no validation images; the last step's weights are kept", stage)
     callbacks += list(extra_callbacks or [])
-    if training.get("progress_bar", True):
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, int(training.get("progress_refresh", 1)))))
+    # Without a terminal (a log file, CI) a bar redrawn every step would flood the log: HistoryCallback
+    # logs one line per validation instead.
+    progress = bool(training.get("progress_bar", True)) and on_terminal()
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
 
-    scorings = max(1, int(training.get("scoring_per_epoch", 1)))
-    steps_per_epoch = max(1, len(train_loader))
     accelerator = training.get("accelerator", "auto")
     precision = resolve_precision(training.get("precision", "auto"), accelerator)
     strategy = training.get("strategy", "auto")
@@ -306,7 +514,8 @@ def train_model(
         # ("bad value(s) in fds_to_keep"), sharing through the file system does not.
         torch.multiprocessing.set_sharing_strategy("file_system")
     trainer = L.Trainer(
-        max_epochs=int(training["epochs"]),
+        max_epochs=1,
+        max_steps=steps,
         accelerator=accelerator,
         devices=training.get("devices", "auto"),
         num_nodes=int(training.get("num_nodes", 1)),
@@ -314,27 +523,31 @@ def train_model(
         precision=precision,
         callbacks=callbacks,
         logger=False,
-        enable_progress_bar=bool(training.get("progress_bar", True)),
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
         enable_model_summary=False,
-        val_check_interval=1.0 if scorings == 1 or steps_per_epoch < scorings else 1.0 / scorings,
+        val_check_interval=val_interval,
+        check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         deterministic="warn",
         log_every_n_steps=1,
         gradient_clip_val=training.get("gradient_clip_val"),
     )
-    last = checkpoint_dir / "last.ckpt"
     resume = training.get("resume", True) and last.is_file()
     if resume:
         logger.info("%s: resuming the interrupted run from %s", stage, last)
-    logger.info("%s: %d train / %d val images, %dx%d, precision %s, %d epochs",
-                stage, len(train_samples), len(val_samples), height, width, precision, int(training["epochs"]))  # fmt: skip
+    logger.info("%s: %d train / %d val images, %dx%d, precision %s, %d steps of batch %d, validation every %d steps",
+                stage, len(train_samples), len(val_samples), height, width, precision, steps, batch_size, val_interval)  # fmt: skip
+    (checkpoint_dir / "best.pt").unlink(missing_ok=True)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
 
-    best_score = None
-    if best is not None and best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-        best_score = float(best.best_model_score) if best.best_model_score is not None else None
+    chosen = best.state_dict()
+    if chosen["best_state"] is None and (checkpoint_dir / "best.pt").is_file():  # trained in child processes
+        chosen = torch.load(checkpoint_dir / "best.pt", map_location="cpu", weights_only=True)
+    best_score, best_step, kept_initial = None, None, False
+    if chosen["best_state"] is not None:
+        module.model.load_state_dict(chosen["best_state"])
+        best_score, best_step, kept_initial = chosen["best_score"], chosen["best_step"], chosen["from_initial"]
     history_log = history.history
     if not history_log["train"] and (checkpoint_dir / "history.json").is_file():  # trained in child processes
         history_log = json.loads((checkpoint_dir / "history.json").read_text())
@@ -342,11 +555,17 @@ def train_model(
     final_model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     if trainer.is_global_zero:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
+    if kept_initial:
+        logger.warning("%s: no validation beat the starting weights by more than %.3f; they are kept", stage, min_improvement)
     metadata = {
         "stage": stage,
         "selected_by": metric,
         "best_validation_score": best_score,
-        "epochs": int(training["epochs"]),
+        "best_step": best_step,
+        "initial_validation_score": initial_score,
+        "kept_initial_weights": kept_initial,
+        "steps": steps,
+        "batch_size": batch_size,
         "precision": precision,
         "train_images": len(train_samples),
         "val_images": len(val_samples),

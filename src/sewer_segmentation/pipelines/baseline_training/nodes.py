@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 def train_baseline_model(
     train_images, train_masks, val_images, val_masks, model: dict, image_size: dict, training: dict, seed: int
-) -> tuple[TrainedModel, dict]:
+) -> tuple[TrainedModel, dict]:  # fmt: skip
     """A fresh model trained on hand-labelled masks; returns the model and its training history."""
     height, width = check_image_size(image_size["height"], image_size["width"])
     train = load_samples(train_images, train_masks, height, width, description="baseline_train")
@@ -30,12 +30,12 @@ def train_baseline_model(
     return trained, trained.metadata["history"]
 
 
-def predict_eval_images(trained: TrainedModel, eval_images, inference: dict) -> dict[str, np.ndarray]:
-    """Probability maps (uint8, 0..255) for every eval image, at the image's own size."""
-    ids = sorted(eval_images)
+def predict_images(trained: TrainedModel, images, inference: dict) -> dict[str, np.ndarray]:
+    """Probability maps (uint8, 0..255) for every image of a split, at the image's own size."""
+    ids = sorted(images)
     probabilities = predict_probabilities(
         trained.model,
-        [eval_images[i]() for i in ids],
+        [images[i]() for i in ids],
         trained.model_config,
         trained.image_size,
         batch_size=int(inference["batch_size"]),
@@ -66,6 +66,9 @@ def evaluate_predictions(
         "model_version": trained.metadata.get("version"),
         "selected_by": trained.metadata.get("selected_by"),
         "best_validation_score": trained.metadata.get("best_validation_score"),
+        "kept_initial_weights": trained.metadata.get("kept_initial_weights", False),
+        "refined_from": trained.metadata.get("refined_from"),
+        "improved_on_validation": trained.metadata.get("improved_on_validation"),
         "eval_images": len(model_masks),
         "threshold": 0.5,
         "metrics": summary,

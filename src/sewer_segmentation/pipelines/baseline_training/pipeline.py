@@ -6,7 +6,7 @@ from .nodes import (
     evaluate_predictions,
     plot_learning_curves,
     plot_prediction_gallery,
-    predict_eval_images,
+    predict_images,
     train_baseline_model,
 )
 
@@ -19,7 +19,7 @@ def evaluation_nodes(prefix: str, report: str, stage: str) -> list[Node]:
     """
     model, per_image = f"{prefix}_model", f"{prefix}_eval_per_image"
     return [
-        Node(predict_eval_images, [model, "eval_images", "params:inference"], "eval_probabilities", name="predict_eval_images"),
+        Node(predict_images, [model, "eval_images", "params:inference"], "eval_probabilities", name="predict_eval_images"),
         Node(evaluate_predictions, ["eval_probabilities", "eval_masks", "eval_box_masks", "raw_ground_truth", model, stage],
              [report, per_image, f"{prefix}_mlflow_metrics"], name="evaluate_on_eval"),  # fmt: skip
         Node(plot_learning_curves, [f"{prefix}_training_history", stage], f"{prefix}_learning_curves", name="plot_learning_curves"),

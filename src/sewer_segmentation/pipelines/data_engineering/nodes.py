@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 from kedro.io.core import DatasetError
-from tqdm.auto import tqdm
+from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.annotations import (
     Problem,
@@ -167,7 +167,7 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
             problems.append(Problem(f"masks/{pids[0]}", "mask without an image"))
 
     rows = []
-    for image_id, pids in tqdm(sorted(images.items()), desc="inspect raw images", unit="img"):
+    for image_id, pids in progress_bar(sorted(images.items()), desc="inspect raw images", unit="img"):
         pid = pids[0]
         try:
             image = raw_images[pid]()
@@ -357,7 +357,7 @@ def _coarseness(manifest, raw_images, raw_box_masks, annotations, ground_truth, 
     truth_files = _by_image_id(ground_truth)
     loaders = _loaders(manifest, raw_images, raw_box_masks, annotations, params)
     rows = []
-    for row in tqdm(list(manifest.itertuples()), desc="box coarseness", unit="img"):
+    for row in progress_bar(list(manifest.itertuples()), desc="box coarseness", unit="img"):
         _, polygon, box = loaders[row.image_id]
         box_mask = box()
         record = {"image_id": row.image_id, "split": row.split}

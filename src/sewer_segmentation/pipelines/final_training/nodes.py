@@ -1,7 +1,9 @@
-"""Nodes of the final_training pipeline: a fresh model on refined weak masks + hand-labelled masks.
+"""Nodes of the final_training pipeline: a model trained on refined weak masks + hand-labelled masks.
 
-The checkpoint is chosen on the hand-labelled validation images and the model is evaluated on the
-same eval split as the baseline (evaluation nodes are shared with baseline_training).
+By default a round fine-tunes the best model so far (the one that refined its masks): the starting
+weights are scored on baseline_val first and kept unless training beats them by ``min_improvement``,
+so a round cannot hand on a model that is worse on validation. The model is evaluated on the same eval
+split as the baseline (evaluation nodes are shared with baseline_training).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import numpy as np
 
 from sewer_segmentation.data import check_image_size, load_samples
+from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.evaluation import score_predictors
 from sewer_segmentation.imaging import by_image_id
 from sewer_segmentation.plots import line_chart
@@ -20,8 +23,24 @@ logger = logging.getLogger(__name__)
 
 
 def final_training_config(training: dict, final: dict) -> dict:
-    """The baseline's training parameters with the final stage's overrides (e.g. fewer epochs)."""
-    return {**training, **(final.get("training_overrides") or {})}
+    """The baseline's training parameters with the final stage's overrides. A step budget in the
+    overrides replaces an epoch budget of the baseline (and the other way round)."""
+    overrides = dict(final.get("training_overrides") or {})
+    config = {**training, **overrides}
+    if "steps" in overrides and overrides.get("epochs") is None:
+        config["epochs"] = None
+    return config
+
+
+def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None) -> list[float] | None:
+    """Per-sample draw weights giving the hand-labelled images ``labelled_share`` of all draws (weak
+    images first, then labelled); None draws every image equally often."""
+    if labelled_share is None or n_weak == 0 or n_labelled == 0:
+        return None
+    share = float(labelled_share)
+    if not 0 < share < 1:
+        raise ConfigurationError(f"final_training.labelled_share must be between 0 and 1 (or null), got {share}")
+    return [(1 - share) / n_weak] * n_weak + [share / n_labelled] * n_labelled
 
 
 def _refined_partitions(refined_masks: dict, kind: str) -> dict:
@@ -33,41 +52,68 @@ def train_final_model(
     refined_masks: dict, weak_images, train_images, train_masks, val_images, val_masks,
     previous_model: TrainedModel, model: dict, image_size: dict, training: dict, final: dict, seed: int, round_number: int,
 ) -> tuple[TrainedModel, dict]:  # fmt: skip
-    """Train on refined weak masks (soft targets, weight maps) plus the hand-labelled baseline_train."""
+    """Train on refined weak masks (with their weight maps) plus the hand-labelled baseline_train."""
     height, width = check_image_size(image_size["height"], image_size["width"])
     masks = _refined_partitions(refined_masks, "masks")
     weights = _refined_partitions(refined_masks, "weights")
     weak = load_samples({i: weak_images[i] for i in masks}, masks, height, width, weights, description="refined weak")
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
-    initial = previous_model.model.state_dict() if final.get("init_from_previous") else None
-    trained = train_model(weak + labelled, val, model, final_training_config(training, final), image_size, seed,
-                          stage=f"round_{round_number}", initial_state=initial)  # fmt: skip
-    trained.metadata.update({"round": int(round_number), "refined_from": previous_model.metadata.get("path")})
+    init_from = final.get("init_from", "best")
+    if init_from not in ("best", "fresh"):
+        raise ConfigurationError(f"final_training.init_from must be 'best' or 'fresh', got {init_from!r}")
+    initial = previous_model.model.state_dict() if init_from == "best" else None
+    trained = train_model(
+        weak + labelled, val, model, final_training_config(training, final), image_size, seed, stage=f"round_{round_number}",
+        initial_state=initial, sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
+        min_improvement=float(final.get("min_improvement", 0.0)),
+    )  # fmt: skip
+    previous_score = previous_model.metadata.get("best_validation_score")
+    score = trained.metadata.get("best_validation_score")
+    improved = not trained.metadata.get("kept_initial_weights") and score is not None and (previous_score is None or score > previous_score)
+    trained.metadata.update({
+        "round": int(round_number),
+        "refined_from": previous_model.metadata.get("stage"),
+        "refined_from_version": previous_model.metadata.get("version"),
+        "refined_from_validation_score": previous_score,
+        "improved_on_validation": bool(improved),
+    })  # fmt: skip
+    if not improved:
+        logger.warning("Round %s did not improve on %s on validation (%s %s vs %s): %s", round_number,
+                       previous_model.metadata.get("stage"), trained.metadata["selected_by"], _fmt(score), _fmt(previous_score),
+                       "its starting weights were kept" if trained.metadata.get("kept_initial_weights") else "see rounds.md")  # fmt: skip
     return trained, trained.metadata["history"]
 
 
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def train_oracle(
-    weak_images, train_images, val_images, val_masks, eval_images, eval_masks, ground_truth,
+    weak_images, train_images, val_images, val_masks, eval_images, eval_masks, ground_truth, previous_model: TrainedModel,
     model: dict, image_size: dict, training: dict, final: dict, seed: int, inference: dict,
 ) -> dict:  # fmt: skip
-    """Synthetic data only, off by default: the same model and budget trained on the true masks of the
-    same images; its eval IoU is the ceiling refinement is closing in on."""
+    """Synthetic data only, off by default: the same start, model and budget trained on the true masks
+    of the same images; its eval IoU is the ceiling refinement is closing in on."""
     truth = by_image_id(ground_truth)
     if not (final.get("oracle") or {}).get("enabled") or not truth:
         return {"enabled": False}
     height, width = check_image_size(image_size["height"], image_size["width"])
-    ids = [i for i in list(weak_images) + list(train_images) if i in truth]
-    images = {i: (weak_images[i] if i in weak_images else train_images[i]) for i in ids}
-    samples = load_samples(images, {i: truth[i] for i in ids}, height, width, description="oracle")
+    weak = load_samples({i: weak_images[i] for i in weak_images if i in truth}, {i: truth[i] for i in weak_images if i in truth},
+                        height, width, description="oracle weak")  # fmt: skip
+    labelled = load_samples({i: train_images[i] for i in train_images if i in truth}, {i: truth[i] for i in train_images if i in truth},
+                            height, width, description="oracle labelled")  # fmt: skip
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
-    trained = train_model(samples, val, model, final_training_config(training, final), image_size, seed, stage="oracle")
+    initial = previous_model.model.state_dict() if final.get("init_from", "best") == "best" else None
+    trained = train_model(weak + labelled, val, model, final_training_config(training, final), image_size, seed, stage="oracle",
+                          initial_state=initial, sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
+                          min_improvement=float(final.get("min_improvement", 0.0)))  # fmt: skip
     eval_ids = sorted(eval_images)
     probs = predict_probabilities(trained.model, [eval_images[i]() for i in eval_ids], model, image_size,
                                   batch_size=int(inference["batch_size"]), precision=inference.get("precision", "auto"))  # fmt: skip
     predictions = {i: np.where(p >= 0.5, 255, 0).astype(np.uint8) for i, p in zip(eval_ids, probs)}
     summary, _ = score_predictors({"oracle": predictions}, {"polygons": eval_masks})
-    return {"enabled": True, "train_images": len(samples), "eval": summary["oracle"]["polygons"]}
+    return {"enabled": True, "train_images": len(weak) + len(labelled), "eval": summary["oracle"]["polygons"]}
 
 
 def assemble_round_metrics(eval_report: dict, refinement_quality: dict, failures, oracle: dict, round_number: int) -> dict:
@@ -85,6 +131,26 @@ def _stage_order(name: str) -> tuple[int, str]:
     return (0, name) if name == "baseline" else (int(name.split("_")[1]), name)
 
 
+def _iou(stage: dict, predictor: str = "model", reference: str = "polygons", metric: str = "mean_iou"):
+    return stage["metrics"][predictor][reference][metric]
+
+
+def _regressions(stages: dict, names: list[str]) -> list[str]:
+    """Warnings for the top of the report: rounds that did not improve on validation, and rounds
+    whose eval IoU fell below the baseline's (reported, never used to choose anything)."""
+    lines = []
+    for name in names:
+        stage = stages[name]
+        if name == "baseline":
+            continue
+        if stage.get("improved_on_validation") is False:
+            kept = " (its starting weights were kept)" if stage.get("kept_initial_weights") else ""
+            lines.append(f"- **{name} did not improve on {stage.get('refined_from') or 'the previous model'} on validation**{kept}.")
+        if "baseline" in stages and _iou(stage) < _iou(stages["baseline"]) - 0.01:
+            lines.append(f"- **{name} is worse than the baseline on eval**: mean IoU {_iou(stage):.3f} vs {_iou(stages['baseline']):.3f}.")
+    return lines
+
+
 def build_rounds_report(current_round: dict, baseline_metrics: dict, all_stage_metrics: dict) -> tuple[str, np.ndarray]:
     """``rounds.md`` and ``rounds.png`` from every stage whose metrics file exists.
 
@@ -99,57 +165,63 @@ def build_rounds_report(current_round: dict, baseline_metrics: dict, all_stage_m
     stages[f"round_{current_round['round']}"] = current_round
     names = sorted(stages, key=_stage_order)
 
-    def iou(name, predictor="model", reference="polygons", metric="mean_iou"):
-        return stages[name]["metrics"][predictor][reference][metric]
-
-    base = iou("baseline") if "baseline" in stages else None
-    md = ["# Refinement rounds", "", "Eval metrics of each stage's model against the hand-drawn polygons (same eval images).", "",
-          "| stage | mean IoU | mean Dice | pooled IoU | vs baseline | vs previous | model version |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    md = ["# Refinement rounds", ""]
+    warnings = _regressions(stages, names)
+    md += (["## Warnings", "", *warnings, ""] if warnings else ["Every round improved on the model it started from (validation).", ""])
+    md += ["Eval metrics of each stage's model against the hand-drawn polygons (same eval images). Models are chosen "
+           "on validation only (baseline_val); eval is reported, never used to choose.", "",
+           "| stage | eval mean IoU | eval mean Dice | eval pooled IoU | validation score | improved on validation "
+           "| vs baseline | vs previous | started from | model version |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    base = _iou(stages["baseline"]) if "baseline" in stages else None
     previous = None
     for name in names:
-        value = iou(name)
+        stage, value = stages[name], _iou(stages[name])
         delta_base = "" if base is None or name == "baseline" else f"{value - base:+.3f}"
         delta_prev = "" if previous is None else f"{value - previous:+.3f}"
-        md.append(f"| {name} | {value:.3f} | {iou(name, metric='mean_dice'):.3f} | {iou(name, metric='pooled_iou'):.3f} "
-                  f"| {delta_base} | {delta_prev} | {stages[name].get('model_version')} |")  # fmt: skip
+        improved = {True: "yes", False: "**no**", None: ""}[stage.get("improved_on_validation")]
+        md.append(f"| {name} | {value:.3f} | {_iou(stage, metric='mean_dice'):.3f} | {_iou(stage, metric='pooled_iou'):.3f} "
+                  f"| {_fmt(stage.get('best_validation_score'))} | {improved} | {delta_base} | {delta_prev} "
+                  f"| {stage.get('refined_from') or ''} | {stage.get('model_version')} |")  # fmt: skip
         previous = value
     if "baseline" in stages:
-        md += ["", f"Trivial predictors on the same images: box mask {iou('baseline', 'box_mask'):.3f}, "
-                   f"all background {iou('baseline', 'all_background'):.3f} (mean IoU)."]  # fmt: skip
+        md += ["", f"Trivial predictors on the same images: box mask {_iou(stages['baseline'], 'box_mask'):.3f}, "
+                   f"all background {_iou(stages['baseline'], 'all_background'):.3f} (mean IoU)."]  # fmt: skip
 
     md += ["", "## How good were the training masks?", "",
-           "Mean IoU of each round's refined masks (and of the box masks they start from): on eval images against "
-           "hand-drawn polygons, and on the weak pool against ground truth (synthetic data only).", "",
-           "| round | method | eval vs polygons | weak pool vs ground truth | used for training |", "|---|---|---|---|---|"]  # fmt: skip
+           "Each candidate refinement, scored by soft IoU with the hand-drawn polygons of baseline_val (the images "
+           "`auto` chooses on), and, on synthetic data only, by mean IoU with the true masks of the weak pool "
+           "(never used to choose).", "",
+           "| round | candidate | agreement on baseline_val | weak pool vs ground truth | used |", "|---|---|---|---|---|"]  # fmt: skip
     quality_series: dict[str, tuple[list, list]] = {}
     for name in names:
         if name == "baseline":
             continue
         refinement = stages[name]["refinement"]
-        for method, scores in refinement["methods"].items():
-            vs_poly = scores.get("eval_vs_polygons", {}).get("mean_iou")
+        box = refinement.get("box_masks_vs_ground_truth", {}).get("mean_iou")
+        if box is not None:
+            md.append(f"| {name} | box masks (no refinement) | | {box:.3f} | |")
+        for label, scores in refinement["methods"].items():
+            selection = scores.get("selection_vs_polygons")
             vs_truth = scores.get("weak_vs_ground_truth", {}).get("mean_iou")
-            poly_text = "" if vs_poly is None else f"{vs_poly:.3f}"
-            truth_text = "" if vs_truth is None else f"{vs_truth:.3f}"
-            md.append(f"| {name} | {method} | {poly_text} | {truth_text} | {'yes' if method == refinement['used'] else ''} |")
-            value = vs_truth if vs_truth is not None else vs_poly
-            if value is not None:
-                series = quality_series.setdefault(f"masks: {method}", ([], []))
+            md.append(f"| {name} | {label} | {_fmt(selection) if selection is not None else ''} "
+                      f"| {_fmt(vs_truth) if vs_truth is not None else ''} | {'**yes**' if label == refinement['used'] else ''} |")  # fmt: skip
+            if label == refinement["used"] and vs_truth is not None:
+                series = quality_series.setdefault("refined masks vs truth (weak pool)", ([], []))
                 series[0].append(_stage_order(name)[0])
-                series[1].append(value)
+                series[1].append(vs_truth)
     oracle_rows = [(n, stages[n]["oracle"]["eval"]["mean_iou"]) for n in names if n != "baseline" and stages[n].get("oracle", {}).get("enabled")]
     if oracle_rows:
-        md += ["", "## Oracle (ground-truth masks, same model and budget)", "", "| round | oracle eval IoU | round eval IoU / oracle |", "|---|---|---|"]
-        md += [f"| {n} | {o:.3f} | {iou(n) / o:.1%} |" for n, o in oracle_rows]
+        md += ["", "## Oracle (ground-truth masks, same start, model and budget)", "", "| round | oracle eval IoU | round eval IoU / oracle |", "|---|---|---|"]
+        md += [f"| {n} | {o:.3f} | {_iou(stages[n]) / o:.1%} |" for n, o in oracle_rows]
     failures = {n: len(stages[n].get("failed_predictions", [])) for n in names if n != "baseline"}
     if any(failures.values()):
         md += ["", "## Failed predictions", ""] + [f"- {n}: {k} images could not be predicted (see round_N_metrics.json)" for n, k in failures.items() if k]
     md += ["", "Figures: `rounds.png`, `round_<r>_refinement_gallery.png`, `round_<r>_prediction_gallery.png`.", ""]
 
     steps = [_stage_order(n)[0] for n in names]
-    series = {"eval IoU (model vs polygons)": (steps, [iou(n) for n in names])}
+    series = {"eval IoU (model vs polygons)": (steps, [_iou(stages[n]) for n in names])}
     if "baseline" in stages:
-        series["eval IoU (box masks)"] = (steps, [iou("baseline", "box_mask")] * len(steps))
+        series["eval IoU (box masks)"] = (steps, [_iou(stages["baseline"], "box_mask")] * len(steps))
     series.update(quality_series)
     if oracle_rows:
         series["oracle eval IoU"] = ([_stage_order(n)[0] for n, _ in oracle_rows], [o for _, o in oracle_rows])

@@ -22,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(
             train_oracle,
             inputs=["weak_images", "baseline_train_images", "baseline_val_images", "baseline_val_masks",
-                    "eval_images", "eval_masks", "raw_ground_truth", *TRAINING, "params:inference"],  # fmt: skip
+                    "eval_images", "eval_masks", "raw_ground_truth", "previous_model", *TRAINING, "params:inference"],  # fmt: skip
             outputs="oracle_result",
             name="train_oracle",
         ),

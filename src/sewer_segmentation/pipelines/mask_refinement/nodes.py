@@ -1,6 +1,8 @@
-"""Nodes of the mask_refinement pipeline: the previous round's model turns box masks into refined masks.
+"""Nodes of the mask_refinement pipeline: the best model so far turns box masks into refined masks.
 
-Round 1 uses the baseline model, round r > 1 the final model of round r - 1 (the catalog resolves which).
+Round r refines with the best of baseline .. round r-1 on validation (``stages.best_model_before``). With
+``method: auto`` the refinement method is chosen on baseline_val (hand-labelled, not trained on by the
+refining model, never eval): whichever candidate's masks agree best with the polygons there.
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ import logging
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
 from sewer_segmentation.evaluation import score_predictors
 from sewer_segmentation.imaging import by_image_id, to_uint8
 from sewer_segmentation.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
-from sewer_segmentation.refinement import METHODS, refine_pool
+from sewer_segmentation.refinement import candidate_settings, choose_refinement, refine_pool
 from sewer_segmentation.training import TrainedModel, predict_probabilities
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ def predict_pool(trained: TrainedModel, images, inference: dict, shard: dict | N
         for i, p in zip(batch_ids, maps):
             probabilities[i] = to_uint8(p)
 
-    for start in tqdm(range(0, len(ids), batch_size), desc="predict weak pool", unit="batch"):
+    for start in progress_bar(range(0, len(ids), batch_size), desc="predict weak pool", unit="batch"):
         batch_ids = ids[start : start + batch_size]
         try:
             run(batch_ids)
@@ -67,48 +69,62 @@ def predict_pool(trained: TrainedModel, images, inference: dict, shard: dict | N
     return probabilities, pd.DataFrame(failures, columns=FAILURE_COLUMNS)
 
 
-def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, refinement: dict) -> dict:
-    """Refined soft masks and weight maps as one versioned folder: ``masks/<id>`` and ``weights/<id>``."""
-    method = refinement["method"]
-    if method not in METHODS:
-        raise ValueError(f"mask_refinement.method must be one of {METHODS}, got {method!r}")
+def choose_refinement_method(selection_probabilities: dict, images, box_masks, masks, refinement: dict) -> dict:
+    """The refinement method for this round: the one configured, or for ``auto`` the candidate whose
+    masks agree best with the hand-drawn masks of the selection images (baseline_val)."""
+    choice = choose_refinement(selection_probabilities, images, box_masks, masks, refinement)
+    if choice["scores"]:
+        ranked = sorted(choice["scores"].items(), key=lambda kv: -kv[1])
+        logger.info("Refinement method chosen on %d baseline_val images: %s (agreement with polygons %.3f; next: %s)",
+                    choice["selection_images"], choice["label"], ranked[0][1],
+                    ", ".join(f"{k} {v:.3f}" for k, v in ranked[1:4]))  # fmt: skip
+        if choice["selection_images"] < 5:
+            logger.warning("Only %d baseline_val images chose the refinement method: the choice is noisy "
+                           "(raise data_engineering.split.val_fraction or label more images)", choice["selection_images"])  # fmt: skip
+    return choice
+
+
+def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, choice: dict, refinement: dict) -> dict:
+    """Refined masks and weight maps of the chosen method as one versioned folder: ``masks/<id>`` and
+    ``weights/<id>``."""
+    refined = refine_pool(weak_probabilities, weak_images, weak_box_masks, choice["method"], choice["params"],
+                          f"refine masks ({choice['label']})", refinement.get("n_jobs", "auto"))  # fmt: skip
     out = {}
-    refined = refine_pool(weak_probabilities, weak_images, weak_box_masks, method, refinement.get(method), f"refine masks ({method})")
     for image_id, (mask, weight) in refined.items():
         out[f"masks/{image_id}"] = mask
         out[f"weights/{image_id}"] = weight
-    logger.info("Refined %d masks with method %s", len(weak_probabilities), method)
+    logger.info("Refined %d masks with %s", len(weak_probabilities), choice["label"])
     return out
 
 
 def score_refinement_methods(
-    refined_masks: dict, weak_probabilities: dict, weak_images, weak_box_masks, ground_truth,
-    eval_probabilities: dict, eval_images, eval_box_masks, eval_masks, refinement: dict,
+    refined_masks: dict, choice: dict, weak_probabilities: dict, weak_images, weak_box_masks, ground_truth, refinement: dict
 ) -> dict:  # fmt: skip
-    """How good each method's masks are: on eval images against hand-drawn polygons, and on the weak
-    pool against ground truth (synthetic data). Box masks are scored too, as the starting point.
-    The weak-pool masks of the method in use are taken from ``refined_masks``, not computed again."""
+    """The evidence behind the round's masks: each candidate's agreement with the polygons of the
+    selection images (what ``auto`` chose on) and, on synthetic data, each candidate's weak-pool masks
+    against ground truth (never used to choose). The masks in use are taken from ``refined_masks``."""
     truth = by_image_id(ground_truth)
-    used = refinement["method"]
-
-    def refined(probabilities, images, boxes, method):
-        return {i: mask for i, (mask, _) in refine_pool(probabilities, images, boxes, method, refinement.get(method)).items()}
-
-    def used_weak_masks():
-        masks = {k[len("masks/") :]: v for k, v in refined_masks.items() if k.startswith("masks/")}
-        return {i: (m() if callable(m) else m) for i, m in masks.items()}
-
-    quality: dict = {"methods": {}, "used": used}
     weak_truth = {i: t for i, t in truth.items() if i in weak_probabilities}
-    for method in METHODS:
-        eval_summary, _ = score_predictors({method: refined(eval_probabilities, eval_images, eval_box_masks, method)}, {"polygons": eval_masks})
-        entry = {"eval_vs_polygons": eval_summary[method]["polygons"]}
+    quality: dict = {"used": choice["label"], "method": choice["method"], "params": choice["params"],
+                     "selection_images": choice["selection_images"], "methods": {}}  # fmt: skip
+    jobs = refinement.get("n_jobs", "auto")
+    for label, method, params in candidate_settings(refinement) if refinement["method"] == "auto" else [(choice["label"], choice["method"], choice["params"])]:
+        entry = {}
+        if label in choice["scores"]:
+            entry["selection_vs_polygons"] = choice["scores"][label]
         if weak_truth:
-            weak_masks = used_weak_masks() if method == used else refined(weak_probabilities, weak_images, weak_box_masks, method)
-            weak_summary, _ = score_predictors({method: weak_masks}, {"ground_truth": weak_truth})
-            if weak_summary:
-                entry["weak_vs_ground_truth"] = weak_summary[method]["ground_truth"]
-        quality["methods"][method] = entry
+            if label == choice["label"]:
+                masks = {k[len("masks/") :]: (v() if callable(v) else v) for k, v in refined_masks.items() if k.startswith("masks/")}
+            else:
+                masks = {i: m for i, (m, _) in refine_pool(weak_probabilities, weak_images, weak_box_masks, method, params, n_jobs=jobs).items()}
+            summary, _ = score_predictors({label: masks}, {"ground_truth": weak_truth})
+            if summary:
+                entry["weak_vs_ground_truth"] = summary[label]["ground_truth"]
+        quality["methods"][label] = entry
+    if weak_truth:
+        boxes = {i: weak_box_masks[i]() for i in weak_probabilities}
+        summary, _ = score_predictors({"box": boxes}, {"ground_truth": weak_truth})
+        quality["box_masks_vs_ground_truth"] = summary["box"]["ground_truth"]
     return quality
 
 

@@ -2,10 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from sewer_segmentation.pipelines.baseline_training.nodes import predict_eval_images
+from sewer_segmentation.pipelines.baseline_training.nodes import predict_images
 
 from .nodes import (
     build_refined_masks,
+    choose_refinement_method,
     merge_refined_shards,
     plot_refinement_gallery,
     predict_pool,
@@ -14,18 +15,31 @@ from .nodes import (
 )
 
 
+def selection_nodes() -> list[Node]:
+    """Predict baseline_val with the refining model and choose the refinement method on it (never eval)."""
+    return [
+        Node(predict_images, ["previous_model", "baseline_val_images", "params:inference"], "selection_probabilities",
+             name="predict_selection_images"),  # fmt: skip
+        Node(choose_refinement_method,
+             ["selection_probabilities", "baseline_val_images", "baseline_val_box_masks", "baseline_val_masks", "params:mask_refinement"],
+             "refinement_choice", name="choose_refinement_method"),  # fmt: skip
+    ]
+
+
+SELECTION_INPUTS = {"previous_model", "baseline_val_images", "baseline_val_box_masks", "baseline_val_masks"}
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
         Node(predict_pool, ["previous_model", "weak_images", "params:inference"],
              ["weak_probabilities", "refinement_failures"], name="predict_weak_pool"),  # fmt: skip
-        Node(predict_eval_images, ["previous_model", "eval_images", "params:inference"], "eval_probabilities",
-             name="predict_eval_images"),  # fmt: skip
-        Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "params:mask_refinement"],
+        *selection_nodes(),
+        Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "refinement_choice", "params:mask_refinement"],
              "refined_masks", name="build_refined_masks"),  # fmt: skip
         Node(
             score_refinement_methods,
-            inputs=["refined_masks", "weak_probabilities", "weak_images", "weak_box_masks", "raw_ground_truth",
-                    "eval_probabilities", "eval_images", "eval_box_masks", "eval_masks", "params:mask_refinement"],  # fmt: skip
+            inputs=["refined_masks", "refinement_choice", "weak_probabilities", "weak_images", "weak_box_masks",
+                    "raw_ground_truth", "params:mask_refinement"],  # fmt: skip
             outputs="refinement_quality",
             name="score_refinement_methods",
         ),
@@ -37,7 +51,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         nodes,
         namespace="mask_refinement",
-        inputs={"previous_model", "weak_images", "weak_box_masks", "raw_ground_truth", "eval_images", "eval_box_masks", "eval_masks"},
+        inputs={"weak_images", "weak_box_masks", "raw_ground_truth", *SELECTION_INPUTS},
         outputs={"refined_masks", "refinement_failures", "refinement_quality", "refinement_gallery"},
         parameters={"params:inference", "params:mask_refinement", "params:mask_refinement.gallery_cases", "params:round"},
     )
@@ -45,16 +59,18 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 def create_shard_pipeline(**kwargs) -> Pipeline:
     """One shard of a round's refinement (``mask_refinement.shard.index`` of ``.count``), for machines
-    that refine one weak pool in parallel; ``create_merge_pipeline`` joins the shards."""
+    that refine one weak pool in parallel; ``create_merge_pipeline`` joins the shards. Every shard makes
+    the same (deterministic) method choice on baseline_val."""
     return Pipeline(
         [
             Node(predict_pool, ["previous_model", "weak_images", "params:inference", "params:mask_refinement.shard"],
                  ["weak_probabilities", "refinement_shard_failures"], name="predict_weak_shard"),  # fmt: skip
-            Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "params:mask_refinement"],
+            *selection_nodes(),
+            Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "refinement_choice", "params:mask_refinement"],
                  "refined_mask_shard", name="build_refined_shard"),  # fmt: skip
         ],
         namespace="mask_refinement",
-        inputs={"previous_model", "weak_images", "weak_box_masks"},
+        inputs={"weak_images", "weak_box_masks", *SELECTION_INPUTS},
         outputs={"refined_mask_shard", "refinement_shard_failures"},
         parameters={"params:inference", "params:mask_refinement", "params:mask_refinement.shard"},
     )

@@ -9,13 +9,14 @@ import cv2
 import numpy as np
 import pandas as pd
 from kedro.io.core import DatasetError
-from tqdm.auto import tqdm
+from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.datasets import SegmentationModelDataset
 from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
 from sewer_segmentation.imaging import has_image_extension, image_id_of
 from sewer_segmentation.models import load_model_from_mlflow
 from sewer_segmentation.plots import overlay
+from sewer_segmentation.stages import best_stage, saved_stages
 from sewer_segmentation.training import TrainedModel, predict_probabilities
 
 logger = logging.getLogger(__name__)
@@ -24,12 +25,18 @@ PREDICTION_COLUMNS = ["image", "status", "width", "height", "defect_area_fractio
 
 
 def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None) -> TrainedModel:
-    """``baseline``, a round number (``2``) or an MLflow run id -> the trained model.
+    """``best``, ``baseline``, a round number (``2``) or an MLflow run id -> the trained model.
 
-    Local models are read from the newest version under ``models_root``; a run id downloads the model
-    files that run logged.
+    Local models are read from the newest version under ``models_root``; ``best`` is the stage with the
+    best validation score (``stages.best_stage``); a run id downloads the model files that run logged.
     """
     text = str(choice).strip()
+    if text == "best":
+        saved = saved_stages(models_root)
+        if not saved:
+            raise MissingArtifactError(f"no trained model in {models_root}. Run `kedro run --pipeline=baseline` first.")
+        text = best_stage(saved)
+        logger.info("predict_model=best: %s (best validation score)", text)
     if text == "baseline" or text.isdigit() or (text.startswith("round_") and text[6:].isdigit()):
         folder = "baseline" if text == "baseline" else f"round_{text.removeprefix('round_')}"
         command = "kedro run --pipeline=baseline" if folder == "baseline" else f"kedro run --pipeline=refine --params=round:{folder[6:]}"
@@ -67,7 +74,7 @@ def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, d
     masks, overlays, rows = {}, {}, []
     for name in ignored:
         rows.append({"image": name, "status": "ignored: not an image file extension"})
-    for start in tqdm(range(0, len(names), batch_size), desc="predict", unit="batch"):
+    for start in progress_bar(range(0, len(names), batch_size), desc="predict", unit="batch"):
         batch = []
         for name in names[start : start + batch_size]:
             try:

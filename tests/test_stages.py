@@ -1,0 +1,60 @@
+"""Which model a round starts from, and which model is "best"."""
+
+import json
+
+import pytest
+
+from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
+from sewer_segmentation.pipelines.final_training.nodes import final_training_config, labelled_sampling_weights
+from sewer_segmentation.stages import best_model_before, best_stage, parse_round, saved_stages
+
+
+def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z"):
+    folder = root / stage / version
+    folder.mkdir(parents=True)
+    (folder / "model_config.json").write_text(json.dumps({"model": {}, "metadata": {"best_validation_score": score}}))
+    return folder
+
+
+def test_best_model_so_far_refines_the_next_round(tmp_path):
+    save_stage(tmp_path, "baseline", 0.50)
+    save_stage(tmp_path, "round_1", 0.62)
+    save_stage(tmp_path, "round_2", 0.58)  # round 2 got worse on validation
+    (tmp_path / "round_3" / ".2026-01-02T00.00.00.000000Z.abc.tmp").mkdir(parents=True)  # unfinished: ignored
+    assert set(saved_stages(tmp_path)) == {"baseline", "round_1", "round_2"}
+    assert best_model_before(tmp_path, 1)[0] == "baseline"
+    assert best_model_before(tmp_path, 2)[0] == "round_1"
+    assert best_model_before(tmp_path, 3)[0] == "round_1"  # not round_2, which was worse
+    with pytest.raises(MissingArtifactError, match=r"Run `kedro run --pipeline=refine --params=round:3` first"):
+        best_model_before(tmp_path, 4)
+    assert best_stage(saved_stages(tmp_path)) == "round_1"
+
+
+def test_ties_and_newest_versions(tmp_path):
+    save_stage(tmp_path, "baseline", 0.6)
+    save_stage(tmp_path, "round_1", 0.6)
+    assert best_stage(saved_stages(tmp_path)) == "baseline"  # a round must beat, not equal
+    save_stage(tmp_path, "baseline", 0.1, version="2026-02-01T00.00.00.000000Z")  # a newer baseline
+    assert best_stage(saved_stages(tmp_path)) == "round_1"
+
+
+def test_missing_baseline_names_the_command(tmp_path):
+    with pytest.raises(MissingArtifactError, match=r"Run `kedro run --pipeline=baseline` first"):
+        best_model_before(tmp_path, 1)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5"])
+def test_bad_rounds_are_one_line_errors(value):
+    with pytest.raises(ConfigurationError, match="round must be"):
+        parse_round(value)
+
+
+def test_hand_labelled_share_and_round_budget():
+    weights = labelled_sampling_weights(90, 10, 0.3)
+    assert sum(weights[90:]) == pytest.approx(0.3) and sum(weights) == pytest.approx(1.0)
+    assert labelled_sampling_weights(90, 10, None) is None
+    with pytest.raises(ConfigurationError, match="labelled_share"):
+        labelled_sampling_weights(90, 10, 1.5)
+    # a round's step budget replaces the baseline's epochs; an epoch override keeps epochs
+    assert final_training_config({"epochs": 3, "steps": 250}, {"training_overrides": {"steps": 40}})["epochs"] is None
+    assert final_training_config({"epochs": 3}, {"training_overrides": {"epochs": 2}})["epochs"] == 2
