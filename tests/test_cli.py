@@ -22,3 +22,43 @@ def test_run_keeps_every_kedro_option():
 
     assert [p.name for p in run.params] == [p.name for p in kedro_run.params]
     assert run.callback is not kedro_run.callback
+
+
+def test_log_records_are_one_plain_line_without_a_terminal():
+    import io
+    import logging
+
+    from rich.logging import RichHandler
+
+    from sewer_segmentation.hooks import plain_handlers_without_terminal
+
+    logger = logging.getLogger("test_plain_logs")
+    logger.addHandler(RichHandler())
+    stream = io.StringIO()  # not a terminal
+    assert plain_handlers_without_terminal(logger, stream) == 1
+    logger.warning("round_1 eval mean IoU %.3f " + "x" * 150, 0.5)
+    out = stream.getvalue()
+    assert out.count("\n") == 1 and "WARNING test_plain_logs: round_1 eval mean IoU 0.500 xxx" in out
+    assert not any(isinstance(h, RichHandler) for h in logger.handlers)
+
+
+def test_unknown_params_are_named_with_the_nearest_keys():
+    from sewer_segmentation.hooks import _dotted_keys, unknown_parameter_keys
+
+    known = _dotted_keys({"data_engineering": {"on_bad_file": "skip"}, "model": {"args": {}}, "baseline_training": {"training": {"steps": 1}}})
+    runtime = {"on_bad_file": "error", "dataset": "x", "model": {"args": {"decoder_attention_type": "scse"}},
+               "baseline_training": {"training": {"stepz": 3, "steps": 4}}}  # fmt: skip
+    assert unknown_parameter_keys(runtime, known) == {
+        "baseline_training.training.stepz": ["baseline_training.training.steps", "baseline_training.training", "baseline_training"],
+        "on_bad_file": ["data_engineering.on_bad_file"],
+    }
+
+
+def test_round_overrides_take_training_keys_and_catalog_keys_are_redirected():
+    from sewer_segmentation.hooks import _dotted_keys, unknown_parameter_keys
+
+    known = _dotted_keys({"baseline_training": {"training": {"steps": 1}}, "final_training": {"training_overrides": {}},
+                          "predict": {"model": "best"}})  # fmt: skip
+    assert unknown_parameter_keys({"final_training": {"training_overrides": {"steps": 5}}}, known) == {}
+    assert "final_training.training_overrides.stpes" in unknown_parameter_keys({"final_training": {"training_overrides": {"stpes": 5}}}, known)
+    assert unknown_parameter_keys({"predict": {"model": 2}}, known) == {"predict.model": ["predict_model"]}

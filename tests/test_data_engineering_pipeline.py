@@ -74,3 +74,17 @@ def test_yolo_layout_is_ingested_with_class_filter(kedro_project):
     manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv")
     assert (manifest.mask_source == "yolo").all()
     assert (manifest.split == WEAK).sum() > 0 and (manifest.split == EVAL).sum() > 0
+
+
+def test_params_that_name_no_parameter_are_refused_with_the_nearest_names(kedro_project):
+    make_dataset(kedro_project)
+    result = run_kedro(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny,on_bad_file=error")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output
+    assert "--params names no parameter: on_bad_file (did you mean data_engineering.on_bad_file?)" in output
+    assert not (kedro_project / "data/03_primary/tiny").exists()
+    # nested keys work in every shipped environment (soft merge: conf/gpu holds only differences)
+    for env in ("local", "gpu"):
+        result = run_kedro(kedro_project, "--pipeline=data_engineering", f"--env={env}",
+                           "--params=dataset=tiny,mask_refinement.method=seed,model.args.decoder_attention_type=scse")  # fmt: skip
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -54,7 +54,6 @@ def test_rounds_version_crash_and_errors(kedro_project):
     assert refinement["selection_images"] >= 1 and metrics["refined_from"] == "baseline"
     assert "weak_vs_ground_truth" in refinement["methods"][refinement["used"]]
     assert max(m["selection_vs_polygons"] for m in refinement["methods"].values()) == refinement["methods"][refinement["used"]]["selection_vs_polygons"]
-    check_choice_ignores_eval(kedro_project, refinement)
     assert len(list_versions(kedro_project / "data/04_feature/tiny/hybrid_masks/round_1")) == 1
     report = (kedro_project / "data/08_reporting/tiny/rounds.md").read_text()
     assert "| round_1 |" in report and "| baseline |" in report
@@ -105,6 +104,12 @@ def test_rounds_version_crash_and_errors(kedro_project):
     # The default pipeline is round 1 only.
     result = run_kedro(kedro_project, f"--params={FAST},round:2")
     assert result.returncode != 0 and "--pipeline=refine --params=round:N" in result.stdout + result.stderr
+    for bad in ("abc", "0", "-1"):
+        result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round:{bad}")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "round must be" in output and "Traceback" not in output
+
+    check_choice_ignores_eval(kedro_project, refinement)
 
 
 def check_choice_ignores_eval(project, refinement):

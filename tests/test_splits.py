@@ -41,3 +41,17 @@ def test_order_of_input_does_not_matter():
 def test_invalid_fractions_are_rejected():
     with pytest.raises(ValueError, match="strictly between"):
         split_clusters(as_series([1, 1]), 1.0, 0.1, 0)
+
+
+def test_split_folders_must_match_the_manifest_and_never_hold_eval():
+    from sewer_segmentation.errors import BadInputError
+    from sewer_segmentation.splits import check_no_eval_images, check_splits_agree
+
+    manifest = pd.DataFrame({"image_id": ["001", "002", "003", "004"], "split": ["baseline_train", "baseline_val", "eval", "weak"]})
+    check_splits_agree(manifest, {"baseline_train": {"001": 1}, "eval": ["003"], "weak": ["004"]})
+    # a weak folder from an earlier run that still holds an image the manifest now puts in eval
+    with pytest.raises(BadInputError, match=r"weak: 1 images the manifest does not put there \(003\).*data_engineering"):
+        check_splits_agree(manifest, {"weak": ["004", "003"]})
+    with pytest.raises(BadInputError, match="1 eval images \\(003\\)"):
+        check_no_eval_images(manifest, ["004", "003"], "the refined masks")
+    check_no_eval_images(manifest, ["004"], "the refined masks")

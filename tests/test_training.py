@@ -1,3 +1,4 @@
+import json
 import logging
 
 import numpy as np
@@ -158,3 +159,44 @@ def test_bad_budget_or_learning_rate_is_refused_before_training(tmp_path):
         train_model(samples(4, 0), samples(2, 1), MODEL, training(learning_rate="abc"), SIZE, 0, "x", tmp_path)
     with pytest.raises(ConfigurationError, match="steps must be at least 1"):
         train_model(samples(4, 0), samples(2, 1), MODEL, training(epochs=None, steps=0), SIZE, 0, "x", tmp_path)
+
+
+def test_precision_probe_picks_the_fastest_only_with_a_margin_and_caches(tmp_path, monkeypatch):
+    import torch
+
+    from sewer_segmentation import precision
+
+    monkeypatch.setenv("SEWER_SEGMENTATION_CACHE", str(tmp_path))
+    calls = []
+
+    def timer(rates):
+        def fake(model_config, image_size, batch_size, name, device, channels_last):
+            calls.append(name)
+            if rates[name] is None:
+                raise RuntimeError("not supported here")
+            return rates[name]
+
+        return fake
+
+    cpu = torch.device("cpu")
+    # without native bf16 only fp32 is a candidate: nothing is measured
+    assert precision.probe_precision(MODEL, SIZE, 4, cpu, True, cpu_bf16=False, timer=timer({"32": 1.0})) == "32" and calls == []
+    # bf16 2x faster: chosen, measured in two interleaved rounds, then cached
+    assert precision.probe_precision(MODEL, SIZE, 4, cpu, True, cpu_bf16=True, timer=timer({"32": 10.0, "bf16-mixed": 20.0})) == "bf16-mixed"
+    assert calls == ["32", "bf16-mixed", "32", "bf16-mixed"]
+    assert precision.probe_precision(MODEL, SIZE, 4, cpu, True, cpu_bf16=True, timer=timer({"32": 99.0, "bf16-mixed": 1.0})) == "bf16-mixed"
+    assert len(calls) == 4  # the cached answer, no new measurement
+    cached = json.loads((tmp_path / "precision.json").read_text())
+    assert list(cached.values())[0]["rates"] == {"32": 10.0, "bf16-mixed": 20.0}
+    # another batch size is another configuration; 3 % faster is within the margin: fp32 stays
+    assert precision.probe_precision(MODEL, SIZE, 8, cpu, True, cpu_bf16=True, timer=timer({"32": 10.0, "bf16-mixed": 10.3})) == "32"
+    # a candidate that fails is never chosen
+    assert precision.probe_precision(MODEL, SIZE, 2, cpu, True, cpu_bf16=True, timer=timer({"32": 10.0, "bf16-mixed": None})) == "32"
+
+
+def test_precision_probe_measures_real_steps():
+    import torch
+
+    from sewer_segmentation.precision import time_training_steps
+
+    assert time_training_steps(MODEL, SIZE, 2, "32", torch.device("cpu"), channels_last=True, steps=1) > 0

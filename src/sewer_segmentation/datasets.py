@@ -35,6 +35,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def remove_leftovers(folder: Path, target: str | None = None) -> None:
+    """Delete temporary siblings a killed run left in ``folder``: ``.<target>.<id>.tmp``/``.old`` folders
+    (or, with ``target=None``, those of any version). Runs before a new save of the same output."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        name = path.name
+        if not name.startswith(".") or not name.endswith((".tmp", ".old")):
+            continue
+        stem = name[1:].rsplit(".", 2)[0]
+        if (target is None and VERSION_PATTERN.match(stem)) or stem == target:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
 def new_version() -> str:
     """A sortable timestamp, like Kedro's dataset versions but with microseconds (no collisions)."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
@@ -233,6 +247,7 @@ class FolderDataset(PartitionedDataset):
                 raise DatasetError(f"partition id {partition_id!r} would escape {self._root}")
         final = Path(self._root) / new_version() if self._versioned_folders else Path(self._root)
         final.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(final.parent, None if self._versioned_folders else final.name)
         tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
         tmp.mkdir()
         self._path = str(tmp)
@@ -309,6 +324,7 @@ class SegmentationModelDataset(AbstractDataset):
         version = new_version()
         final = Path(self._root) / version
         final.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(final.parent)
         tmp = final.parent / f".{version}.{uuid.uuid4().hex}.tmp"
         try:
             extra = {"image_size": data.image_size, "metadata": {k: v for k, v in data.metadata.items() if k != "history"}}

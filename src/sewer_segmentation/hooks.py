@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -68,6 +70,100 @@ class SyntheticDataHook:
             return
         count = write_inference_samples(self._project_path / folder)
         logger.info("Wrote %d sample frames to %s for the predict pipeline", count, folder)
+
+
+#: Keys --params may set that are read by the catalog, not by any node (conf/base/globals.yml).
+CATALOG_KEYS = {"dataset", "round", "predict_model", "inference_folder"}
+#: Sections that take any key: keyword arguments passed on to the architecture, loss or normalization.
+OPEN_SECTIONS = ("model.args.", "model.normalization.", "baseline_training.training.loss.args.")
+#: Parameters whose folders the catalog takes from the command line: set them by these keys instead.
+CATALOG_ALIASES = {"predict.model": "predict_model", "predict.input_folder": "inference_folder"}
+
+
+def _dotted_keys(tree: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        keys.add(path)
+        if isinstance(value, dict):
+            keys |= _dotted_keys(value, f"{path}.")
+    return keys
+
+
+def unknown_parameter_keys(runtime_params: dict, known: set[str]) -> dict[str, list[str]]:
+    """``--params`` keys that name no parameter, each with the closest valid names (a typo or a missing
+    section prefix would otherwise be silently ignored)."""
+    # a round's training overrides take any key of the baseline's training parameters
+    suggestions = sorted(known)
+    known = known | {k.replace("baseline_training.training.", "final_training.training_overrides.", 1)
+                     for k in known if k.startswith("baseline_training.training.")}  # fmt: skip
+    unknown = {}
+    for key in sorted(_dotted_keys(runtime_params)):
+        if key in CATALOG_ALIASES:
+            unknown[key] = [CATALOG_ALIASES[key]]
+            continue
+        if (key in known or key in CATALOG_KEYS or key.startswith(OPEN_SECTIONS)
+                or any(k.startswith(f"{key}.") for k in (*known, *OPEN_SECTIONS))):  # fmt: skip
+            continue
+        if any(key.startswith(f"{parent}.") for parent in unknown):
+            continue  # the parent is already reported
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in suggestions if k.rsplit(".", 1)[-1] == leaf][:3] or difflib.get_close_matches(key, suggestions, 3)
+        unknown[key] = close
+    return unknown
+
+
+PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def plain_handlers_without_terminal(logger: logging.Logger, stream=None) -> int:
+    """Replace the rich handlers of ``logger`` by plain stream handlers (one line per record) when
+    ``stream`` (stdout) is not a terminal; returns how many were replaced."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        return 0
+    from rich.logging import RichHandler  # noqa: PLC0415
+
+    replaced = 0
+    for handler in list(logger.handlers):
+        if isinstance(handler, RichHandler):
+            plain = logging.StreamHandler(stream)
+            plain.setLevel(handler.level)
+            plain.setFormatter(logging.Formatter(PLAIN_LOG_FORMAT, datefmt="%H:%M:%S"))
+            logger.removeHandler(handler)
+            logger.addHandler(plain)
+            replaced += 1
+    return replaced
+
+
+class PlainLogsHook:
+    """Without a terminal (``kedro run > run.log``, CI, nohup) logs are plain lines, not rich's
+    80-column wrapped panels (Kedro only lets conf/logging.yml name handlers of ``logging`` and
+    ``kedro.logging``, so the swap happens here, once the configuration is loaded)."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        plain_handlers_without_terminal(logging.getLogger())
+
+
+class ParameterCheckHook:
+    """Refuse ``--params`` keys that match no parameter, naming the nearest valid ones:
+    ``--params=on_bad_file=error`` would otherwise do nothing (the key is ``data_engineering.on_bad_file``)."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        runtime = getattr(context.config_loader, "runtime_params", None) or {}
+        if not runtime:
+            return
+        from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+        from sewer_segmentation.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
+
+        loader = OmegaConfigLoader(conf_source=str(context.config_loader.conf_source), env=context.env, runtime_params={}, **CONFIG_LOADER_ARGS)
+        unknown = unknown_parameter_keys(runtime, _dotted_keys(loader["parameters"]))
+        if unknown:
+            hints = "; ".join(f"{k} (did you mean {' or '.join(v)}?)" if v else k for k, v in unknown.items())
+            raise ConfigurationError(f"--params names no parameter: {hints}. See conf/base/parameters_*.yml.")
 
 
 class MlflowTagsHook:

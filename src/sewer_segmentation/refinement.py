@@ -206,7 +206,7 @@ def score_candidates(probabilities: dict, images, boxes, truths, refinement: dic
     scores = {}
     truth = {i: truths[i]() for i in probabilities}
     for label, method, params in candidate_settings(refinement):
-        refined = refine_pool(probabilities, images, boxes, method, params)
+        refined = refine_pool(probabilities, images, boxes, method, params, n_jobs=refinement.get("n_jobs", "auto"))
         scores[label] = round(float(np.mean([soft_agreement(refined[i][0], truth[i]) for i in sorted(refined)])), 5)
     return scores
 

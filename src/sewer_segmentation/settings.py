@@ -2,11 +2,11 @@
 
 from kedro.config import OmegaConfigLoader  # noqa: F401
 
-from sewer_segmentation.hooks import MlflowTagsHook, NodeTimingHook, SyntheticDataHook
+from sewer_segmentation.hooks import MlflowTagsHook, NodeTimingHook, ParameterCheckHook, PlainLogsHook, SyntheticDataHook
 from sewer_segmentation.resolvers import CUSTOM_RESOLVERS
 
 # Hooks run last-in-first-out; kedro-mlflow registers its own hook through its entry point.
-HOOKS = (SyntheticDataHook(), MlflowTagsHook(), NodeTimingHook())
+HOOKS = (PlainLogsHook(), ParameterCheckHook(), SyntheticDataHook(), MlflowTagsHook(), NodeTimingHook())
 
 # kedro-viz's hook adds nothing to a plain run.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

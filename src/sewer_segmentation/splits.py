@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sewer_segmentation.errors import BadInputError
+
 BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK = "baseline_train", "baseline_val", "eval", "weak"
 SPLITS = (BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK)
 
@@ -52,3 +54,34 @@ def _take_until(sizes: np.ndarray, target: float, keep_after: int) -> int:
     cumulative = np.cumsum(sizes)
     best = int(np.argmin(np.abs(cumulative - target))) + 1
     return int(np.clip(best, 1, max(1, len(sizes) - keep_after)))
+
+
+def check_splits_agree(manifest: pd.DataFrame, folders: dict[str, object]) -> None:
+    """Refuse split folders that do not hold exactly what ``split_manifest.csv`` assigns to them.
+
+    ``folders`` maps a split name to its folder's image ids (partition keys). An interrupted
+    data_engineering run can leave the manifest of one run beside folders of another; training on them
+    could put eval images in a training set, so every training node checks before it reads anything.
+    """
+    ids = manifest.image_id.astype(str)
+    problems = []
+    for split, folder in folders.items():
+        expected, found = set(ids[manifest.split == split]), set(folder)
+        if expected != found:
+            extra, missing = sorted(found - expected), sorted(expected - found)
+            problems.append(f"{split}: {len(extra)} images the manifest does not put there ({', '.join(extra[:3]) or '-'}), "
+                            f"{len(missing)} missing ({', '.join(missing[:3]) or '-'})")  # fmt: skip
+    if problems:
+        raise BadInputError(
+            "the split folders do not match split_manifest.csv (an interrupted data_engineering run?): "
+            + "; ".join(problems) + ". Run `kedro run --pipeline=data_engineering` again."
+        )
+
+
+def check_no_eval_images(manifest: pd.DataFrame, training_ids, what: str) -> None:
+    """Refuse to train on any image the manifest puts in eval (or anywhere but ``weak`` for refined masks)."""
+    eval_ids = set(manifest.image_id.astype(str)[manifest.split == EVAL])
+    leaked = sorted(eval_ids & set(training_ids))
+    if leaked:
+        raise BadInputError(f"{what} holds {len(leaked)} eval images ({', '.join(leaked[:5])}); eval images are never trained on. "
+                            "Run `kedro run --pipeline=data_engineering` and then the rounds again.")  # fmt: skip

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,11 +43,24 @@ from sewer_segmentation.metrics import (
     soft_sums,
 )
 from sewer_segmentation.models import build_model, set_batchnorm_frozen
+from sewer_segmentation.precision import probe_precision
 from sewer_segmentation.progress import on_terminal
 
 logger = logging.getLogger(__name__)
 
-SELECTION_METRICS = {"val_mean_iou": "max", "val_iou": "max", "val_dice": "max", "val_soft_iou": "max", "val_soft_dice": "max", "val_loss": "min"}
+
+def _quiet_lightning() -> None:
+    """Lightning's setup notes ("GPU available: False", a tip about another logger) say nothing about
+    this run. Set just before each Trainer: Kedro's logging configuration resets these child loggers
+    whenever it is applied, so a level set at import time does not last."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning 2.6 calls a torch API it deprecated itself; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+
+# Validation metrics the kept weights can be chosen by: all "higher is better", so that every comparison
+# of stages (the best model so far, predict_model: best) reads the same way.
+SELECTION_METRICS = {"val_mean_iou": "max", "val_iou": "max", "val_dice": "max", "val_soft_iou": "max", "val_soft_dice": "max"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,8 +78,8 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(setting: str | int, accelerator: str = "auto") -> str:
-    """``32``, ``bf16-mixed``, ``16-mixed`` as given; ``auto`` picks the fastest accurate one:
-    bf16-mixed on GPUs that support it and on CPUs with native bf16, else 32-bit."""
+    """``32``, ``bf16-mixed``, ``16-mixed`` as given; ``auto`` (inference) picks bf16-mixed on GPUs that
+    support it and on CPUs with native bf16, else 32-bit. Training measures instead (``precision.py``)."""
     setting = str(setting)
     if setting != "auto":
         if setting not in ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true"):
@@ -188,14 +202,18 @@ class StepSampler(Sampler[int]):
     """
 
     def __init__(self, n: int, count: int, seed: int, weights: list[float] | None = None):
-        self.n, self.count, self.seed = int(n), int(count), int(seed)
+        self.n, self.count, self.seed, self.epoch = int(n), int(count), int(seed), 0
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
 
     def __len__(self) -> int:
         return self.count
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning; only with several processes does a run last more than one epoch."""
+        self.epoch = int(epoch)
+
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
         if self.weights is not None:
             yield from torch.multinomial(self.weights, self.count, replacement=True, generator=generator).tolist()
             return
@@ -408,18 +426,24 @@ def _loader(dataset, batch_size, num_workers, sampler=None) -> DataLoader:
 
 
 @torch.inference_mode()
-def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, metric: str, batch_size: int = 16) -> float:
-    """The validation metric of ``model`` on cached samples, computed as the validation loop does
-    (used to score the starting weights of a fine-tuning run before any step)."""
-    model.eval()
+def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, metric: str, batch_size: int = 16,
+                     device: torch.device | None = None, precision: str = "32") -> float:  # fmt: skip
+    """The validation metric of ``model`` on cached samples, computed as the validation loop does, on
+    the training device and at the training precision (it scores the starting weights of a fine-tuning
+    run before any step, to compare like for like with the validations that follow)."""
+    device = device or torch.device("cpu")
+    model.to(device).eval()
     dataset = SegmentationDataset(samples, mean, std)
     counts, soft = [], torch.zeros(7)
-    device = next(model.parameters()).device
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     for start in range(0, len(dataset), batch_size):
         images, targets, _ = (torch.stack(t) for t in zip(*[dataset[i] for i in range(start, min(len(dataset), start + batch_size))]))
-        probs = torch.sigmoid(model(images.to(device)).float()).cpu()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(images.to(device))
+        probs = torch.sigmoid(logits.float()).cpu()
         counts.append(confusion_counts(probs, targets))
         soft += soft_sums(probs, targets)
+    model.to("cpu")
     per_image = torch.cat(counts)
     values = {f"val_{k}": float(v) for k, v in metrics_from_counts(per_image.sum(0)).items()}
     values["val_mean_iou"] = float(metrics_from_counts(per_image)["iou"].mean())
@@ -461,6 +485,12 @@ def train_model(
         raise ConfigurationError(f"training.learning_rate must be a number, got {training.get('learning_rate')!r}") from None
     steps, val_interval = resolve_budget(training, len(train_samples))
     batch_size = int(training["batch_size"])
+    accelerator = training.get("accelerator", "auto")
+    precision = str(training.get("precision", "auto"))
+    if precision == "auto":  # measured on this device for this model, batch and size (cached); before seeding
+        precision = probe_precision(model_config, image_size, batch_size, inference_device(accelerator),
+                                    bool(training.get("channels_last", True)), cpu_has_fast_bf16())  # fmt: skip
+    precision = resolve_precision(precision, accelerator)
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_model(model_config)
     mean, std = normalization_for(model_config)
@@ -468,7 +498,7 @@ def train_model(
     if initial_state is not None:  # fine-tuning from an earlier model instead of a fresh start
         model.load_state_dict(initial_state)
         if val_samples:
-            initial_score = validation_score(model, val_samples, mean, std, metric)
+            initial_score = validation_score(model, val_samples, mean, std, metric, device=inference_device(accelerator), precision=precision)
             model.train()  # validation_score switched to eval mode; training must start in train mode
             logger.info("%s: the starting weights score %s %.4f on validation", stage, metric, initial_score)
     if training.get("channels_last", True):
@@ -501,8 +531,6 @@ def train_model(
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
 
-    accelerator = training.get("accelerator", "auto")
-    precision = resolve_precision(training.get("precision", "auto"), accelerator)
     strategy = training.get("strategy", "auto")
     if strategy == "ddp":
         # Kedro runs the whole pipeline in this process: training processes must be spawned for fit()
@@ -513,8 +541,11 @@ def train_model(
         # Spawning hands every tensor to the children; passing one file descriptor per tensor fails
         # ("bad value(s) in fds_to_keep"), sharing through the file system does not.
         torch.multiprocessing.set_sharing_strategy("file_system")
+    _quiet_lightning()
     trainer = L.Trainer(
-        max_epochs=1,
+        # One pass of the sampler is the whole budget; with several processes each sees a share of it,
+        # and further passes fill the budget up to `steps` optimizer steps.
+        max_epochs=-1,
         max_steps=steps,
         accelerator=accelerator,
         devices=training.get("devices", "auto"),
@@ -541,9 +572,10 @@ def train_model(
     (checkpoint_dir / "best.pt").unlink(missing_ok=True)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
 
-    chosen = best.state_dict()
-    if chosen["best_state"] is None and (checkpoint_dir / "best.pt").is_file():  # trained in child processes
-        chosen = torch.load(checkpoint_dir / "best.pt", map_location="cpu", weights_only=True)
+    # Rank 0 wrote its best weights at the end of fit; under ddp_spawn that was a child process and this
+    # process's callback never saw them, so the file is the answer whenever it exists.
+    best_file = checkpoint_dir / "best.pt"
+    chosen = torch.load(best_file, map_location="cpu", weights_only=True) if best_file.is_file() else best.state_dict()
     best_score, best_step, kept_initial = None, None, False
     if chosen["best_state"] is not None:
         module.model.load_state_dict(chosen["best_state"])

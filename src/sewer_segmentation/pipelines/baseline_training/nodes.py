@@ -14,15 +14,19 @@ import pandas as pd
 from sewer_segmentation.data import check_image_size, load_samples
 from sewer_segmentation.imaging import binarize, by_image_id, to_uint8
 from sewer_segmentation.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
+from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, check_splits_agree
 from sewer_segmentation.training import TrainedModel, predict_probabilities, train_model
 
 logger = logging.getLogger(__name__)
 
 
 def train_baseline_model(
-    train_images, train_masks, val_images, val_masks, model: dict, image_size: dict, training: dict, seed: int
+    split_manifest: pd.DataFrame, train_images, train_masks, val_images, val_masks, eval_images,
+    model: dict, image_size: dict, training: dict, seed: int,
 ) -> tuple[TrainedModel, dict]:  # fmt: skip
-    """A fresh model trained on hand-labelled masks; returns the model and its training history."""
+    """A fresh model trained on hand-labelled masks; returns the model and its training history.
+    The split folders are checked against the manifest first (no eval image can be trained on)."""
+    check_splits_agree(split_manifest, {BASELINE_TRAIN: train_images, BASELINE_VAL: val_images, EVAL: eval_images})
     height, width = check_image_size(image_size["height"], image_size["width"])
     train = load_samples(train_images, train_masks, height, width, description="baseline_train")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")

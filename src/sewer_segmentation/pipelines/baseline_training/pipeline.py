@@ -32,8 +32,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
         Node(
             train_baseline_model,
-            inputs=["baseline_train_images", "baseline_train_masks", "baseline_val_images", "baseline_val_masks",
-                    "params:model", "params:image_size", "params:baseline_training.training", "params:seed"],  # fmt: skip
+            inputs=["split_manifest", "baseline_train_images", "baseline_train_masks", "baseline_val_images", "baseline_val_masks",
+                    "eval_images", "params:model", "params:image_size", "params:baseline_training.training", "params:seed"],  # fmt: skip
             outputs=["baseline_model", "baseline_training_history"],
             name="train_baseline_model",
         ),
@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         nodes,
         namespace="baseline_training",
-        inputs={"baseline_train_images", "baseline_train_masks", "baseline_val_images", "baseline_val_masks",
+        inputs={"split_manifest", "baseline_train_images", "baseline_train_masks", "baseline_val_images", "baseline_val_masks",
                 "eval_images", "eval_masks", "eval_box_masks", "raw_ground_truth"},  # fmt: skip
         outputs={"baseline_model", "baseline_training_history", "baseline_metrics", "baseline_eval_per_image",
                  "baseline_mlflow_metrics", "baseline_learning_curves", "baseline_prediction_gallery"},  # fmt: skip

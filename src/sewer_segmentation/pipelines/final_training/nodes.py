@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 
 from sewer_segmentation.data import check_image_size, load_samples
-from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.evaluation import score_predictors
 from sewer_segmentation.imaging import by_image_id
 from sewer_segmentation.plots import line_chart
+from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, check_no_eval_images, check_splits_agree
 from sewer_segmentation.training import TrainedModel, predict_probabilities, train_model
 
 logger = logging.getLogger(__name__)
@@ -43,18 +45,34 @@ def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: floa
     return [(1 - share) / n_weak] * n_weak + [share / n_labelled] * n_labelled
 
 
+def _round_model_config(model: dict, previous_model: TrainedModel, init_from: str) -> dict:
+    """Fine-tuning continues the previous model as it was built (its architecture, encoder and freezing,
+    even if ``params:model`` changed since), with no pretrained weights to fetch: they are overwritten."""
+    if init_from != "best":
+        return model
+    return {**previous_model.model_config, "encoder_weights": None}
+
+
 def _refined_partitions(refined_masks: dict, kind: str) -> dict:
     prefix = f"{kind}/"
     return {k[len(prefix) :]: v for k, v in refined_masks.items() if k.startswith(prefix)}
 
 
 def train_final_model(
-    refined_masks: dict, weak_images, train_images, train_masks, val_images, val_masks,
+    split_manifest: pd.DataFrame, refined_masks: dict, weak_images, train_images, train_masks, val_images, val_masks, eval_images,
     previous_model: TrainedModel, model: dict, image_size: dict, training: dict, final: dict, seed: int, round_number: int,
 ) -> tuple[TrainedModel, dict]:  # fmt: skip
-    """Train on refined weak masks (with their weight maps) plus the hand-labelled baseline_train."""
-    height, width = check_image_size(image_size["height"], image_size["width"])
+    """Train on refined weak masks (with their weight maps) plus the hand-labelled baseline_train.
+    The split folders and the refined masks are checked against the manifest first: no eval image (and
+    no image of another split) can reach the training set."""
+    check_splits_agree(split_manifest, {BASELINE_TRAIN: train_images, BASELINE_VAL: val_images, EVAL: eval_images, WEAK: weak_images})
     masks = _refined_partitions(refined_masks, "masks")
+    check_no_eval_images(split_manifest, masks, "the refined masks of this round")
+    stray = sorted(set(masks) - set(weak_images))
+    if stray:
+        raise BadInputError(f"the refined masks hold {len(stray)} images that are not in the weak pool ({', '.join(stray[:5])}): "
+                            f"they were made before the last data_engineering run; run `kedro run --pipeline=refine --params=round:{round_number}` again")  # fmt: skip
+    height, width = check_image_size(image_size["height"], image_size["width"])
     weights = _refined_partitions(refined_masks, "weights")
     weak = load_samples({i: weak_images[i] for i in masks}, masks, height, width, weights, description="refined weak")
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
@@ -64,7 +82,8 @@ def train_final_model(
         raise ConfigurationError(f"final_training.init_from must be 'best' or 'fresh', got {init_from!r}")
     initial = previous_model.model.state_dict() if init_from == "best" else None
     trained = train_model(
-        weak + labelled, val, model, final_training_config(training, final), image_size, seed, stage=f"round_{round_number}",
+        weak + labelled, val, _round_model_config(model, previous_model, init_from), final_training_config(training, final), image_size,
+        seed, stage=f"round_{round_number}",
         initial_state=initial, sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
         min_improvement=float(final.get("min_improvement", 0.0)),
     )  # fmt: skip
@@ -104,8 +123,10 @@ def train_oracle(
     labelled = load_samples({i: train_images[i] for i in train_images if i in truth}, {i: truth[i] for i in train_images if i in truth},
                             height, width, description="oracle labelled")  # fmt: skip
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
-    initial = previous_model.model.state_dict() if final.get("init_from", "best") == "best" else None
-    trained = train_model(weak + labelled, val, model, final_training_config(training, final), image_size, seed, stage="oracle",
+    init_from = final.get("init_from", "best")
+    initial = previous_model.model.state_dict() if init_from == "best" else None
+    trained = train_model(weak + labelled, val, _round_model_config(model, previous_model, init_from), final_training_config(training, final),
+                          image_size, seed, stage="oracle",
                           initial_state=initial, sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
                           min_improvement=float(final.get("min_improvement", 0.0)))  # fmt: skip
     eval_ids = sorted(eval_images)

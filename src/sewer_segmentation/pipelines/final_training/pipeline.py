@@ -13,8 +13,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
         Node(
             train_final_model,
-            inputs=["refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks",
-                    "baseline_val_images", "baseline_val_masks", "previous_model", *TRAINING, "params:round"],  # fmt: skip
+            inputs=["split_manifest", "refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks",
+                    "baseline_val_images", "baseline_val_masks", "eval_images", "previous_model", *TRAINING, "params:round"],  # fmt: skip
             outputs=["round_model", "round_training_history"],
             name="train_final_model",
         ),
@@ -38,7 +38,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         nodes,
         namespace="final_training",
-        inputs={"refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images",
+        inputs={"split_manifest", "refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images",
                 "baseline_val_masks", "previous_model", "eval_images", "eval_masks", "eval_box_masks", "raw_ground_truth",
                 "refinement_quality", "refinement_failures", "all_stage_metrics", "baseline_metrics"},  # fmt: skip
         outputs={"round_model", "round_training_history", "round_eval_per_image", "round_mlflow_metrics", "round_metrics",

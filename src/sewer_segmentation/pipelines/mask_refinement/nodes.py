@@ -17,6 +17,7 @@ from sewer_segmentation.errors import BadInputError, ConfigurationError, Missing
 from sewer_segmentation.evaluation import score_predictors
 from sewer_segmentation.imaging import by_image_id, to_uint8
 from sewer_segmentation.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
+from sewer_segmentation.splits import BASELINE_VAL, WEAK, check_splits_agree
 from sewer_segmentation.refinement import candidate_settings, choose_refinement, refine_pool
 from sewer_segmentation.training import TrainedModel, predict_probabilities
 
@@ -34,13 +35,17 @@ def shard_of(ids: list[str], shard: dict | None) -> list[str]:
     return sorted(ids)[index::count]
 
 
-def predict_pool(trained: TrainedModel, images, inference: dict, shard: dict | None = None) -> tuple[dict, pd.DataFrame]:
-    """Probability maps (uint8) of every image of ``images`` (partitions), batched with a progress bar;
-    with ``shard`` only that shard's images.
+def predict_pool(
+    split_manifest: pd.DataFrame, trained: TrainedModel, images, inference: dict, shard: dict | None = None
+) -> tuple[dict, pd.DataFrame]:
+    """Probability maps (uint8) of every image of the weak pool ``images`` (partitions), batched with a
+    progress bar; with ``shard`` only that shard's images. The weak folder is first checked against the
+    manifest (an interrupted data_engineering run must not slip labelled or eval images in).
 
     A batch that fails is retried image by image; an image that still fails is reported (never replaced
     by an all-zero mask) and left out of the refined masks.
     """
+    check_splits_agree(split_manifest, {WEAK: images})
     ids = shard_of(list(images), shard)
     batch_size = int(inference["batch_size"])
     probabilities: dict[str, np.ndarray] = {}
@@ -69,9 +74,13 @@ def predict_pool(trained: TrainedModel, images, inference: dict, shard: dict | N
     return probabilities, pd.DataFrame(failures, columns=FAILURE_COLUMNS)
 
 
-def choose_refinement_method(selection_probabilities: dict, images, box_masks, masks, refinement: dict) -> dict:
+def choose_refinement_method(
+    split_manifest: pd.DataFrame, selection_probabilities: dict, images, box_masks, masks, refinement: dict
+) -> dict:  # fmt: skip
     """The refinement method for this round: the one configured, or for ``auto`` the candidate whose
-    masks agree best with the hand-drawn masks of the selection images (baseline_val)."""
+    masks agree best with the hand-drawn masks of the selection images (baseline_val, checked against
+    the manifest: never an eval image)."""
+    check_splits_agree(split_manifest, {BASELINE_VAL: images})
     choice = choose_refinement(selection_probabilities, images, box_masks, masks, refinement)
     if choice["scores"]:
         ranked = sorted(choice["scores"].items(), key=lambda kv: -kv[1])
@@ -157,16 +166,27 @@ def merge_refined_shards(shards: dict, shard_failures: dict, count: int) -> tupl
     return merged, table
 
 
-def score_merged_refinement(refined_masks: dict, ground_truth, refinement: dict, count: int) -> dict:
-    """Quality of merged shard masks against ground truth (synthetic data); other methods are not
-    scored in sharded runs (their predictions stayed on the shard machines)."""
+def score_merged_refinement(refined_masks: dict, shard_choices: dict, ground_truth, count: int) -> dict:
+    """The choice the shards made (the same on every shard: it is deterministic, and checked) and the
+    merged masks against ground truth (synthetic data). Other candidates are not scored on the weak pool
+    in sharded runs (their predictions stayed on the shard machines)."""
+    expected = [f"{i}-of-{int(count)}" for i in range(int(count))]
+    choices = [load() if callable(load) else load for key, load in sorted(shard_choices.items()) if key.split("_")[0] in expected]
+    if not choices:
+        raise MissingArtifactError(f"no refinement choice of the {count} shards: run `kedro run --pipeline=refine_shard` for each shard")
+    if any(c["label"] != choices[0]["label"] for c in choices):
+        raise BadInputError(f"the shards chose different refinement methods ({sorted({c['label'] for c in choices})}): refine them again with the same model")
+    choice = choices[0]
     truth = by_image_id(ground_truth)
     masks = {k[len("masks/") :]: (v() if callable(v) else v) for k, v in refined_masks.items() if k.startswith("masks/")}
     entry: dict = {}
+    if choice["label"] in choice["scores"]:
+        entry["selection_vs_polygons"] = choice["scores"][choice["label"]]
     summary, _ = score_predictors({"merged": masks}, {"ground_truth": {i: t for i, t in truth.items() if i in masks}})
     if summary:
         entry["weak_vs_ground_truth"] = summary["merged"]["ground_truth"]
-    return {"used": refinement["method"], "shards": int(count), "methods": {refinement["method"]: entry}}
+    return {"used": choice["label"], "method": choice["method"], "params": choice["params"], "selection_images": choice["selection_images"],
+            "shards": int(count), "methods": {choice["label"]: entry}}  # fmt: skip
 
 
 def plot_refinement_gallery(weak_images, weak_box_masks, refined_masks: dict, ground_truth, n_cases: int, round_number: int):

@@ -21,7 +21,7 @@ def selection_nodes() -> list[Node]:
         Node(predict_images, ["previous_model", "baseline_val_images", "params:inference"], "selection_probabilities",
              name="predict_selection_images"),  # fmt: skip
         Node(choose_refinement_method,
-             ["selection_probabilities", "baseline_val_images", "baseline_val_box_masks", "baseline_val_masks", "params:mask_refinement"],
+             ["split_manifest", "selection_probabilities", "baseline_val_images", "baseline_val_box_masks", "baseline_val_masks", "params:mask_refinement"],
              "refinement_choice", name="choose_refinement_method"),  # fmt: skip
     ]
 
@@ -31,7 +31,7 @@ SELECTION_INPUTS = {"previous_model", "baseline_val_images", "baseline_val_box_m
 
 def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
-        Node(predict_pool, ["previous_model", "weak_images", "params:inference"],
+        Node(predict_pool, ["split_manifest", "previous_model", "weak_images", "params:inference"],
              ["weak_probabilities", "refinement_failures"], name="predict_weak_pool"),  # fmt: skip
         *selection_nodes(),
         Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "refinement_choice", "params:mask_refinement"],
@@ -51,7 +51,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         nodes,
         namespace="mask_refinement",
-        inputs={"weak_images", "weak_box_masks", "raw_ground_truth", *SELECTION_INPUTS},
+        inputs={"split_manifest", "weak_images", "weak_box_masks", "raw_ground_truth", *SELECTION_INPUTS},
         outputs={"refined_masks", "refinement_failures", "refinement_quality", "refinement_gallery"},
         parameters={"params:inference", "params:mask_refinement", "params:mask_refinement.gallery_cases", "params:round"},
     )
@@ -63,15 +63,17 @@ def create_shard_pipeline(**kwargs) -> Pipeline:
     the same (deterministic) method choice on baseline_val."""
     return Pipeline(
         [
-            Node(predict_pool, ["previous_model", "weak_images", "params:inference", "params:mask_refinement.shard"],
+            Node(predict_pool, ["split_manifest", "previous_model", "weak_images", "params:inference", "params:mask_refinement.shard"],
                  ["weak_probabilities", "refinement_shard_failures"], name="predict_weak_shard"),  # fmt: skip
             *selection_nodes(),
             Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "refinement_choice", "params:mask_refinement"],
                  "refined_mask_shard", name="build_refined_shard"),  # fmt: skip
         ],
         namespace="mask_refinement",
-        inputs={"weak_images", "weak_box_masks", *SELECTION_INPUTS},
-        outputs={"refined_mask_shard", "refinement_shard_failures"},
+        inputs={"split_manifest", "weak_images", "weak_box_masks", *SELECTION_INPUTS},
+        # the choice is kept beside the shard, for the merge's report
+        outputs={"refined_mask_shard": "refined_mask_shard", "refinement_shard_failures": "refinement_shard_failures",
+                 "refinement_choice": "refinement_shard_choice"},
         parameters={"params:inference", "params:mask_refinement", "params:mask_refinement.shard"},
     )
 
@@ -81,11 +83,11 @@ def create_merge_pipeline(**kwargs) -> Pipeline:
         [
             Node(merge_refined_shards, ["refined_mask_shards", "refinement_shard_failure_files", "params:mask_refinement.shard.count"],
                  ["refined_masks", "refinement_failures"], name="merge_refined_shards"),  # fmt: skip
-            Node(score_merged_refinement, ["refined_masks", "raw_ground_truth", "params:mask_refinement", "params:mask_refinement.shard.count"],
+            Node(score_merged_refinement, ["refined_masks", "refinement_shard_choices", "raw_ground_truth", "params:mask_refinement.shard.count"],
                  "refinement_quality", name="score_merged_refinement"),  # fmt: skip
         ],
         namespace="mask_refinement",
-        inputs={"refined_mask_shards", "refinement_shard_failure_files", "raw_ground_truth"},
+        inputs={"refined_mask_shards", "refinement_shard_failure_files", "refinement_shard_choices", "raw_ground_truth"},
         outputs={"refined_masks", "refinement_failures", "refinement_quality"},
-        parameters={"params:mask_refinement", "params:mask_refinement.shard.count"},
+        parameters={"params:mask_refinement.shard.count"},
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -51,7 +51,9 @@ def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None)
         raise ConfigurationError(f"predict_model={text!r} is neither 'baseline', a round number, nor an MLflow run id ({exc})") from exc
     if not names:
         raise MissingArtifactError(f"MLflow run {text} has no logged model (artifacts named *_model)")
-    model, meta = load_model_from_mlflow(text, sorted(names)[-1])
+    # a run of several stages logged several models: the latest stage (round_10 after round_9)
+    latest = max(names, key=lambda n: 0 if n.startswith("baseline") else int(n.split("_")[1]))
+    model, meta = load_model_from_mlflow(text, latest)
     return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "run_id": text})
 
 
@@ -59,6 +61,18 @@ def _regions(mask: np.ndarray) -> list[list[int]]:
     """Bounding boxes ``[x0, y0, x1, y1]`` (exclusive ends) of the connected regions of a 0/255 mask."""
     n, _, stats, _ = cv2.connectedComponentsWithStats((mask > 127).astype(np.uint8), connectivity=8)
     return [[int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _area in stats[1:n]]
+
+
+def _output_ids(names: list[str]) -> dict[str, str]:
+    """Output name of each frame: its id (``sub/a.jpg`` -> ``sub__a``), or, where two frames share one
+    (``a.jpg`` and ``a.png``), the id with the extension kept (``a.jpg``, ``a.png``), so no mask overwrites
+    another."""
+    ids = {name: image_id_of(name) for name in names}
+    counts = pd.Series(list(ids.values())).value_counts()
+    clashes = {name for name, i in ids.items() if counts[i] > 1}
+    for name in sorted(clashes):
+        logger.warning("%s shares its name with another frame: its mask and overlay are named %s.png", name, image_id_of(name) + PurePosixPath(name).suffix)
+    return {name: (i + PurePosixPath(name).suffix if name in clashes else i) for name, i in ids.items()}
 
 
 def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, dict, pd.DataFrame]:
@@ -71,6 +85,7 @@ def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, d
     batch_size = int(params.get("batch_size", 16))
     names = sorted(n for n in frames if has_image_extension(n))
     ignored = sorted(n for n in frames if not has_image_extension(n))
+    output_ids = _output_ids(names)
     masks, overlays, rows = {}, {}, []
     for name in ignored:
         rows.append({"image": name, "status": "ignored: not an image file extension"})
@@ -91,7 +106,7 @@ def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, d
         )  # fmt: skip
         for (name, image), prob in zip(batch, probabilities):
             mask = np.where(prob >= threshold, 255, 0).astype(np.uint8)
-            image_id = image_id_of(name)
+            image_id = output_ids[name]
             masks[image_id] = mask
             overlays[image_id] = overlay(image, mask, (255, 60, 60), 0.5)
             defect = mask > 0

@@ -1,0 +1,21 @@
+"""The predict pipeline's node on an in-memory folder of frames."""
+
+import numpy as np
+
+from sewer_segmentation.models import build_model
+from sewer_segmentation.pipelines.predict.nodes import predict_folder
+from sewer_segmentation.training import TrainedModel
+
+MODEL = {"architecture": "Unet", "encoder_name": "resnet18", "encoder_weights": None, "args": {"decoder_channels": [16, 16, 8, 8, 8]}}
+
+
+def test_frames_with_the_same_name_never_overwrite_each_other():
+    trained = TrainedModel(build_model(MODEL).eval(), MODEL, {"height": 64, "width": 64})
+    rng = np.random.default_rng(0)
+    frames = {name: (lambda s=size: rng.integers(0, 255, (*s, 3), dtype=np.uint8))
+              for name, size in (("same.jpg", (40, 50)), ("same.png", (60, 30)), ("other.png", (64, 64)), ("notes.txt", (1, 1)))}  # fmt: skip
+    masks, overlays, table = predict_folder(trained, frames, {"precision": "32", "batch_size": 2})
+    assert set(masks) == set(overlays) == {"same.jpg", "same.png", "other"}
+    assert masks["same.jpg"].shape == (40, 50) and masks["same.png"].shape == (60, 30)
+    status = table.set_index("image").status
+    assert (status[["same.jpg", "same.png", "other.png"]] == "ok").all() and status["notes.txt"].startswith("ignored")
