@@ -20,7 +20,8 @@ PREDICTION_COLOUR = (255, 200, 0)
 
 def _counts(pred: np.ndarray, target: np.ndarray) -> torch.Tensor:
     """TP, FP, FN, TN of one image (uint8 0..255 masks, thresholded at half range)."""
-    return confusion_counts(torch.from_numpy(pred)[None].float() / 255.0, torch.from_numpy(target)[None].float() / 255.0)[0]
+    # torch.tensor copies: decoded masks can be read-only arrays, which torch refuses to share
+    return confusion_counts(torch.tensor(pred)[None].float() / 255.0, torch.tensor(target)[None].float() / 255.0)[0]
 
 
 def score_predictors(
@@ -75,7 +76,7 @@ def learning_curves(history: dict, title: str) -> np.ndarray:
         "optimizer step",
         "loss",
     )
-    metric_names = [m for m in ("val_iou", "val_dice", "val_soft_iou") if val and m in val[0]]
+    metric_names = [m for m in ("val_mean_iou", "val_iou", "val_dice", "val_soft_iou") if val and m in val[0]]  # the first selects the weights
     metric_chart = line_chart(
         {m: ([r["step"] for r in val], [r[m] for r in val]) for m in metric_names},
         f"{title}: validation metrics",
