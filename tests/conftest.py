@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -21,8 +22,11 @@ TINY = dict(num_images=40, num_hand_labelled=16, width=128, height=96, seed=3)
 @pytest.fixture
 def kedro_project(tmp_path: Path) -> Path:
     """A copy of the project's configuration in a temporary folder, ready for `kedro run`."""
-    project = tmp_path / "project"
-    project.mkdir()
+    return new_project(tmp_path / "project")
+
+
+def new_project(project: Path) -> Path:
+    project.mkdir(parents=True)
     shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     (project / "conf" / "local").mkdir()
     shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
@@ -49,3 +53,39 @@ def run_kedro(project: Path, *args: str, timeout: int = 600, env: dict | None = 
         text=True,
         timeout=timeout,
     )
+
+
+def run_pipeline(project: Path, name: str, **runtime_params) -> dict:
+    """Run a registered pipeline in this process with Kedro's ``SequentialRunner`` on the project's own
+    catalog (no CLI start-up, no run hooks): node exceptions propagate as they are."""
+    from kedro.framework.project import pipelines  # noqa: PLC0415
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+    from kedro.runner import SequentialRunner  # noqa: PLC0415
+
+    bootstrap_project(project)
+    with contextlib.chdir(project), KedroSession.create(project_path=project, runtime_params=nested(runtime_params)) as session:
+        context = session.load_context()
+        return SequentialRunner().run(pipelines[name], context.catalog)
+
+
+def project_catalog(project: Path, **runtime_params):
+    """The project's catalog with ``runtime_params``, to load what a run wrote."""
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, runtime_params=nested(runtime_params)) as session:
+        return session.load_context().catalog
+
+
+def nested(dotted: dict) -> dict:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``, as the CLI turns ``--params=a.b=1`` into runtime parameters."""
+    out: dict = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out

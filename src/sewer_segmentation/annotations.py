@@ -213,6 +213,10 @@ def parse_yolo_names(text: str, source: str = "data.yaml") -> dict[int, str]:
     raise ValueError(f"{source}: no 'names' list or mapping of class names")
 
 
+#: Rounding in exporters can put a box edge a hair outside 0..1; more than this is pixel coordinates.
+NORMALIZED_TOLERANCE = 0.01
+
+
 def parse_yolo_labels(text: str, source: str) -> tuple[list[YoloBox], list[Problem]]:
     """Lines ``class cx cy w h`` (normalized to 0..1). Bad lines become problems naming the line."""
     boxes, problems = [], []
@@ -227,6 +231,11 @@ def parse_yolo_labels(text: str, source: str) -> tuple[list[YoloBox], list[Probl
             box = YoloBox(int(parts[0]), *(float(v) for v in parts[1:]))
             if not all(math.isfinite(v) for v in (box.cx, box.cy, box.w, box.h)) or box.w <= 0 or box.h <= 0:
                 raise ValueError("box size must be positive and finite")
+            if max(box.cx, box.cy, box.w, box.h) > 1 + NORMALIZED_TOLERANCE or min(box.cx, box.cy) < -NORMALIZED_TOLERANCE:
+                raise ValueError(
+                    f"coordinates must be normalized to 0..1, found {' '.join(parts[1:])} "
+                    "(pixel coordinates? export the labels in YOLO's normalized format)"
+                )
         except ValueError as exc:
             problems.append(Problem(f"{source} line {line_number}", f"malformed YOLO label: {exc}"))
             continue

@@ -194,6 +194,8 @@ class FolderDataset(PartitionedDataset):
     - Saving is atomic: the whole folder is written under a temporary name and then swapped in, so the
       folder never mixes files of two runs and a killed run leaves the previous content intact.
     - ``missing_hint``: the command that makes the folder, named in the error when it is missing.
+    - ``confine_to_parent: true``: files that are links leading outside the folder's parent (the raw
+      dataset folder) fail to load, naming the file, like path escapes in labels.csv.
     - ``versioned_folders: true``: each save writes a new sub-folder ``<path>/<timestamp>/``; loading
       reads the newest complete one (or ``load_version``). Earlier versions are never touched.
 
@@ -208,9 +210,11 @@ class FolderDataset(PartitionedDataset):
         versioned_folders: bool = False,
         load_version: str | None = None,
         missing_hint: str | None = None,
+        confine_to_parent: bool = False,
         **kwargs: Any,
     ):
         super().__init__(path=path, dataset=dataset, **kwargs)
+        self._confine_to = str(Path(path).parent) if confine_to_parent else None
         self._missing_hint = missing_hint
         self._root = path
         self._optional = optional
@@ -236,9 +240,24 @@ class FolderDataset(PartitionedDataset):
             raise DatasetError(f"No files found in '{target or self._root}'")
         self._path = target
         try:
-            return super().load()
+            partitions = super().load()
         finally:
             self._path = self._root
+        return partitions if self._confine_to is None else self._confined(partitions, target)
+
+    def _confined(self, partitions: dict[str, Any], folder: str) -> dict[str, Any]:
+        """Partitions whose file (after following symlinks) lies outside ``confine_to`` load as an error
+        naming the file, like the path escapes of labels.csv: the dataset must hold its own data."""
+        root = os.path.realpath(self._confine_to)
+        out = {}
+        for pid, load in partitions.items():
+            path = os.path.join(folder, pid + (self._filename_suffix or ""))
+            real = os.path.realpath(path)
+            if os.path.commonpath([root, real]) != root:
+                out[pid] = _refuse(f"{path}: a link to {real}, outside the dataset folder {self._confine_to}; copy the file in instead")
+            else:
+                out[pid] = load
+        return out
 
     # -- saving ----------------------------------------------------------------------------------
     def save(self, data: dict[str, Any]) -> None:
@@ -267,6 +286,15 @@ class FolderDataset(PartitionedDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {**super()._describe(), "optional": self._optional, "versioned_folders": self._versioned_folders}
+
+
+def _refuse(message: str):
+    def load():
+        from sewer_segmentation.errors import BadInputError  # noqa: PLC0415
+
+        raise DatasetError(message) from BadInputError(message)
+
+    return load
 
 
 def _swap_in(tmp: Path, final: Path) -> None:

@@ -22,6 +22,31 @@ DEFAULT_INFERENCE_FOLDER = "data/01_raw/inference"
 logger = logging.getLogger(__name__)
 
 
+def check_dataset_name(name) -> str:
+    """``dataset`` names a folder of data/01_raw, never a path: ``../x`` or ``a/b`` would put derived
+    files outside the dataset's own folders (``data/03_primary/<dataset>/``...)."""
+    text = str(name or "")
+    if not text or text != Path(text).name or text.startswith(".") or "\\" in text:
+        raise ConfigurationError(
+            f"dataset={text!r}: a dataset is the name of a folder in data/01_raw/ (no path separators, "
+            "no leading '.'); move or link the data to data/01_raw/<name>/ and pass --params=dataset=<name>"
+        )
+    return text
+
+
+def check_raw_dataset(raw_root: Path, dataset: str) -> None:
+    """One line instead of Kedro's tracebacks when the dataset folder or its images are missing."""
+    images = raw_root / dataset / "images"
+    if images.is_dir() and any(images.iterdir()):
+        return
+    available = sorted(p.name for p in raw_root.glob("*") if (p / "images").is_dir()) if raw_root.is_dir() else []
+    problem = "is empty" if images.is_dir() else "does not exist"
+    raise ConfigurationError(
+        f"{images} {problem}: a raw dataset needs an images/ folder (see README 'Raw data layouts'). "
+        f"Datasets found in {raw_root}: {', '.join(available) or 'none'}"
+    )
+
+
 class SyntheticDataHook:
     """Generate the bundled synthetic dataset before a run when it is selected and missing.
 
@@ -48,8 +73,10 @@ class SyntheticDataHook:
             )
         parse_round(self._params.get("round", 1))  # round:abc or round:0 fail here, in one line
         self._ensure_inference_samples()
-        dataset = self._params.get("dataset")
+        dataset = check_dataset_name(self._params.get("dataset"))
         if dataset != "synthetic":
+            if any(node.name.endswith("inspect_raw_files") for node in pipeline.nodes):
+                check_raw_dataset(self._project_path / "data" / "01_raw", dataset)
             return
         raw_dir = self._project_path / "data" / "01_raw" / dataset
         if raw_dir.exists():
@@ -153,17 +180,38 @@ class ParameterCheckHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         runtime = getattr(context.config_loader, "runtime_params", None) or {}
-        if not runtime:
-            return
-        from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+        if runtime:
+            check_parameter_keys(context, runtime)
+        check_training_parameters(context.params)
 
-        from sewer_segmentation.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
 
-        loader = OmegaConfigLoader(conf_source=str(context.config_loader.conf_source), env=context.env, runtime_params={}, **CONFIG_LOADER_ARGS)
-        unknown = unknown_parameter_keys(runtime, _dotted_keys(loader["parameters"]))
-        if unknown:
-            hints = "; ".join(f"{k} (did you mean {' or '.join(v)}?)" if v else k for k, v in unknown.items())
-            raise ConfigurationError(f"--params names no parameter: {hints}. See conf/base/parameters_*.yml.")
+def check_parameter_keys(context, runtime: dict) -> None:
+    """``--params`` keys are checked against the configuration loaded without them."""
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+    from sewer_segmentation.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
+
+    loader = OmegaConfigLoader(conf_source=str(context.config_loader.conf_source), env=context.env, runtime_params={}, **CONFIG_LOADER_ARGS)
+    unknown = unknown_parameter_keys(runtime, _dotted_keys(loader["parameters"]))
+    if unknown:
+        hints = "; ".join(f"{k} (did you mean {' or '.join(v)}?)" if v else k for k, v in unknown.items())
+        raise ConfigurationError(f"--params names no parameter: {hints}. See conf/base/parameters_*.yml.")
+
+
+def check_training_parameters(params: dict) -> None:
+    """The baseline's and the rounds' training parameters, checked when the run starts (a bad
+    ``batch_size`` or ``learning_rate`` would otherwise surface only after data_engineering)."""
+    from sewer_segmentation.pipelines.final_training.nodes import final_training_config  # noqa: PLC0415
+    from sewer_segmentation.training import check_training_config  # noqa: PLC0415
+
+    training = (params.get("baseline_training") or {}).get("training")
+    if not training:
+        return
+    check_training_config(training)
+    try:
+        check_training_config(final_training_config(training, params.get("final_training") or {}))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"refinement rounds (final_training.training_overrides): {exc}") from None
 
 
 class MlflowTagsHook:

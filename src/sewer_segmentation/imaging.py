@@ -36,20 +36,46 @@ def by_image_id(partitions) -> dict:
     return {image_id_of(pid): load for pid, load in partitions.items() if has_image_extension(pid)}
 
 
+#: Frames above this many pixels are refused (PIL's decompression-bomb limit): a CCTV frame is far
+#: smaller, and decoding a 100-megapixel file per image would exhaust memory in a DataLoader worker.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
 def _decode_with_pil(data: bytes, source: str, mode: str) -> np.ndarray:
     """Decode fully (``load()``), so truncated files fail here instead of yielding grey bands."""
     if not data:
         raise BadInputError(f"{source}: empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes are checked below
             with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise BadInputError(_too_large(source, width * height, f"{width}x{height} = "))
                 img.load()
-                return np.asarray(img.convert(mode))
+                return _to_mode(img, mode)
+    except Image.DecompressionBombError as exc:  # over twice the limit: PIL refuses before we see the size
+        raise BadInputError(_too_large(source, None, "")) from exc
     except UnidentifiedImageError as exc:
         raise BadInputError(f"{source}: unreadable image (not a JPEG, PNG or BMP file, or corrupt header)") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise BadInputError(f"{source}: unreadable or truncated image ({exc})") from exc
+
+
+def _too_large(source: str, pixels: int | None, size: str) -> str:
+    found = f" ({size}{pixels / 1e6:.0f} megapixels)" if pixels else ""
+    return f"{source}: image too large{found}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Downscale it first."
+
+
+def _to_mode(img: Image.Image, mode: str) -> np.ndarray:
+    """PIL image -> uint8 array in ``mode``; 16-bit and 32-bit grey frames are scaled down to 8 bits
+    (PIL's own conversion clips them, turning a 16-bit frame all white)."""
+    if img.mode.startswith("I") or img.mode == "F":
+        values = np.asarray(img).astype(np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(values / top * 255), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2) if mode == "RGB" else grey
+    return np.asarray(img.convert(mode))
 
 
 def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
@@ -61,11 +87,14 @@ def decode_mask(data: bytes, source: str = "<bytes>", threshold: int | None = 12
     """Bytes of a mask file -> uint8 mask.
 
     With ``threshold`` the mask is binarized to 0/255 (JPEG-compressed box masks hold values near, not
-    at, 0 and 255); with ``threshold=None`` the grey levels are kept (soft masks).
+    at, 0 and 255); masks stored as 0/1 are read as such. With ``threshold=None`` the grey levels are
+    kept (soft masks).
     """
     grey = _decode_with_pil(data, source, "L")
     if threshold is None:
         return grey
+    if grey.max(initial=0) == 1:  # a 0/1 label image: 1 is foreground
+        return (grey * 255).astype(np.uint8)
     return np.where(grey >= threshold, 255, 0).astype(np.uint8)
 
 

@@ -189,7 +189,6 @@ def load_model_from_mlflow(run_id: str, artifact_path: str = "model", tracking_u
     """Download a run's logged model files and rebuild the model (no pickled code is loaded)."""
     import mlflow  # noqa: PLC0415
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path)
+    # the tracking URI is passed, never set: the process's own run keeps logging where it did
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri)
     return load_model(local)

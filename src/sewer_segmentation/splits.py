@@ -59,17 +59,18 @@ def _take_until(sizes: np.ndarray, target: float, keep_after: int) -> int:
 def check_splits_agree(manifest: pd.DataFrame, folders: dict[str, object]) -> None:
     """Refuse split folders that do not hold exactly what ``split_manifest.csv`` assigns to them.
 
-    ``folders`` maps a split name to its folder's image ids (partition keys). An interrupted
-    data_engineering run can leave the manifest of one run beside folders of another; training on them
-    could put eval images in a training set, so every training node checks before it reads anything.
+    ``folders`` maps ``<split>`` or ``<split>/<kind>`` (``eval/masks``) to that folder's image ids
+    (partition keys). An interrupted data_engineering run can leave folders of two runs side by side;
+    training on them could put eval images in a training set, so every reader checks before it reads.
     """
     ids = manifest.image_id.astype(str)
     problems = []
-    for split, folder in folders.items():
+    for name, folder in folders.items():
+        split = name.split("/", 1)[0]
         expected, found = set(ids[manifest.split == split]), set(folder)
         if expected != found:
             extra, missing = sorted(found - expected), sorted(expected - found)
-            problems.append(f"{split}: {len(extra)} images the manifest does not put there ({', '.join(extra[:3]) or '-'}), "
+            problems.append(f"{name}: {len(extra)} images the manifest does not put there ({', '.join(extra[:3]) or '-'}), "
                             f"{len(missing)} missing ({', '.join(missing[:3]) or '-'})")  # fmt: skip
     if problems:
         raise BadInputError(

@@ -224,6 +224,23 @@ class StepSampler(Sampler[int]):
                 given += 1
 
 
+def check_training_config(training: dict) -> str:
+    """Refuse training parameters that cannot work, before anything runs; returns the selection metric.
+    (Also called when a run starts, so ``--params=...batch_size=0`` fails at once, not after data_engineering.)"""
+    metric = training.get("save_by_metric", "val_mean_iou")
+    if metric not in SELECTION_METRICS:
+        raise ConfigurationError(f"save_by_metric must be one of {sorted(SELECTION_METRICS)} (validation metrics), got {metric!r}")
+    try:
+        rate = float(training.get("learning_rate"))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"training.learning_rate must be a number, got {training.get('learning_rate')!r}") from None
+    if not rate > 0:
+        raise ConfigurationError(f"training.learning_rate must be above 0, got {rate}")
+    _positive_int(training, "batch_size")
+    _positive_int(training, "epochs" if training.get("epochs") is not None else "steps")
+    return metric
+
+
 def resolve_budget(training: dict, n_train: int) -> tuple[int, int]:
     """(optimizer steps, steps between validations) from ``steps``/``validations`` or, when ``epochs`` is
     set, from epochs over ``n_train`` images (``scoring_per_epoch`` validations per epoch)."""
@@ -476,13 +493,7 @@ def train_model(
     height, width = check_image_size(image_size["height"], image_size["width"])
     if not train_samples:
         raise ConfigurationError(f"{stage}: no training images")
-    metric = training.get("save_by_metric", "val_mean_iou")
-    if metric not in SELECTION_METRICS:
-        raise ConfigurationError(f"save_by_metric must be one of {sorted(SELECTION_METRICS)} (validation metrics), got {metric!r}")
-    try:
-        float(training.get("learning_rate"))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"training.learning_rate must be a number, got {training.get('learning_rate')!r}") from None
+    metric = check_training_config(training)
     steps, val_interval = resolve_budget(training, len(train_samples))
     batch_size = int(training["batch_size"])
     accelerator = training.get("accelerator", "auto")

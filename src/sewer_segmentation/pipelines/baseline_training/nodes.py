@@ -26,7 +26,8 @@ def train_baseline_model(
 ) -> tuple[TrainedModel, dict]:  # fmt: skip
     """A fresh model trained on hand-labelled masks; returns the model and its training history.
     The split folders are checked against the manifest first (no eval image can be trained on)."""
-    check_splits_agree(split_manifest, {BASELINE_TRAIN: train_images, BASELINE_VAL: val_images, EVAL: eval_images})
+    check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
+                                        f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks, EVAL: eval_images})  # fmt: skip
     height, width = check_image_size(image_size["height"], image_size["width"])
     train = load_samples(train_images, train_masks, height, width, description="baseline_train")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")

@@ -6,6 +6,7 @@ a node asks for it, and each raw image is decoded once for validation and hashin
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from typing import Any, Callable
@@ -29,12 +30,15 @@ from sewer_segmentation.dedupe import cluster_hashes, hex_to_words, perceptual_h
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.imaging import has_image_extension, image_id_of, mask_iou
 from sewer_segmentation.plots import duplicate_cluster_gallery, sample_gallery
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, SPLITS, WEAK, split_clusters
+from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, SPLITS, WEAK, check_splits_agree, split_clusters
 
 logger = logging.getLogger(__name__)
 
 Partitions = dict[str, Callable[[], Any]]
 EXCLUDED_COLUMNS = ["file", "reason", "severity"]
+#: One distinct hand-labelled image (duplicate cluster) per split is the least that can run at all.
+MIN_LABELLED_CLUSTERS = 3
+FEW_LABELLED = 30
 
 
 def _by_image_id(partitions: Partitions) -> dict[str, list[str]]:
@@ -264,7 +268,8 @@ def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFr
             "cluster_id": int(cluster_id),
             "size": len(members),
             "representative": representative[cluster_id],
-            "members": " ".join(members.image_id),
+            # JSON, not space-joined: file names may hold spaces
+            "members": json.dumps(list(members.image_id)),
             "dropped": int((~members.kept).sum()),
         }
         for cluster_id, members in inventory.groupby("cluster_id")
@@ -284,8 +289,15 @@ def assign_splits(inventory: pd.DataFrame, params: dict, seed: int) -> pd.DataFr
     """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak."""
     kept = inventory[inventory.kept].copy()
     labelled = kept[kept.has_polygon]
-    if labelled.empty:
-        raise BadInputError("no hand-labelled images (labels.csv regions) survived validation: nothing to train on")
+    clusters = labelled.cluster_id.nunique()
+    if clusters < MIN_LABELLED_CLUSTERS:
+        raise BadInputError(
+            f"labels.csv: {len(labelled)} hand-labelled images survived validation ({clusters} after grouping near-duplicates); "
+            f"at least {MIN_LABELLED_CLUSTERS} distinct ones are needed for baseline_train, baseline_val and eval. "
+            "Label more images (a few hundred is typical), or see excluded_files.csv for the ones left out."
+        )
+    if len(labelled) < FEW_LABELLED:
+        logger.warning("Only %d hand-labelled images: eval and validation scores will be noisy (a few hundred is typical)", len(labelled))
     assignment = split_clusters(
         labelled.groupby("cluster_id").size(), float(params["eval_fraction"]), float(params["val_fraction"]), seed
     )
@@ -347,6 +359,24 @@ def write_weak_split(manifest, raw_images, raw_box_masks, annotations, params):
     return {k: v[0] for k, v in loaders.items()}, {k: v[2] for k, v in loaders.items()}
 
 
+def publish_data_engineering(
+    assignment: pd.DataFrame, excluded: pd.DataFrame, clusters: pd.DataFrame, report: dict, **written_folders
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The tables of this run (excluded files, duplicate clusters, split manifest), returned only once
+    every split folder and the data report are written and agree with the assignment
+    (``written_folders``: ``<split>__<kind>`` -> that folder's partitions, just listed).
+
+    Readers trust a folder only if it matches the manifest, and the manifest is saved last. A run killed
+    or failing part-way therefore leaves the previous run's tables, which disagree with any folder whose
+    images changed: the next reader refuses instead of mixing two runs.
+    """
+    check_splits_agree(assignment, {name.replace("__", "/"): folder for name, folder in written_folders.items()})
+    counts = assignment.split.value_counts().to_dict()
+    if any(report["split_counts"].get(split, 0) != counts.get(split, 0) for split in SPLITS):
+        raise RuntimeError(f"the data report counts {report['split_counts']} but the splits hold {counts}")
+    return excluded, clusters, assignment
+
+
 # --------------------------------------------------------------------------------------------------
 # 6. report
 # --------------------------------------------------------------------------------------------------
@@ -381,7 +411,7 @@ def _coarseness(manifest, raw_images, raw_box_masks, annotations, ground_truth, 
 
 
 def _representative_first(cluster) -> list[str]:
-    return [cluster.representative] + [m for m in cluster.members.split() if m != cluster.representative]
+    return [cluster.representative] + [m for m in json.loads(cluster.members) if m != cluster.representative]
 
 
 def build_data_report(
@@ -426,7 +456,7 @@ def build_data_report(
     md += ["", f"## Duplicates: {len(clusters)} clusters, {report['duplicates_dropped']} images dropped", ""]
     if len(clusters):
         md += ["| cluster | size | kept | members |", "|---|---|---|---|"]
-        md += [f"| {c.cluster_id} | {c.size} | {c.representative} | {c.members} |" for c in clusters.itertuples()]
+        md += [f"| {c.cluster_id} | {c.size} | {c.representative} | {', '.join(json.loads(c.members))} |" for c in clusters.itertuples()]
     md += ["", f"## Excluded or flagged files: {len(excluded)}", ""]
     if len(excluded):
         md += ["| file | severity | reason |", "|---|---|---|"]

@@ -4,7 +4,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL
+from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK
 
 from .nodes import (
     assign_splits,
@@ -12,9 +12,22 @@ from .nodes import (
     cluster_duplicates,
     inspect_raw_files,
     parse_annotations,
+    publish_data_engineering,
     write_labelled_split,
     write_weak_split,
 )
+
+WRITTEN = [f"{split}_{kind}" for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL) for kind in ("images", "masks", "box_masks")]
+WRITTEN += [f"{WEAK}_images", f"{WEAK}_box_masks"]
+
+
+def _key(dataset: str) -> str:
+    """``baseline_val_box_masks`` -> ``baseline_val__box_masks`` (split, kind), a keyword argument name."""
+    for kind in ("box_masks", "images", "masks"):
+        if dataset.endswith(f"_{kind}"):
+            return f"{dataset[: -len(kind) - 1]}__{kind}"
+    raise ValueError(dataset)
+
 
 RAW = ["raw_images", "raw_box_masks", "raw_via_labels", "raw_yolo_labels", "raw_yolo_data", "raw_ground_truth"]
 PARAMS = "params:data_engineering"
@@ -24,7 +37,7 @@ def _labelled_split_node(split: str) -> Node:
     func = update_wrapper(partial(write_labelled_split, split=split), write_labelled_split)
     return Node(
         func,
-        inputs=["split_manifest", "raw_images", "raw_box_masks", "annotations", PARAMS],
+        inputs=["split_assignment", "raw_images", "raw_box_masks", "annotations", PARAMS],
         outputs=[f"{split}_images", f"{split}_masks", f"{split}_box_masks"],
         name=f"write_{split}_split",
     )
@@ -41,47 +54,53 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(
             inspect_raw_files,
             inputs=["raw_images", "raw_box_masks", "annotations", PARAMS],
-            outputs=["raw_inventory", "excluded_files"],
+            outputs=["raw_inventory", "excluded_table"],
             name="inspect_raw_files",
         ),
         Node(
             cluster_duplicates,
             inputs=["raw_inventory", "params:data_engineering.dedupe"],
-            outputs=["image_inventory", "duplicate_clusters"],
+            outputs=["image_inventory", "cluster_table"],
             name="cluster_duplicates",
         ),
         Node(
             assign_splits,
             inputs=["image_inventory", "params:data_engineering.split", "params:seed"],
-            outputs="split_manifest",
+            outputs="split_assignment",
             name="assign_splits",
         ),
         *(_labelled_split_node(split) for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL)),
         Node(
             write_weak_split,
-            inputs=["split_manifest", "raw_images", "raw_box_masks", "annotations", PARAMS],
+            inputs=["split_assignment", "raw_images", "raw_box_masks", "annotations", PARAMS],
             outputs=["weak_images", "weak_box_masks"],
             name="write_weak_split",
         ),
         Node(
             build_data_report,
             inputs=[
-                "split_manifest", "excluded_files", "duplicate_clusters", "annotations",
+                "split_assignment", "excluded_table", "cluster_table", "annotations",
                 "raw_images", "raw_box_masks", "raw_ground_truth", PARAMS, "params:dataset",
             ],  # fmt: skip
             outputs=["data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates"],
             name="build_data_report",
         ),
-    ]
-    split_outputs = [
-        f"{split}_{kind}" for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL) for kind in ("images", "masks", "box_masks")
+        # Last: the tables, once every folder and the report are written (see publish_data_engineering).
+        # The manifest is the last output saved: readers trust only folders that agree with it.
+        Node(
+            publish_data_engineering,
+            inputs={"assignment": "split_assignment", "excluded": "excluded_table", "clusters": "cluster_table",
+                    "report": "data_report_json", **{_key(name): name for name in WRITTEN}},  # fmt: skip
+            outputs=["excluded_files", "duplicate_clusters", "split_manifest"],
+            name="publish_data_engineering",
+        ),
     ]
     return Pipeline(
         nodes,
         namespace="data_engineering",
         inputs=set(RAW),
         outputs={
-            "split_manifest", "excluded_files", "duplicate_clusters", *split_outputs, "weak_images", "weak_box_masks",
+            "split_manifest", "excluded_files", "duplicate_clusters", *WRITTEN,
             "data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates",
         },  # fmt: skip
         parameters={PARAMS, "params:data_engineering.dedupe", "params:data_engineering.split", "params:seed", "params:dataset"},

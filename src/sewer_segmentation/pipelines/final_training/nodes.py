@@ -65,7 +65,9 @@ def train_final_model(
     """Train on refined weak masks (with their weight maps) plus the hand-labelled baseline_train.
     The split folders and the refined masks are checked against the manifest first: no eval image (and
     no image of another split) can reach the training set."""
-    check_splits_agree(split_manifest, {BASELINE_TRAIN: train_images, BASELINE_VAL: val_images, EVAL: eval_images, WEAK: weak_images})
+    check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
+                                        f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
+                                        EVAL: eval_images, WEAK: weak_images})  # fmt: skip
     masks = _refined_partitions(refined_masks, "masks")
     check_no_eval_images(split_manifest, masks, "the refined masks of this round")
     stray = sorted(set(masks) - set(weak_images))

@@ -12,8 +12,8 @@ from kedro.io.core import DatasetError
 from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.datasets import SegmentationModelDataset
-from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
-from sewer_segmentation.imaging import has_image_extension, image_id_of
+from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
+from sewer_segmentation.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of
 from sewer_segmentation.models import load_model_from_mlflow
 from sewer_segmentation.plots import overlay
 from sewer_segmentation.stages import best_stage, saved_stages
@@ -44,16 +44,15 @@ def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None)
     try:
         import mlflow  # noqa: PLC0415
 
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
-        names = [a.path for a in mlflow.MlflowClient().list_artifacts(text) if a.path.endswith("_model")]
+        # a client of its own: the tracking URI of the process (and of its open run) stays as it is
+        names = [a.path for a in mlflow.MlflowClient(tracking_uri=tracking_uri or None).list_artifacts(text) if a.path.endswith("_model")]
     except Exception as exc:  # noqa: BLE001 - any lookup failure means the choice is not a usable run
         raise ConfigurationError(f"predict_model={text!r} is neither 'baseline', a round number, nor an MLflow run id ({exc})") from exc
     if not names:
         raise MissingArtifactError(f"MLflow run {text} has no logged model (artifacts named *_model)")
     # a run of several stages logged several models: the latest stage (round_10 after round_9)
     latest = max(names, key=lambda n: 0 if n.startswith("baseline") else int(n.split("_")[1]))
-    model, meta = load_model_from_mlflow(text, latest)
+    model, meta = load_model_from_mlflow(text, latest, tracking_uri or None)
     return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "run_id": text})
 
 
@@ -85,6 +84,10 @@ def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, d
     batch_size = int(params.get("batch_size", 16))
     names = sorted(n for n in frames if has_image_extension(n))
     ignored = sorted(n for n in frames if not has_image_extension(n))
+    if not names:
+        folder = Path(str(params.get("input_folder")))
+        problem = "does not exist" if not folder.exists() else f"holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
+        raise BadInputError(f"{folder}: {problem}; pass the folder of frames with --params=inference_folder=<folder>")
     output_ids = _output_ids(names)
     masks, overlays, rows = {}, {}, []
     for name in ignored:

@@ -1,0 +1,347 @@
+"""Bad inputs: each one gets a clear error naming the file and the problem (or is handled correctly), and
+nothing an earlier run wrote changes. The list with the messages is docs/bad_input.md.
+
+Pipelines run in this process on the project's catalog (``run_pipeline``); the few cases that must be
+one line on the command line go through the real CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.splits import EVAL, SPLITS, check_splits_agree
+
+from .conftest import make_dataset, new_project, project_catalog, run_kedro, run_pipeline
+
+SMALL = dict(num_images=20, num_hand_labelled=10, duplicate_fraction=0.0, junk_fraction=0.0)
+OUTPUT_LAYERS = ("02_intermediate", "03_primary", "08_reporting")
+
+
+@pytest.fixture(scope="module")
+def engineered(tmp_path_factory) -> Path:
+    """A project whose dataset ``tiny`` went through data_engineering once: the earlier results."""
+    project = new_project(tmp_path_factory.mktemp("bad_inputs") / "project")
+    make_dataset(project, **SMALL)
+    run_pipeline(project, "data_engineering", dataset="tiny")
+    return project
+
+
+@pytest.fixture
+def raw(engineered):
+    """The raw dataset, restored after the test damaged it."""
+    folder = engineered / "data/01_raw/tiny"
+    backup = folder.with_name("tiny.backup")
+    shutil.copytree(folder, backup, symlinks=True)
+    yield folder
+    shutil.rmtree(folder)
+    backup.rename(folder)
+
+
+def output_fingerprint(project: Path, dataset: str = "tiny") -> dict[str, str]:
+    """Content hash of every file the dataset's runs wrote."""
+    files = [p for layer in OUTPUT_LAYERS for p in sorted((project / "data" / layer / dataset).rglob("*")) if p.is_file()]
+    return {str(p.relative_to(project)): hashlib.sha1(p.read_bytes()).hexdigest() for p in files}
+
+
+def _frame(raw: Path, labelled: bool) -> str:
+    """A frame name (``frame_00003.jpg``) that has (or has not) polygons in labels.csv."""
+    rows = list(csv.DictReader(io.StringIO((raw / "labels.csv").read_text())))
+    with_regions = {r["filename"] for r in rows if int(r["region_count"]) > 0}
+    names = sorted(p.name for p in (raw / "images").iterdir())
+    return next(n for n in names if (n in with_regions) == labelled)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    return cv2.imencode(".png", array)[1].tobytes()
+
+
+# -- damage functions: each damages the raw dataset and returns (file named, words of the reason) --------
+
+
+def truncated_image(raw):
+    name = _frame(raw, labelled=False)
+    path = raw / "images" / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return f"images/{name}", "truncated"
+
+
+def empty_image(raw):
+    name = _frame(raw, labelled=True)
+    (raw / "images" / name).write_bytes(b"")
+    return f"images/{name}", "empty file"
+
+
+def not_an_image(raw):
+    name = _frame(raw, labelled=False)
+    (raw / "images" / name).write_text("<html>404</html>")
+    return f"images/{name}", "unreadable image"
+
+
+def mask_of_wrong_size(raw):
+    name = _frame(raw, labelled=False)
+    (raw / "masks" / name).write_bytes(_png_bytes(np.zeros((48, 64), np.uint8)))
+    return f"masks/{name}", "mask is 64x48 but its image is 128x96"
+
+
+def malformed_region_json(raw):
+    text = (raw / "labels.csv").read_text()
+    name = _frame(raw, labelled=True)
+    line = next(x for x in text.splitlines() if x.startswith(name + ",") and "polygon" in x)
+    (raw / "labels.csv").write_text(text.replace(line, line.replace('"all_points_x"', '"all_points_x', 1)))
+    return "labels.csv row", "malformed region JSON"
+
+
+def path_escape_in_labels(raw):
+    with open(raw / "labels.csv", "a") as f:
+        f.write('../../etc/passwd,1,{},1,0,"{""name"":""rect"",""x"":1,""y"":1,""width"":5,""height"":5}","{}"\n')
+    return "labels.csv row", "escapes the dataset folder"
+
+
+def link_out_of_the_dataset(raw):
+    outside = raw.parent.parent / "outside.jpg"
+    name = _frame(raw, labelled=False)
+    shutil.copy(raw / "images" / name, outside)
+    (raw / "images" / name).unlink()
+    (raw / "images" / name).symlink_to(outside)
+    return f"images/{name}", "outside the dataset folder"
+
+
+def huge_frame(raw):
+    (raw / "images/huge.png").write_bytes(_png_bytes(np.zeros((10_000, 10_000), np.uint8)))
+    return "images/huge.png", "too large (10000x10000 = 100 megapixels); the limit is 89 megapixels"
+
+
+FILE_CASES = [truncated_image, empty_image, not_an_image, mask_of_wrong_size, malformed_region_json,
+              path_escape_in_labels, link_out_of_the_dataset, huge_frame]  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", FILE_CASES, ids=lambda f: f.__name__)
+def test_a_bad_file_stops_the_run_naming_it_and_earlier_results_stay(engineered, raw, damage):
+    before = output_fingerprint(engineered)
+    named, reason = damage(raw)
+    with pytest.raises(Exception) as info:
+        run_pipeline(engineered, "data_engineering", dataset="tiny", **{"data_engineering.on_bad_file": "error"})
+    message = str(_user_error(info.value))
+    assert named in message and reason in message, message
+    assert output_fingerprint(engineered) == before
+
+
+@pytest.mark.parametrize("damage", FILE_CASES, ids=lambda f: f.__name__)
+def test_with_skip_a_bad_file_is_left_out_and_listed_with_its_reason(engineered, raw, damage):
+    named, reason = damage(raw)
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    excluded = pd.read_csv(engineered / "data/02_intermediate/tiny/excluded_files.csv", dtype=str)
+    hits = excluded[excluded.file.str.contains(named, regex=False)]
+    assert (hits.reason.str.contains(reason, regex=False)).any(), excluded.to_string()
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    assert Path(named).stem not in set(manifest.image_id)
+    _assert_consistent(engineered)
+
+
+def _user_error(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None and not isinstance(exc, BadInputError):
+        exc = exc.__cause__
+    return exc
+
+
+# -- inputs that used to be silently wrong ----------------------------------------------------------------
+
+
+def test_sixteen_bit_frames_keep_their_brightness(engineered, raw):
+    name = _frame(raw, labelled=False)
+    grey = cv2.imread(str(raw / "images" / name), cv2.IMREAD_GRAYSCALE)
+    (raw / "images" / name).write_bytes(_png_bytes(grey.astype(np.uint16) * 257))  # PNG content, .jpg name
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    written = cv2.imread(str(engineered / f"data/03_primary/tiny/weak/images/{Path(name).stem}.png"), cv2.IMREAD_GRAYSCALE)
+    assert abs(float(written.mean()) - float(grey.mean())) < 1.0, (written.mean(), grey.mean())
+
+
+def test_masks_stored_as_zero_and_one_are_read_as_boxes(engineered, raw):
+    weak_before = _split_sizes(engineered)["weak"]
+    for path in (raw / "masks").iterdir():
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        path.write_bytes(_png_bytes((mask >= 128).astype(np.uint8)))
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    assert _split_sizes(engineered)["weak"] == weak_before > 0
+    box = cv2.imread(str(next((engineered / "data/03_primary/tiny/weak/box_masks").iterdir())), cv2.IMREAD_GRAYSCALE)
+    assert set(np.unique(box)) <= {0, 255} and box.max() == 255
+
+
+def test_numeric_file_names_and_spaces_in_duplicate_names(engineered, raw):
+    # every frame renamed to a number with leading zeros, one box-only frame copied under a name with spaces
+    labels = (raw / "labels.csv").read_text()
+    for folder in ("images", "masks"):
+        for path in sorted((raw / folder).iterdir()):
+            path.rename(path.with_name(path.name.replace("frame_", "00")))
+    (raw / "labels.csv").write_text(labels.replace("frame_", "00"))
+    name = _frame(raw, labelled=False)
+    for folder in ("images", "masks"):
+        shutil.copy(raw / folder / name, raw / folder / f"copy of {name}")
+    run_pipeline(engineered, "data_engineering", dataset="tiny", **{"data_engineering.dedupe.drop_duplicates": True})
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    assert manifest.image_id.str.startswith("00").all()
+    clusters = pd.read_csv(engineered / "data/02_intermediate/tiny/duplicate_clusters.csv", dtype=str)
+    members = [json.loads(m) for m in clusters.members]
+    assert any(f"copy of {Path(name).stem}" in m and Path(name).stem in m for m in members), clusters
+    report = (engineered / "data/08_reporting/tiny/data_report.md").read_text()
+    assert f"copy of {Path(name).stem}" in report
+
+
+def test_too_few_hand_labelled_images_stop_data_engineering(engineered, raw):
+    before = output_fingerprint(engineered)
+    rows = list(csv.reader(io.StringIO((raw / "labels.csv").read_text())))
+    labelled = sorted({r[0] for r in rows[1:] if r[3] != "0"})
+    keep = set(labelled[:2])
+    out = io.StringIO()
+    csv.writer(out).writerows(r for r in rows if r[0] == "filename" or r[3] == "0" or r[0] in keep)
+    (raw / "labels.csv").write_text(out.getvalue())
+    with pytest.raises(Exception) as info:
+        run_pipeline(engineered, "data_engineering", dataset="tiny")
+    message = str(_user_error(info.value))
+    assert "labels.csv: 2 hand-labelled images" in message and "at least 3" in message
+    assert output_fingerprint(engineered) == before
+
+
+def test_yolo_labels_in_pixels_and_unknown_classes_are_named(tmp_path):
+    project = new_project(tmp_path / "project")
+    raw = make_dataset(project, "yolo", layout="yolo", **SMALL)
+    label = sorted((raw / "labels").iterdir())[0]
+    label.write_text("0 64 48 20 10\n")
+    other = sorted((raw / "labels").iterdir())[1]
+    other.write_text("17 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(Exception) as info:
+        run_pipeline(project, "data_engineering", dataset="yolo", **{"data_engineering.on_bad_file": "error"})
+    message = str(_user_error(info.value))
+    assert f"labels/{label.name} line 1: malformed YOLO label: coordinates must be normalized to 0..1" in message
+    assert f"labels/{other.name}: class id 17 is not in data.yaml" in message
+    assert not (project / "data/03_primary/yolo").exists()
+
+
+# -- crash consistency -----------------------------------------------------------------------------------
+
+
+def _split_sizes(project: Path) -> dict[str, int]:
+    manifest = pd.read_csv(project / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    return manifest.split.value_counts().to_dict()
+
+
+def _folders(project: Path) -> dict[str, list[str]]:
+    catalog = project_catalog(project, dataset="tiny")
+    out = {}
+    for split in SPLITS:
+        for kind in ("images", "masks", "box_masks"):
+            if split == "weak" and kind == "masks":
+                continue
+            folder = project / f"data/03_primary/tiny/{split}/{kind}"
+            out[f"{split}/{kind}"] = list(catalog.load(f"{split}_{kind}")) if folder.is_dir() else []
+    return out
+
+
+def _assert_consistent(project: Path) -> None:
+    manifest = pd.read_csv(project / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    check_splits_agree(manifest, _folders(project))
+
+
+@pytest.mark.parametrize("crash_at_save", [1, 4, 9, 11])
+def test_a_crash_between_saves_never_lets_eval_images_be_read_as_training_data(engineered, monkeypatch, crash_at_save):
+    """data_engineering with another seed (other splits) stops at its n-th folder save: every reader then
+    either refuses the folders or finds them all from one run; the next run puts everything right."""
+    from sewer_segmentation.datasets import FolderDataset  # noqa: PLC0415
+
+    original, saves = FolderDataset.save, []
+
+    def crashing_save(self, data):
+        saves.append(self._root)
+        if len(saves) == crash_at_save:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, data)
+
+    monkeypatch.setattr(FolderDataset, "save", crashing_save)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(engineered, "data_engineering", dataset="tiny", seed=1000 + crash_at_save)
+    monkeypatch.setattr(FolderDataset, "save", original)
+
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    folders = _folders(engineered)
+    try:
+        check_splits_agree(manifest, folders)
+    except BadInputError as exc:
+        assert "Run `kedro run --pipeline=data_engineering` again" in str(exc)
+    else:  # accepted: then no eval image is in any other folder
+        eval_ids = set(manifest.image_id[manifest.split == EVAL])
+        assert all(eval_ids.isdisjoint(ids) for name, ids in folders.items() if not name.startswith(EVAL))
+
+    run_pipeline(engineered, "data_engineering", dataset="tiny", seed=1000 + crash_at_save)
+    _assert_consistent(engineered)
+    leftovers = [p for p in (engineered / "data/03_primary/tiny").rglob(".*") if p.name.endswith((".tmp", ".old"))]
+    assert leftovers == []
+    run_pipeline(engineered, "data_engineering", dataset="tiny")  # back to the module's splits
+
+
+# -- one-line errors on the command line ----------------------------------------------------------------
+
+CLI_CASES = {
+    "missing dataset": ("--params=dataset=nope", "data/01_raw/nope/images does not exist"),
+    "empty images folder": ("--params=dataset=empty", "data/01_raw/empty/images is empty"),
+    "dataset given as a path": ("--params=dataset=../01_raw/tiny", "a dataset is the name of a folder in data/01_raw/"),
+    "round not a number": ("--params=dataset=tiny,round:abc", "round must be a whole number (1, 2, ...), got 'abc'"),
+    "round zero": ("--params=dataset=tiny,round:0", "round must be"),
+    "round negative": ("--params=dataset=tiny,round:-1", "round must be"),
+    "batch size zero": ("--params=dataset=tiny,baseline_training.training.batch_size=0", "training.batch_size must be at least 1"),
+    "learning rate not a number": ("--params=dataset=tiny,baseline_training.training.learning_rate=abc",
+                                   "training.learning_rate must be a number, got 'abc'"),  # fmt: skip
+    "no training steps": ("--params=dataset=tiny,baseline_training.training.steps=0", "training.steps must be at least 1"),
+    "no round steps": ("--params=dataset=tiny,final_training.training_overrides.steps=0", "final_training.training_overrides"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_configuration_errors_are_one_line_before_anything_runs(engineered, case):
+    """The project's ``kedro run`` command, invoked in this process (the start-up cost of a new
+    interpreter per case is what the subprocess test below pays once)."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from sewer_segmentation.cli import run  # noqa: PLC0415
+
+    option, expected = CLI_CASES[case]
+    (engineered / "data/01_raw/empty/images").mkdir(parents=True, exist_ok=True)
+    before = output_fingerprint(engineered)
+    with contextlib.chdir(engineered):
+        result = CliRunner().invoke(run, ["--pipeline=baseline", option])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(error_lines) == 1 and expected in error_lines[0], result.output[-1500:]
+    assert output_fingerprint(engineered) == before
+
+
+@pytest.mark.slow
+def test_the_real_command_line_prints_one_line_without_a_traceback(engineered):
+    result = run_kedro(engineered, "--pipeline=baseline", "--params=dataset=nope")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("Error: ConfigurationError: ") and "nope/images does not exist" in output
+
+
+@pytest.mark.parametrize("folder_state", ["missing", "empty", "no images"])
+def test_predicting_a_folder_without_frames_names_the_folder(tmp_path, folder_state):
+    from sewer_segmentation.pipelines.predict.nodes import predict_folder  # noqa: PLC0415
+
+    folder = tmp_path / "frames"
+    if folder_state != "missing":
+        folder.mkdir()
+    frames = {"notes.txt": lambda: "text"} if folder_state == "no images" else {}
+    with pytest.raises(BadInputError, match=f"{folder}: (does not exist|holds no image files)"):
+        predict_folder(None, frames, {"input_folder": str(folder)})
