@@ -9,6 +9,7 @@ Clustering is measured on random 64-bit hashes with 5% planted near-duplicates (
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import time
 
@@ -58,7 +59,7 @@ def main() -> None:
         timings.append((n, seconds))
         clusters = np.bincount(labels)
         print(f"clustering N={n:>6}: {seconds:7.3f} s, {int((clusters > 1).sum())} duplicate clusters")
-    for (n1, t1), (n2, t2) in zip(timings, timings[1:]):
+    for (n1, t1), (n2, t2) in itertools.pairwise(timings):
         exponent = math.log(t2 / t1) / math.log(n2 / n1)
         print(f"growth {n1} -> {n2}: time x{t2 / t1:.1f} for N x{n2 / n1:.0f} (~ N^{exponent:.2f})")
 

@@ -23,12 +23,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary project folder")
     parser.add_argument("--precision", default="auto", help="auto | 32 | bf16-mixed (training and inference)")
     parser.add_argument("--params", default="", help="extra --params for kedro run")
+    parser.add_argument("--env", default=None, help="configuration environment (e.g. gpu)")
     args = parser.parse_args()
     project = fresh_project("sewer-e2e-")
     try:
         params = f"baseline_training.training.precision={args.precision},inference.precision={args.precision}"
         params += f",{args.params}" if args.params else ""
-        wall = kedro_run(project, f"--params={params}", log=project / "run.log")
+        options = [f"--params={params}"] + ([f"--env={args.env}"] if args.env else [])
+        wall = kedro_run(project, *options, log=project / "run.log")
         reports = project / "data/08_reporting/synthetic"
         timings = json.loads((reports / "run_timings.json").read_text())
         print(f"kedro run (fresh, synthetic data generated): {wall:.1f} s wall, {timings['total_seconds']:.1f} s in the pipeline")

@@ -302,6 +302,8 @@ CLI_CASES = {
     "batch size zero": ("--params=dataset=tiny,baseline_training.training.batch_size=0", "training.batch_size must be at least 1"),
     "learning rate not a number": ("--params=dataset=tiny,baseline_training.training.learning_rate=abc",
                                    "training.learning_rate must be a number, got 'abc'"),  # fmt: skip
+    "weight decay not a number": ("--params=dataset=tiny,baseline_training.training.weight_decay=xyz",
+                                  "training.weight_decay must be a number, got 'xyz'"),  # fmt: skip
     "no training steps": ("--params=dataset=tiny,baseline_training.training.steps=0", "training.steps must be at least 1"),
     "no round steps": ("--params=dataset=tiny,final_training.training_overrides.steps=0", "final_training.training_overrides"),
 }
@@ -345,3 +347,34 @@ def test_predicting_a_folder_without_frames_names_the_folder(tmp_path, folder_st
     frames = {"notes.txt": lambda: "text"} if folder_state == "no images" else {}
     with pytest.raises(BadInputError, match=f"{folder}: (does not exist|holds no image files)"):
         predict_folder(None, frames, {"input_folder": str(folder)})
+
+
+def test_a_model_trained_on_other_splits_is_never_refined_from(engineered):
+    """data_engineering run again with another seed after the baseline: the baseline's training images
+    may be eval images now, so refinement refuses it (and says to train the baseline again)."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from sewer_segmentation.pipelines.mask_refinement.nodes import predict_pool  # noqa: PLC0415
+    from sewer_segmentation.splits import split_fingerprint  # noqa: PLC0415
+
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    weak = {i: None for i in manifest.image_id[manifest.split == "weak"]}
+    reshuffled = manifest.assign(split=manifest.split.where(manifest.split == "weak", manifest.split.iloc[::-1].to_numpy()))
+    assert split_fingerprint(reshuffled) != split_fingerprint(manifest)
+    old_model = SimpleNamespace(metadata={"stage": "baseline", "version": "v1", "split_fingerprint": split_fingerprint(reshuffled)})
+    with pytest.raises(BadInputError, match=r"the refining model \(baseline, version v1\) was trained on other splits.*--pipeline=baseline"):
+        predict_pool(manifest, old_model, weak, {"batch_size": 2})
+
+
+def test_an_empty_split_folder_says_the_last_run_left_it_empty(tmp_path):
+    from kedro.io.core import DatasetError  # noqa: PLC0415
+
+    from sewer_segmentation.datasets import FolderDataset  # noqa: PLC0415
+
+    folder = FolderDataset(path=str(tmp_path / "weak/images"), dataset="sewer_segmentation.datasets.ImageDataset",
+                           missing_hint="kedro run --pipeline=data_engineering")  # fmt: skip
+    with pytest.raises(DatasetError, match="Run `kedro run --pipeline=data_engineering` first"):
+        folder.load()
+    folder.save({})
+    with pytest.raises(DatasetError, match="is empty: the last `kedro run --pipeline=data_engineering` run put no images there"):
+        folder.load()

@@ -69,7 +69,7 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     from sewer_segmentation.models import load_model_from_mlflow
 
     logged, _ = load_model_from_mlflow(run["run_id"], "baseline_model")
-    for a, b in zip(logged.state_dict().values(), trained.model.state_dict().values()):
+    for a, b in zip(logged.state_dict().values(), trained.model.state_dict().values(), strict=True):
         assert np.array_equal(a.numpy(), b.numpy())
 
     # A second run adds a version beside the first one.

@@ -53,7 +53,7 @@ def test_close_pairs_match_brute_force_for_any_block_size(values, threshold, blo
     base = values[0]
     hashes = np.array([[v if i % 2 else base ^ (v & 0xFF)] for i, v in enumerate(values)], dtype=np.uint64)
     i, j = close_pairs(hashes, threshold, block_size=block)
-    found = set(zip(i.tolist(), j.tolist()))
+    found = set(zip(i.tolist(), j.tolist(), strict=True))
     expected = {
         (a, b)
         for a in range(len(hashes))

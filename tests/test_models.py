@@ -69,7 +69,7 @@ def test_local_encoder_weights_file(tmp_path):
     donor = build_model({"architecture": "Unet", **SMALL})
     torch.save(donor.encoder.state_dict(), tmp_path / "encoder.pth")
     model = build_model({"architecture": "Unet", **SMALL, "encoder_weights": str(tmp_path / "encoder.pth")})
-    for a, b in zip(donor.encoder.state_dict().values(), model.encoder.state_dict().values()):
+    for a, b in zip(donor.encoder.state_dict().values(), model.encoder.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ConfigurationError, match="does not exist"):
         build_model({"architecture": "Unet", **SMALL, "encoder_weights": str(tmp_path / "missing.pth")})

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,16 @@ def test_rounds_version_crash_and_errors(kedro_project):
     # Plain `kedro run`: data engineering, baseline and round 1.
     result = run_kedro(kedro_project, f"--params={FAST}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # its log (no terminal): plain lines of at most 300 characters, ending with the run summary
+    log = result.stdout + result.stderr
+    assert max(len(line) for line in log.splitlines()) <= 300
+    summary = result.stdout[result.stdout.rindex("Run summary: pipeline __default__, dataset tiny, finished in"):].splitlines()
+    assert summary[-1] == "  next: mlflow ui --backend-store-uri sqlite:///mlflow.db"
+    assert any(line.startswith("  baseline: eval mean IoU 0.") for line in summary)
+    assert any(line.startswith("  round_1: eval mean IoU 0.") for line in summary)
+    assert "  reports: data/08_reporting/tiny/data_report.md, data/08_reporting/tiny/rounds.md" in summary
+    assert "  next: kedro run --pipeline=refine --params=round:2" in summary
+    check_registered_best_model_predicts_without_project_code(kedro_project)
     metrics = json.loads((kedro_project / "data/08_reporting/tiny/round_1_metrics.json").read_text())
     refinement = metrics["refinement"]
     labels = {f"threshold@{t}" for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)} | {"seed", "box_prior", "grabcut", "box"}
@@ -205,3 +214,44 @@ def check_sharded_round(project, round_1):
     assert metrics["refinement"]["shards"] == 2
     assert "| round_3 |" in (project / "data/08_reporting/tiny/rounds.md").read_text()
     assert round_one_files(project) == round_1
+
+
+PYFUNC_SCRIPT = """
+import sys
+sys.modules["sewer_segmentation"] = None  # importing any project code would fail
+import cv2, mlflow, numpy as np
+mlflow.set_tracking_uri("sqlite:///mlflow.db")
+model = mlflow.pyfunc.load_model("models:/sewer-segmentation-tiny@best")
+frame = cv2.cvtColor(cv2.imread(sys.argv[1]), cv2.COLOR_BGR2RGB)
+np.save(sys.argv[2], model.predict(frame[None]))
+"""
+
+
+def check_registered_best_model_predicts_without_project_code(project):
+    """``models:/sewer-segmentation-<dataset>@best`` is the best stage on validation, loads as a pyfunc
+    model in a process that cannot import the project, and predicts what the project predicts."""
+    import mlflow
+
+    from sewer_segmentation.datasets import SegmentationModelDataset
+    from sewer_segmentation.imaging import decode_image
+    from sewer_segmentation.stages import best_stage, saved_stages
+    from sewer_segmentation.training import predict_probabilities
+
+    frame_path = sorted((project / "data/01_raw/tiny/images").iterdir())[0]
+    out = project / "pyfunc_prediction.npy"
+    result = subprocess.run([sys.executable, "-c", PYFUNC_SCRIPT, str(frame_path), str(out)], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = np.load(out)
+
+    saved = saved_stages(project / "data/06_models/tiny")
+    best = best_stage(saved)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    version = client.get_model_version_by_alias("sewer-segmentation-tiny", "best")
+    assert version.tags["stage"] == best and version.tags["model_version"] == saved[best].name
+    assert {a for a in client.get_registered_model("sewer-segmentation-tiny").aliases} >= {"baseline", "round_1", "best"}
+
+    trained = SegmentationModelDataset(path=str(saved[best].parent)).load()
+    frame = decode_image(frame_path.read_bytes())
+    expected = predict_probabilities(trained.model, [frame], trained.model_config, trained.image_size, precision="32")[0]
+    assert served.shape == (1, *frame.shape[:2])
+    assert np.abs(served[0] - expected).max() < 1e-3

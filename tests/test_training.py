@@ -1,3 +1,4 @@
+import itertools
 import json
 import logging
 
@@ -65,7 +66,7 @@ def test_training_keeps_the_best_validation_checkpoint_and_learns(tmp_path):
 def test_same_seed_same_model(tmp_path):
     a = train_model(samples(8, 0), samples(4, 1), MODEL, training(epochs=1), SIZE, 3, "a", tmp_path)
     b = train_model(samples(8, 0), samples(4, 1), MODEL, training(epochs=1), SIZE, 3, "a", tmp_path)
-    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
         assert np.allclose(x.numpy(), y.numpy())
 
 
@@ -114,7 +115,7 @@ def test_learning_rate_warms_up_then_decays_per_step():
     factor = lr_factor_fn(100, 10, cosine=True)
     values = [factor(s) for s in range(100)]
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(values[10:], values[11:]))  # monotone decay after the warm-up
+    assert all(a >= b for a, b in itertools.pairwise(values[10:]))  # monotone decay after the warm-up
     assert values[-1] < 0.05
     assert lr_factor_fn(100, 0, cosine=False)(50) == 1.0
 

@@ -14,10 +14,10 @@ import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.imaging import resize_image, resize_mask
+from sewer_segmentation.progress import progress_bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

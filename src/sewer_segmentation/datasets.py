@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,7 +51,7 @@ def remove_leftovers(folder: Path, target: str | None = None) -> None:
 
 def new_version() -> str:
     """A sortable timestamp, like Kedro's dataset versions but with microseconds (no collisions)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
 
 
 def version_dir(root: str | Path, load_version: str | None = None) -> Path | None:
@@ -236,6 +236,9 @@ class FolderDataset(PartitionedDataset):
             if self._missing_hint:
                 from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
 
+                if target is not None and Path(target).is_dir():  # written, but empty
+                    raise MissingArtifactError(f"{target} is empty: the last `{self._missing_hint}` run put no images there "
+                                               "(its data_report.md lists the files it left out, and why)")  # fmt: skip
                 raise MissingArtifactError(f"no files in {target or self._root}. Run `{self._missing_hint}` first.")
             raise DatasetError(f"No files found in '{target or self._root}'")
         self._path = target
@@ -313,7 +316,9 @@ class SegmentationModelDataset(AbstractDataset):
 
     - Saving writes a new version (never overwrites) in a temporary folder renamed into place, so only
       complete versions exist; with ``log_to_mlflow`` the files are also logged to the active MLflow run
-      under ``artifact_path``, from where ``sewer_segmentation.models.load_model_from_mlflow`` reloads them.
+      under ``artifact_path``, from where ``sewer_segmentation.models.load_model_from_mlflow`` reloads them,
+      and as an MLflow pyfunc model ``<artifact_path>_pyfunc``, registered as ``registered_model_name``
+      (``registry.py``: aliases ``@baseline``, ``@round_<r>`` and ``@best``).
     - Loading reads the newest version (or ``load_version``). When none exists the error says which
       command makes one (``missing_hint``).
     """
@@ -325,12 +330,14 @@ class SegmentationModelDataset(AbstractDataset):
         log_to_mlflow: bool = False,
         artifact_path: str = "model",
         missing_hint: str | None = None,
+        registered_model_name: str | None = None,
         metadata: dict | None = None,
     ):
         self._root = path
         self._load_version = load_version
         self._log_to_mlflow = log_to_mlflow
         self._artifact_path = artifact_path
+        self._registered_model_name = registered_model_name
         self._missing_hint = missing_hint
         self.metadata = metadata
 
@@ -366,6 +373,20 @@ class SegmentationModelDataset(AbstractDataset):
             if mlflow.active_run() is not None:
                 mlflow.log_artifacts(str(final), artifact_path=self._artifact_path)
                 mlflow.set_tag(f"{self._artifact_path}.version", version)
+                self._log_pyfunc(data, version)
+
+    def _log_pyfunc(self, data, version: str) -> None:
+        """The same model as an MLflow pyfunc model, registered, with the registry aliases updated."""
+        from sewer_segmentation.registry import log_pyfunc_model, update_aliases  # noqa: PLC0415
+
+        stage = Path(self._root).name
+        tags = {"stage": stage, "model_version": version}
+        score = data.metadata.get("best_validation_score")
+        if score is not None:
+            tags["validation_score"] = f"{float(score):.4f}"
+        log_pyfunc_model(data, f"{self._artifact_path}_pyfunc", self._registered_model_name, tags)
+        if self._registered_model_name:
+            update_aliases(self._registered_model_name, Path(self._root).parent)
 
     def _exists(self) -> bool:
         folder = version_dir(self._root, self._load_version)

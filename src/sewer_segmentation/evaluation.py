@@ -46,7 +46,7 @@ def score_predictors(
             summary.setdefault(pred_name, {})[ref_name] = {k: round(v, 5) if isinstance(v, float) else v for k, v in summarize_counts(counts).items()}
             per_image = metrics_from_counts(counts)
             for metric in BINARY_METRICS:
-                for image_id, value in zip(ids, per_image[metric].tolist()):
+                for image_id, value in zip(ids, per_image[metric].tolist(), strict=True):
                     columns.setdefault(image_id, {})[f"{pred_name}.{ref_name}.{metric}"] = round(value, 5)
     table = pd.DataFrame.from_dict(columns, orient="index").sort_index()
     table.index.name = "image_id"

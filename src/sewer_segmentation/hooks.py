@@ -141,6 +141,22 @@ def unknown_parameter_keys(runtime_params: dict, known: set[str]) -> dict[str, l
 
 
 PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: Longest line a plain log writes; Kedro's "Running node: ..." lists every input and output.
+MAX_LOG_LINE = 300
+
+
+class ShortLinesFormatter(logging.Formatter):
+    """One plain line per record, each line at most ``MAX_LOG_LINE`` characters (the cut is marked)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(shorten_line(line) for line in super().format(record).splitlines())
+
+
+def shorten_line(line: str, limit: int = MAX_LOG_LINE) -> str:
+    if len(line) <= limit:
+        return line
+    keep = limit - len(f" ... (+{len(line)} characters)")
+    return f"{line[:keep]} ... (+{len(line) - keep} characters)"
 
 
 def plain_handlers_without_terminal(logger: logging.Logger, stream=None) -> int:
@@ -156,7 +172,7 @@ def plain_handlers_without_terminal(logger: logging.Logger, stream=None) -> int:
         if isinstance(handler, RichHandler):
             plain = logging.StreamHandler(stream)
             plain.setLevel(handler.level)
-            plain.setFormatter(logging.Formatter(PLAIN_LOG_FORMAT, datefmt="%H:%M:%S"))
+            plain.setFormatter(ShortLinesFormatter(PLAIN_LOG_FORMAT, datefmt="%H:%M:%S"))
             logger.removeHandler(handler)
             logger.addHandler(plain)
             replaced += 1
@@ -182,6 +198,7 @@ class ParameterCheckHook:
         runtime = getattr(context.config_loader, "runtime_params", None) or {}
         if runtime:
             check_parameter_keys(context, runtime)
+        check_dataset_name(context.params.get("dataset"))
         check_training_parameters(context.params)
 
 
@@ -292,3 +309,80 @@ class NodeTimingHook:
             "seconds_by_node": self._durations,
         }
         atomic_write_bytes(self._project_path / "data/08_reporting" / self._dataset / "run_timings.json", json.dumps(summary, indent=2).encode())
+
+
+#: Outputs whose JSON holds a stage's eval metrics, and the stage they belong to.
+STAGE_METRICS = {"baseline_metrics": "baseline", "round_metrics": "round"}
+
+
+class RunSummaryHook:
+    """End every run with a short summary: where the outputs went, the eval metrics of each stage it
+    trained, the MLflow run and the next command to try (also after a failure, without the metrics)."""
+
+    def __init__(self) -> None:
+        self._project_path = Path.cwd()
+        self._params: dict = {}
+        self._started = 0.0
+        self._mlflow: tuple[str, str | None] | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path = Path(context.project_path)
+        self._params = context.params
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._started, self._mlflow = time.perf_counter(), None
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        if self._mlflow is None:  # kedro-mlflow's run, while it is open
+            import mlflow  # noqa: PLC0415
+
+            run = mlflow.active_run()
+            if run is not None:
+                experiment = mlflow.get_experiment(run.info.experiment_id)
+                self._mlflow = (run.info.run_id, experiment.name if experiment else None)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._log(run_params, pipeline, catalog, failed=False)
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._log(run_params, pipeline, catalog, failed=True)
+
+    def _log(self, run_params, pipeline, catalog, failed: bool) -> None:
+        from sewer_segmentation.run_summary import output_folders, summary_lines  # noqa: PLC0415
+
+        outputs = sorted(pipeline.all_outputs())
+        paths = []
+        for name in outputs:
+            description = _description(catalog, name)
+            path = description.get("filepath") or description.get("path")
+            if path and (not failed or Path(path).exists()):
+                paths.append(str(path))
+        stages = {}
+        for name, stage in STAGE_METRICS.items():
+            if name in outputs and not failed:
+                metrics = catalog.load(name)
+                stages[metrics.get("stage", stage)] = metrics
+        run = self._mlflow or (None, None)
+        lines = summary_lines(
+            run_params.get("pipeline_names") or ["__default__"], str(self._params.get("dataset")),
+            time.perf_counter() - self._started, output_folders(paths, self._project_path), stages,
+            run[0], run[1], parse_round(self._params.get("round", 1)), failed,
+        )  # fmt: skip
+        logger.info("\n".join(lines))
+
+
+def _description(catalog, name: str) -> dict:
+    """A dataset's own description (file or folder path), looking inside kedro-mlflow's wrappers."""
+    try:
+        description = catalog.get(name)._describe()
+    except Exception:  # noqa: BLE001 - a summary never fails a run
+        return {}
+    inner = description.get("dataset")
+    if isinstance(inner, dict) and not ("filepath" in description or "path" in description):
+        return inner
+    return description

@@ -72,7 +72,7 @@ def binary_metrics(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.nd
 
 
 def soft_sums(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The five sums the soft metrics need, accumulated over a set: Σmin, Σmax, Σpt, Σ(p²+t²), Σt,
+    """The seven sums the soft metrics need, accumulated over a set: Σmin, Σmax, Σpt, Σ(p²+t²), Σt,
     Σ(1-p)(1-t), Σ(1-t)."""
     p, t = pred.float().flatten(), target.float().flatten()
     return torch.stack(

@@ -1,15 +1,29 @@
 """Kedro project settings."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader  # noqa: F401
 
-from sewer_segmentation.hooks import MlflowTagsHook, NodeTimingHook, ParameterCheckHook, PlainLogsHook, SyntheticDataHook
+from sewer_segmentation.hooks import (
+    MlflowTagsHook,
+    NodeTimingHook,
+    ParameterCheckHook,
+    PlainLogsHook,
+    RunSummaryHook,
+    SyntheticDataHook,
+)
 from sewer_segmentation.resolvers import CUSTOM_RESOLVERS
 
-# Hooks run last-in-first-out; kedro-mlflow registers its own hook through its entry point.
-HOOKS = (PlainLogsHook(), ParameterCheckHook(), SyntheticDataHook(), MlflowTagsHook(), NodeTimingHook())
+# Kedro and kedro-mlflow register their resolvers with OmegaConf's deprecated call; nothing this project
+# can change, and each one printed a wrapped multi-line warning at every run.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
+# MLflow asks every PythonModel subclass for type hints (kedro-mlflow's at import, ours when logged); both
+# take arrays and carry an explicit signature instead.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
-# kedro-viz's hook adds nothing to a plain run.
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+# Hooks run last-in-first-out; kedro-mlflow registers its own hook through its entry point.
+HOOKS = (PlainLogsHook(), ParameterCheckHook(), SyntheticDataHook(), MlflowTagsHook(), NodeTimingHook(), RunSummaryHook())
+
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

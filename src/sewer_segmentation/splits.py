@@ -7,6 +7,8 @@ the result depends only on the seed and the set of clusters, not on file order o
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -86,3 +88,24 @@ def check_no_eval_images(manifest: pd.DataFrame, training_ids, what: str) -> Non
     if leaked:
         raise BadInputError(f"{what} holds {len(leaked)} eval images ({', '.join(leaked[:5])}); eval images are never trained on. "
                             "Run `kedro run --pipeline=data_engineering` and then the rounds again.")  # fmt: skip
+
+
+def split_fingerprint(manifest: pd.DataFrame) -> str:
+    """A short hash of which image is in which split. Saved with every model, so a model trained before
+    the splits changed (data_engineering run again with another seed or other data) is never refined
+    from: its training set may hold images that are in eval now."""
+    rows = sorted(f"{i}\t{s}" for i, s in zip(manifest.image_id.astype(str), manifest.split, strict=True))
+    return hashlib.sha1("\n".join(rows).encode()).hexdigest()[:16]
+
+
+def check_model_matches_splits(manifest: pd.DataFrame, metadata: dict, what: str) -> None:
+    """Refuse a model trained on other splits than ``split_manifest.csv`` holds now (models saved before
+    fingerprints existed carry none and are accepted)."""
+    saved = metadata.get("split_fingerprint")
+    if saved is not None and saved != split_fingerprint(manifest):
+        stage = metadata.get("stage") or "the model"
+        raise BadInputError(
+            f"{what} ({stage}, version {metadata.get('version')}) was trained on other splits than split_manifest.csv holds now "
+            "(data_engineering ran again since): some of its training images may be eval images now. "
+            "Run `kedro run --pipeline=baseline` again, then the rounds."
+        )

@@ -238,6 +238,12 @@ def check_training_config(training: dict) -> str:
         raise ConfigurationError(f"training.learning_rate must be above 0, got {rate}")
     _positive_int(training, "batch_size")
     _positive_int(training, "epochs" if training.get("epochs") is not None else "steps")
+    try:
+        decay = float(training.get("weight_decay") or 0)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"training.weight_decay must be a number, got {training.get('weight_decay')!r}") from None
+    if decay < 0:
+        raise ConfigurationError(f"training.weight_decay must be 0 or more, got {decay}")
     return metric
 
 
@@ -454,7 +460,7 @@ def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, m
     counts, soft = [], torch.zeros(7)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     for start in range(0, len(dataset), batch_size):
-        images, targets, _ = (torch.stack(t) for t in zip(*[dataset[i] for i in range(start, min(len(dataset), start + batch_size))]))
+        images, targets, _ = (torch.stack(t) for t in zip(*[dataset[i] for i in range(start, min(len(dataset), start + batch_size))], strict=True))
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(images.to(device))
         probs = torch.sigmoid(logits.float()).cpu()
@@ -654,7 +660,7 @@ def predict_probabilities(
             if flip_tta:
                 flipped = torch.sigmoid(model(batch.flip(-1)).float()).flip(-1)
                 probs = (probs + flipped) / 2
-        for image, prob in zip(chunk, probs):
+        for image, prob in zip(chunk, probs, strict=True):
             h, w = image.shape[:2]
             full = F.interpolate(prob[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
             out.append(full.clamp(0, 1).cpu().numpy())

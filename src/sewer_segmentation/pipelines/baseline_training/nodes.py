@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.data import check_image_size, load_samples
-from sewer_segmentation.imaging import binarize, by_image_id, to_uint8
 from sewer_segmentation.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, check_splits_agree
+from sewer_segmentation.imaging import binarize, by_image_id, to_uint8
+from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, check_splits_agree, split_fingerprint
 from sewer_segmentation.training import TrainedModel, predict_probabilities, train_model
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def train_baseline_model(
     train = load_samples(train_images, train_masks, height, width, description="baseline_train")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
     trained = train_model(train, val, model, training, image_size, seed, stage="baseline")
+    trained.metadata["split_fingerprint"] = split_fingerprint(split_manifest)
     return trained, trained.metadata["history"]
 
 
@@ -47,7 +48,7 @@ def predict_images(trained: TrainedModel, images, inference: dict) -> dict[str, 
         precision=inference.get("precision", "auto"),
         flip_tta=bool(inference.get("flip_tta", False)),
     )
-    return {i: to_uint8(p) for i, p in zip(ids, probabilities)}
+    return {i: to_uint8(p) for i, p in zip(ids, probabilities, strict=True)}
 
 
 def evaluate_predictions(

@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from kedro.io.core import DatasetError
-from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.annotations import (
     Problem,
     class_is_kept,
-    is_escaping_path,
     parse_via_csv,
     parse_yolo_labels,
     parse_yolo_names,
@@ -30,7 +29,8 @@ from sewer_segmentation.dedupe import cluster_hashes, hex_to_words, perceptual_h
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.imaging import has_image_extension, image_id_of, mask_iou
 from sewer_segmentation.plots import duplicate_cluster_gallery, sample_gallery
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, SPLITS, WEAK, check_splits_agree, split_clusters
+from sewer_segmentation.progress import progress_bar
+from sewer_segmentation.splits import SPLITS, WEAK, check_splits_agree, split_clusters
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
     for pid in sorted(raw_images):
         if not has_image_extension(pid):
             filtered.append(Problem(f"images/{pid}", "not an image file extension; ignored", False))
-    for image_id, pids in images.items():
+    for pids in images.values():
         if len(pids) > 1:
             problems.append(Problem(f"images/{pids[1]}", f"same name as images/{pids[0]} with another extension"))
     for filename in annotations["listed_in_csv"]:
@@ -307,6 +307,9 @@ def assign_splits(inventory: pd.DataFrame, params: dict, seed: int) -> pd.DataFr
     columns = ["image_id", "split", "cluster_id", "source_file", "mask_source", "has_polygon", "width", "height", "phash"]
     manifest = kept[columns].reset_index(drop=True)
     logger.info("Split sizes: %s", manifest.split.value_counts().to_dict())
+    if not (manifest.split == WEAK).any():
+        logger.warning("No box-only images were kept: the weak pool is empty and refinement rounds have nothing to refine "
+                       "(excluded_files.csv and data_report.md list the files left out, and why)")  # fmt: skip
     return manifest
 
 

@@ -18,7 +18,16 @@ from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.evaluation import score_predictors
 from sewer_segmentation.imaging import by_image_id
 from sewer_segmentation.plots import line_chart
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, check_no_eval_images, check_splits_agree
+from sewer_segmentation.splits import (
+    BASELINE_TRAIN,
+    BASELINE_VAL,
+    EVAL,
+    WEAK,
+    check_model_matches_splits,
+    check_no_eval_images,
+    check_splits_agree,
+    split_fingerprint,
+)
 from sewer_segmentation.training import TrainedModel, predict_probabilities, train_model
 
 logger = logging.getLogger(__name__)
@@ -68,12 +77,14 @@ def train_final_model(
     check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
                                         f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
                                         EVAL: eval_images, WEAK: weak_images})  # fmt: skip
+    check_model_matches_splits(split_manifest, previous_model.metadata, "the model this round starts from")
     masks = _refined_partitions(refined_masks, "masks")
     check_no_eval_images(split_manifest, masks, "the refined masks of this round")
     stray = sorted(set(masks) - set(weak_images))
     if stray:
         raise BadInputError(f"the refined masks hold {len(stray)} images that are not in the weak pool ({', '.join(stray[:5])}): "
-                            f"they were made before the last data_engineering run; run `kedro run --pipeline=refine --params=round:{round_number}` again")  # fmt: skip
+                            "they were made before the last data_engineering run; "
+                            f"run `kedro run --pipeline=refine --params=round:{round_number}` again")  # fmt: skip
     height, width = check_image_size(image_size["height"], image_size["width"])
     weights = _refined_partitions(refined_masks, "weights")
     weak = load_samples({i: weak_images[i] for i in masks}, masks, height, width, weights, description="refined weak")
@@ -93,6 +104,7 @@ def train_final_model(
     score = trained.metadata.get("best_validation_score")
     improved = not trained.metadata.get("kept_initial_weights") and score is not None and (previous_score is None or score > previous_score)
     trained.metadata.update({
+        "split_fingerprint": split_fingerprint(split_manifest),
         "round": int(round_number),
         "refined_from": previous_model.metadata.get("stage"),
         "refined_from_version": previous_model.metadata.get("version"),
@@ -134,7 +146,7 @@ def train_oracle(
     eval_ids = sorted(eval_images)
     probs = predict_probabilities(trained.model, [eval_images[i]() for i in eval_ids], model, image_size,
                                   batch_size=int(inference["batch_size"]), precision=inference.get("precision", "auto"))  # fmt: skip
-    predictions = {i: np.where(p >= 0.5, 255, 0).astype(np.uint8) for i, p in zip(eval_ids, probs)}
+    predictions = {i: np.where(p >= 0.5, 255, 0).astype(np.uint8) for i, p in zip(eval_ids, probs, strict=True)}
     summary, _ = score_predictors({"oracle": predictions}, {"polygons": eval_masks})
     return {"enabled": True, "train_images": len(weak) + len(labelled), "eval": summary["oracle"]["polygons"]}
 

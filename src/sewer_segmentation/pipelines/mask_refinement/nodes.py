@@ -11,14 +11,14 @@ import logging
 
 import numpy as np
 import pandas as pd
-from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
 from sewer_segmentation.evaluation import score_predictors
 from sewer_segmentation.imaging import by_image_id, to_uint8
 from sewer_segmentation.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
-from sewer_segmentation.splits import BASELINE_VAL, WEAK, check_splits_agree
+from sewer_segmentation.progress import progress_bar
 from sewer_segmentation.refinement import candidate_settings, choose_refinement, refine_pool
+from sewer_segmentation.splits import BASELINE_VAL, WEAK, check_model_matches_splits, check_splits_agree
 from sewer_segmentation.training import TrainedModel, predict_probabilities
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def predict_pool(
     by an all-zero mask) and left out of the refined masks.
     """
     check_splits_agree(split_manifest, {WEAK: images})
+    check_model_matches_splits(split_manifest, trained.metadata, "the refining model")
     ids = shard_of(list(images), shard)
     batch_size = int(inference["batch_size"])
     probabilities: dict[str, np.ndarray] = {}
@@ -57,7 +58,7 @@ def predict_pool(
             trained.model, frames, trained.model_config, trained.image_size, batch_size=len(frames),
             precision=inference.get("precision", "auto"), flip_tta=bool(inference.get("flip_tta", False)),
         )  # fmt: skip
-        for i, p in zip(batch_ids, maps):
+        for i, p in zip(batch_ids, maps, strict=True):
             probabilities[i] = to_uint8(p)
 
     for start in progress_bar(range(0, len(ids), batch_size), desc="predict weak pool", unit="batch"):

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pandas as pd
 from kedro.io.core import DatasetError
-from sewer_segmentation.progress import progress_bar
 
 from sewer_segmentation.datasets import SegmentationModelDataset
 from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
 from sewer_segmentation.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of
 from sewer_segmentation.models import load_model_from_mlflow
 from sewer_segmentation.plots import overlay
+from sewer_segmentation.progress import progress_bar
 from sewer_segmentation.stages import best_stage, saved_stages
 from sewer_segmentation.training import TrainedModel, predict_probabilities
 
@@ -107,7 +107,7 @@ def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, d
             trained.model, [image for _, image in batch], trained.model_config, trained.image_size,
             batch_size=batch_size, precision=params.get("precision", "auto"), flip_tta=bool(params.get("flip_tta", False)),
         )  # fmt: skip
-        for (name, image), prob in zip(batch, probabilities):
+        for (name, image), prob in zip(batch, probabilities, strict=True):
             mask = np.where(prob >= threshold, 255, 0).astype(np.uint8)
             image_id = output_ids[name]
             masks[image_id] = mask

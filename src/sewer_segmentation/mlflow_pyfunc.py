@@ -1,0 +1,56 @@
+"""The MLflow pyfunc model of a trained model (MLflow "models from code").
+
+MLflow copies this file into every logged model, so it imports nothing from the project: a logged model
+is a TorchScript network plus this file, and loads with torch, numpy and opencv alone, in any process
+(``mlflow.pyfunc.load_model("models:/sewer-segmentation-<dataset>@best")``, ``mlflow models serve``).
+
+Input: a batch ``N x H x W x 3`` of RGB uint8 frames of one size (any size: each is resized to the
+model's). Output: the defect probability per pixel, float32 in [0, 1], at the frames' own size
+(``N x H x W``); threshold at 0.5 for a mask. The same resizing and normalization as the project's own predictions.
+"""
+
+import json
+import warnings
+
+import cv2
+import mlflow
+import numpy as np
+import torch
+from mlflow.pyfunc import PythonModel
+
+
+class SewerSegmentationPyfunc(PythonModel):
+    def load_context(self, context):
+        with warnings.catch_warnings():  # TorchScript's deprecation notice: it is what loads with torch alone
+            warnings.simplefilter("ignore", FutureWarning)
+            self.network = torch.jit.load(context.artifacts["network"], map_location="cpu").eval()
+        with open(context.artifacts["preprocessing"], encoding="utf-8") as f:
+            config = json.load(f)
+        self.height, self.width = int(config["height"]), int(config["width"])
+        self.mean = np.asarray(config["mean"], np.float32) * 255.0
+        self.std = np.asarray(config["std"], np.float32) * 255.0
+
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        if frame.shape[:2] == (self.height, self.width):
+            return frame
+        shrinking = self.height * self.width < frame.shape[0] * frame.shape[1]
+        return cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+    def predict(self, context, model_input, params=None):
+        frames = np.asarray(model_input)
+        single = frames.ndim == 3
+        if single:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"expected RGB frames H x W x 3 or N x H x W x 3, got shape {frames.shape}")
+        frames = frames.astype(np.uint8)
+        batch = np.stack([(self._resize(f).astype(np.float32) - self.mean) / self.std for f in frames])
+        with torch.no_grad():
+            logits = self.network(torch.from_numpy(batch.transpose(0, 3, 1, 2).copy()))
+            probabilities = torch.sigmoid(logits.float())
+            full = torch.nn.functional.interpolate(probabilities, size=frames.shape[1:3], mode="bilinear", align_corners=False)
+        out = full[:, 0].clamp(0, 1).numpy().astype(np.float32)
+        return out[0] if single else out
+
+
+mlflow.models.set_model(SewerSegmentationPyfunc())

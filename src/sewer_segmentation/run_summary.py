@@ -1,0 +1,80 @@
+"""The few lines printed at the end of a run: what was produced, the key metrics per stage, the MLflow
+run, and the command to try next. Pure functions; ``hooks.RunSummaryHook`` gathers the inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+
+def output_folders(paths: list[str], project: Path) -> tuple[list[str], list[str]]:
+    """Output file and folder paths -> (the distinct folders they fall in, the Markdown reports among
+    them), relative to the project. A run writes hundreds of files: the summary says where, not what.
+    Folders are ``data/<layer>/<dataset>/``, and ``data/06_models/<dataset>/<stage>/`` for models."""
+    folders: list[str] = []
+    reports: list[str] = []
+    for path in paths:
+        try:
+            relative = PurePosixPath(Path(path).resolve().relative_to(project.resolve()).as_posix())
+        except ValueError:
+            relative = PurePosixPath(path)
+        parts = relative.parts
+        if relative.suffix == ".md":
+            reports.append(str(relative))
+        depth = 4 if len(parts) > 1 and parts[1] == "06_models" else 3
+        folder = str(PurePosixPath(*parts[:depth])) + "/" if parts[:1] == ("data",) and len(parts) > depth else str(relative)
+        if folder not in folders:
+            folders.append(folder)
+    return sorted(folders), sorted(reports)
+
+
+def stage_line(stage: str, metrics: dict) -> str:
+    """``round_1: eval mean IoU 0.705 (box masks 0.541), improved on validation``."""
+    summary = metrics.get("metrics", {})
+    model = summary.get("model", {}).get("polygons", {}).get("mean_iou")
+    box = summary.get("box_mask", {}).get("polygons", {}).get("mean_iou")
+    text = f"{stage}: eval mean IoU {model:.3f}" if model is not None else f"{stage}: no eval metrics"
+    if box is not None:
+        text += f" (box masks {box:.3f})"
+    if metrics.get("improved_on_validation") is False:
+        text += ", DID NOT improve on validation (its starting weights were kept)" if metrics.get("kept_initial_weights") else ", did not improve on validation"
+    elif metrics.get("improved_on_validation"):
+        text += ", improved on validation"
+    method = (metrics.get("refinement") or {}).get("method")
+    if method:
+        text += f"; refinement {method}"
+    return text
+
+
+def next_commands(pipelines: list[str], round_number: int, failed: bool) -> list[str]:
+    if failed:
+        return ["fix the error above, then run the same command again (finished outputs are kept)"]
+    ran = set(pipelines)
+    if ran & {"refine", "final_training", "merge_shards"}:
+        steps = [f"kedro run --pipeline=refine --params=round:{round_number + 1}"]
+    elif ran & {"__default__"}:
+        steps = ["kedro run --pipeline=refine --params=round:2"]
+    elif ran & {"baseline", "baseline_training"}:
+        steps = ["kedro run --pipeline=refine --params=round:1"]
+    elif ran & {"data_engineering"}:
+        steps = ["kedro run --pipeline=baseline"]
+    else:
+        steps = []
+    return steps + ["kedro viz", "mlflow ui --backend-store-uri sqlite:///mlflow.db"]
+
+
+def summary_lines(
+    pipelines: list[str], dataset: str, seconds: float, folders: tuple[list[str], list[str]], stages: dict[str, dict],
+    mlflow_run: str | None, experiment: str | None, round_number: int, failed: bool = False,
+) -> list[str]:  # fmt: skip
+    what = ",".join(pipelines)
+    lines = [f"Run summary: pipeline {what}, dataset {dataset}, {'FAILED after' if failed else 'finished in'} {seconds:.0f} s"]
+    where, reports = folders
+    if where:
+        lines.append("  outputs in: " + ", ".join(where))
+    if reports:
+        lines.append("  reports: " + ", ".join(reports))
+    lines += [f"  {stage_line(stage, metrics)}" for stage, metrics in stages.items()]
+    if mlflow_run:
+        lines.append(f"  MLflow: run {mlflow_run}" + (f" in experiment {experiment}" if experiment else ""))
+    lines += [f"  next: {command}" for command in next_commands(pipelines, round_number, failed)]
+    return lines

@@ -1,0 +1,49 @@
+"""The summary that ends every run (run_summary.py) and the plain log lines (hooks.ShortLinesFormatter)."""
+
+import io
+import logging
+
+from sewer_segmentation.hooks import MAX_LOG_LINE, ShortLinesFormatter, shorten_line
+from sewer_segmentation.run_summary import next_commands, output_folders, stage_line, summary_lines
+
+
+def test_outputs_are_listed_by_folder_and_reports_by_name(tmp_path):
+    paths = [str(tmp_path / p) for p in (
+        "data/03_primary/ds/eval/images", "data/03_primary/ds/split_manifest.csv", "data/06_models/ds/baseline",
+        "data/06_models/ds/round_1", "data/08_reporting/ds/rounds.md", "data/08_reporting/ds/rounds.png",
+    )]  # fmt: skip
+    folders, reports = output_folders(paths, tmp_path)
+    assert folders == ["data/03_primary/ds/", "data/06_models/ds/baseline", "data/06_models/ds/round_1", "data/08_reporting/ds/"]
+    assert reports == ["data/08_reporting/ds/rounds.md"]
+
+
+def test_a_stage_says_its_score_and_whether_it_helped():
+    metrics = {"metrics": {"model": {"polygons": {"mean_iou": 0.7051}}, "box_mask": {"polygons": {"mean_iou": 0.5}}}}
+    assert stage_line("baseline", metrics) == "baseline: eval mean IoU 0.705 (box masks 0.500)"
+    worse = {**metrics, "improved_on_validation": False, "kept_initial_weights": True, "refinement": {"method": "grabcut"}}
+    assert stage_line("round_2", worse).endswith("DID NOT improve on validation (its starting weights were kept); refinement grabcut")
+
+
+def test_the_next_command_follows_what_ran():
+    assert next_commands(["__default__"], 1, False)[0] == "kedro run --pipeline=refine --params=round:2"
+    assert next_commands(["refine"], 3, False)[0] == "kedro run --pipeline=refine --params=round:4"
+    assert next_commands(["baseline"], 1, False)[0] == "kedro run --pipeline=refine --params=round:1"
+    assert next_commands(["data_engineering"], 1, False)[0] == "kedro run --pipeline=baseline"
+    assert next_commands(["refine"], 2, True) == ["fix the error above, then run the same command again (finished outputs are kept)"]
+    lines = summary_lines(["refine"], "ds", 12.4, ([], []), {}, "abc", "exp", 2, failed=True)
+    assert lines[0] == "Run summary: pipeline refine, dataset ds, FAILED after 12 s" and "  MLflow: run abc in experiment exp" in lines
+
+
+def test_log_lines_are_cut_at_the_limit_with_a_marker():
+    long = "Running node: x([" + ";".join(f"input_{i}" for i in range(100)) + "])"
+    short = shorten_line(long)
+    assert len(short) <= MAX_LOG_LINE and short.endswith(f"(+{len(long) - short.index(' ... (+')} characters)")
+    assert shorten_line("short") == "short"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ShortLinesFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("test_short_lines")
+    logger.addHandler(handler)
+    logger.warning("first line\n" + "y" * 1000)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "WARNING first line" and len(lines[1]) <= MAX_LOG_LINE and lines[1].startswith("yyy")
