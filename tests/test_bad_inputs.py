@@ -12,10 +12,16 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +33,15 @@ from .conftest import make_dataset, new_project, project_catalog, run_kedro, run
 
 SMALL = dict(num_images=20, num_hand_labelled=10, duplicate_fraction=0.0, junk_fraction=0.0)
 OUTPUT_LAYERS = ("02_intermediate", "03_primary", "08_reporting")
+TRACKING_URI_BEFORE = mlflow.get_tracking_uri()
+
+
+@pytest.fixture(autouse=True)
+def mlflow_left_as_found():
+    """Kedro sessions in this process point MLflow at their project: put it back after each test."""
+    yield
+    assert mlflow.active_run() is None, "a failed run left an MLflow run open"
+    mlflow.set_tracking_uri(TRACKING_URI_BEFORE)
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +393,45 @@ def test_an_empty_split_folder_says_the_last_run_left_it_empty(tmp_path):
     folder.save({})
     with pytest.raises(DatasetError, match="is empty: the last `kedro run --pipeline=data_engineering` run put no images there"):
         folder.load()
+
+
+def _kill_when(process, condition, timeout: float = 240) -> bool:
+    """SIGKILL ``process`` as soon as ``condition()`` holds; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if condition():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_of_data_engineering_and_of_training_leaves_one_consistent_state(tmp_path):
+    project = new_project(tmp_path / "project")
+    make_dataset(project, **{**SMALL, "num_images": 150, "num_hand_labelled": 60})
+    run_pipeline(project, "data_engineering", dataset="tiny")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+
+    # data_engineering with other splits, killed right after its first split folder was swapped in
+    first = project / "data/03_primary/tiny/baseline_train/images"
+    inode = first.stat().st_ino
+    process = subprocess.Popen([sys.executable, "-m", "kedro", "run", "--pipeline=data_engineering", "--params=dataset=tiny,seed=5"],
+                               cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    assert _kill_when(process, lambda: first.exists() and first.stat().st_ino != inode), "data_engineering ended before the kill"
+    with pytest.raises(BadInputError, match="do not match split_manifest.csv"):
+        _assert_consistent(project)
+    run_pipeline(project, "data_engineering", dataset="tiny", seed=5)
+    _assert_consistent(project)
+    assert not [p for p in (project / "data").rglob(".*") if p.name.endswith((".tmp", ".old"))]
+
+    # baseline training killed before it finished: no model version appears, half-written or not
+    models = project / "data/06_models/tiny/baseline"
+    process = subprocess.Popen([sys.executable, "-m", "kedro", "run", "--pipeline=baseline_training",
+                                "--params=dataset=tiny,image_size.height=64,image_size.width=96,baseline_training.training.steps=400"],
+                               cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    checkpoints = project / "data/06_models/checkpoints"
+    training_started = lambda: checkpoints.exists() and any(p.is_file() for p in checkpoints.rglob("*"))  # noqa: E731
+    assert _kill_when(process, training_started), "training ended before the kill"
+    assert not models.exists() or not any(models.iterdir())

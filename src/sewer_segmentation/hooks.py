@@ -22,6 +22,13 @@ DEFAULT_INFERENCE_FOLDER = "data/01_raw/inference"
 logger = logging.getLogger(__name__)
 
 
+def _end_mlflow_run_failed() -> None:
+    import mlflow  # noqa: PLC0415
+
+    if mlflow.active_run() is not None:
+        mlflow.end_run("FAILED")
+
+
 def check_dataset_name(name) -> str:
     """``dataset`` names a folder of data/01_raw, never a path: ``../x`` or ``a/b`` would put derived
     files outside the dataset's own folders (``data/03_primary/<dataset>/``...)."""
@@ -65,6 +72,13 @@ class SyntheticDataHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        try:
+            self._prepare(run_params, pipeline)
+        except Exception:
+            _end_mlflow_run_failed()  # kedro-mlflow may have opened it already; no error hook follows
+            raise
+
+    def _prepare(self, run_params, pipeline) -> None:
         names = run_params.get("pipeline_names") or ["__default__"]
         if "__default__" in names and parse_round(self._params.get("round", 1)) != 1:
             raise ConfigurationError(
