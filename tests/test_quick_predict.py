@@ -1,0 +1,41 @@
+"""``sewer-segmentation predict FRAME...``: masks without a Kedro session."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from sewer_segmentation.datasets import SegmentationModelDataset
+from sewer_segmentation.imaging import decode_image
+from sewer_segmentation.models import build_model
+from sewer_segmentation.training import TrainedModel, predict_probabilities
+
+CONFIG = {"architecture": "Unet", "encoder_name": "resnet18", "encoder_weights": None}
+SIZE = {"height": 64, "width": 96}
+
+
+def test_masks_are_written_at_each_frames_size_and_match_the_pipelines_prediction(tmp_path):
+    model = build_model(CONFIG).eval()
+    SegmentationModelDataset(path=str(tmp_path / "models/baseline")).save(
+        TrainedModel(model, CONFIG, SIZE, {"best_validation_score": 0.5})
+    )
+    frame = tmp_path / "frame 1.jpg"
+    cv2.imwrite(str(frame), np.random.default_rng(0).integers(0, 255, (90, 130, 3), dtype=np.uint8))
+    result = subprocess.run(
+        [sys.executable, "-m", "sewer_segmentation", "predict", str(frame), "--models-root", str(tmp_path / "models"),
+         "--out", str(tmp_path / "out"), "--threshold", "0.5"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    mask = cv2.imread(str(tmp_path / "out/frame 1.jpg.png"), cv2.IMREAD_GRAYSCALE)
+    trained = SegmentationModelDataset(path=str(tmp_path / "models/baseline")).load()
+    expected = predict_probabilities(trained.model, [decode_image(frame.read_bytes())], CONFIG, SIZE)[0] >= 0.5
+    assert mask.shape == (90, 130) and np.array_equal(mask > 0, expected)
+
+
+def test_a_missing_model_or_frame_is_one_line(tmp_path):
+    command = [sys.executable, "-m", "sewer_segmentation", "predict", "nope.jpg", "--models-root", str(tmp_path / "models")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"Error: no trained model in {tmp_path / 'models'}. Run `kedro run --pipeline=baseline` first."
