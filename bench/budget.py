@@ -17,7 +17,7 @@ import shutil
 
 from _project import fresh_project, kedro_run
 
-from sewer_segmentation.synthetic import REGIMES, config_for_regime, write_dataset
+from sewer_segmentation.data.synthetic import REGIMES, config_for_regime, write_dataset
 
 
 def main() -> None:

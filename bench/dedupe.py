@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from sewer_segmentation.dedupe import cluster_hashes, perceptual_hash
-from sewer_segmentation.synthetic import SyntheticConfig, draw_frame
+from sewer_segmentation.data.dedupe import cluster_hashes, perceptual_hash
+from sewer_segmentation.data.synthetic import SyntheticConfig, draw_frame
 
 
 def hashing_throughput(n_images: int, width: int, height: int) -> float:

@@ -3,7 +3,7 @@
     python bench/quality.py [--regimes deposition obstacle crack hard] [--images 160 --labelled 48]
 
 Defaults tuned on one generator fail on real data; this bench checks every default on regimes that
-differ in defect shape, contrast and texture (``sewer_segmentation.synthetic.REGIMES``). For each regime
+differ in defect shape, contrast and texture (``sewer_segmentation.data.synthetic.REGIMES``). For each regime
 it writes a dataset shaped like a small real one (by default 160 frames, 48 hand-labelled: about 24 eval,
 18 train and 6 validation images), runs the default `kedro run` (data engineering, baseline, round 1)
 and then round 2, both with the oracle on (same start and budget, trained on the true masks), in a
@@ -28,7 +28,7 @@ import time
 
 from _project import fresh_project, kedro_run
 
-from sewer_segmentation.synthetic import REGIMES, config_for_regime, write_dataset
+from sewer_segmentation.data.synthetic import REGIMES, config_for_regime, write_dataset
 
 
 def read(project, dataset, name):

@@ -15,9 +15,9 @@ import time
 import cv2
 import numpy as np
 
-from sewer_segmentation.imaging import to_uint8
-from sewer_segmentation.refinement import refine_pool, resolve_jobs
-from sewer_segmentation.synthetic import SyntheticConfig, box_mask, draw_frame
+from sewer_segmentation.data.synthetic import SyntheticConfig, box_mask, draw_frame
+from sewer_segmentation.io.imaging import to_uint8
+from sewer_segmentation.refinement.methods import refine_pool, resolve_jobs
 
 
 def main() -> None:

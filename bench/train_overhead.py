@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from sewer_segmentation.data import Sample, resize_image, resize_mask
-from sewer_segmentation.precision import time_training_steps
-from sewer_segmentation.synthetic import SyntheticConfig, draw_frame
-from sewer_segmentation.training import train_model
+from sewer_segmentation.data.samples import Sample, resize_image, resize_mask
+from sewer_segmentation.data.synthetic import SyntheticConfig, draw_frame
+from sewer_segmentation.modelling.precision import time_training_steps
+from sewer_segmentation.modelling.training import train_model
 
 
 class StepTimer(Callback):

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import yaml
 
-from sewer_segmentation.data import SegmentationDataset, build_augmentation, load_samples
-from sewer_segmentation.datasets import ImageDataset
-from sewer_segmentation.imaging import decode_image, decode_mask, encode_image, resize_image, resize_mask
-from sewer_segmentation.losses import build_loss
-from sewer_segmentation.models import build_model
-from sewer_segmentation.synthetic import SyntheticConfig, draw_frame
+from sewer_segmentation.data.samples import SegmentationDataset, build_augmentation, load_samples
+from sewer_segmentation.data.synthetic import SyntheticConfig, draw_frame
+from sewer_segmentation.io.datasets import ImageDataset
+from sewer_segmentation.io.imaging import decode_image, decode_mask, encode_image, resize_image, resize_mask
+from sewer_segmentation.modelling.losses import build_loss
+from sewer_segmentation.modelling.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sewer_segmentation.synthetic import SyntheticConfig, write_dataset
+from sewer_segmentation.data.synthetic import SyntheticConfig, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,9 +55,23 @@ def run_kedro(project: Path, *args: str, timeout: int = 600, env: dict | None = 
     )
 
 
+def run_cli(project: Path, *args: str):
+    """The project's ``kedro run`` command in this process (click's runner): for errors that stop a run
+    before it starts, without the seconds a new interpreter takes. Returns click's result."""
+    from click.testing import CliRunner  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    from sewer_segmentation.cli import run  # noqa: PLC0415
+
+    bootstrap_project(project)  # what `kedro` does before it calls the project's run command
+    with contextlib.chdir(project):
+        return CliRunner().invoke(run, list(args))
+
+
 def run_pipeline(project: Path, name: str, **runtime_params) -> dict:
     """Run a registered pipeline in this process with Kedro's ``SequentialRunner`` on the project's own
     catalog (no CLI start-up, no run hooks): node exceptions propagate as they are."""
+    import mlflow  # noqa: PLC0415
     from kedro.framework.project import pipelines  # noqa: PLC0415
     from kedro.framework.session import KedroSession  # noqa: PLC0415
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
@@ -66,7 +80,13 @@ def run_pipeline(project: Path, name: str, **runtime_params) -> dict:
     bootstrap_project(project)
     with contextlib.chdir(project), KedroSession.create(project_path=project, runtime_params=nested(runtime_params)) as session:
         context = session.load_context()
-        return SequentialRunner().run(pipelines[name], context.catalog)
+        try:
+            return SequentialRunner().run(pipelines[name], context.catalog)
+        finally:
+            # Without kedro-mlflow's run hooks, the first MLflow artifact a dataset logs (the data report)
+            # starts a run of its own: close it, as kedro-mlflow closes the run of a `kedro run`.
+            if mlflow.active_run() is not None:
+                mlflow.end_run()
 
 
 def project_catalog(project: Path, **runtime_params):

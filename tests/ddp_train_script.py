@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 
-from sewer_segmentation.data import Sample
-from sewer_segmentation.datasets import SegmentationModelDataset
-from sewer_segmentation.training import train_model
+from sewer_segmentation.data.samples import Sample
+from sewer_segmentation.io.datasets import SegmentationModelDataset
+from sewer_segmentation.modelling.training import train_model
 
 
 class RecordShards(Callback):

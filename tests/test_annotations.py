@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from sewer_segmentation.annotations import (
+from sewer_segmentation.data.annotations import (
     class_is_kept,
     is_escaping_path,
     parse_via_csv,

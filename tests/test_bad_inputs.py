@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sewer_segmentation.data.splits import EVAL, SPLITS, check_splits_agree
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.splits import EVAL, SPLITS, check_splits_agree
 
 from .conftest import make_dataset, new_project, project_catalog, run_kedro, run_pipeline
 
@@ -273,7 +273,7 @@ def _assert_consistent(project: Path) -> None:
 def test_a_crash_between_saves_never_lets_eval_images_be_read_as_training_data(engineered, monkeypatch, crash_at_save):
     """data_engineering with another seed (other splits) stops at its n-th folder save: every reader then
     either refuses the folders or finds them all from one run; the next run puts everything right."""
-    from sewer_segmentation.datasets import FolderDataset  # noqa: PLC0415
+    from sewer_segmentation.io.datasets import FolderDataset  # noqa: PLC0415
 
     original, saves = FolderDataset.save, []
 
@@ -369,8 +369,8 @@ def test_a_model_trained_on_other_splits_is_never_refined_from(engineered):
     may be eval images now, so refinement refuses it (and says to train the baseline again)."""
     from types import SimpleNamespace  # noqa: PLC0415
 
+    from sewer_segmentation.data.splits import split_fingerprint  # noqa: PLC0415
     from sewer_segmentation.pipelines.mask_refinement.nodes import predict_pool  # noqa: PLC0415
-    from sewer_segmentation.splits import split_fingerprint  # noqa: PLC0415
 
     manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
     weak = {i: None for i in manifest.image_id[manifest.split == "weak"]}
@@ -384,9 +384,9 @@ def test_a_model_trained_on_other_splits_is_never_refined_from(engineered):
 def test_an_empty_split_folder_says_the_last_run_left_it_empty(tmp_path):
     from kedro.io.core import DatasetError  # noqa: PLC0415
 
-    from sewer_segmentation.datasets import FolderDataset  # noqa: PLC0415
+    from sewer_segmentation.io.datasets import FolderDataset  # noqa: PLC0415
 
-    folder = FolderDataset(path=str(tmp_path / "weak/images"), dataset="sewer_segmentation.datasets.ImageDataset",
+    folder = FolderDataset(path=str(tmp_path / "weak/images"), dataset="sewer_segmentation.io.datasets.ImageDataset",
                            missing_hint="kedro run --pipeline=data_engineering")  # fmt: skip
     with pytest.raises(DatasetError, match="Run `kedro run --pipeline=data_engineering` first"):
         folder.load()

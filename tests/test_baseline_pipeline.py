@@ -6,10 +6,12 @@ import mlflow
 import numpy as np
 import pytest
 
-from sewer_segmentation.datasets import FolderDataset, SegmentationModelDataset, list_versions
-from sewer_segmentation.pipelines.baseline_training.nodes import evaluate_predictions, predict_images
+from sewer_segmentation.io.datasets import FolderDataset, SegmentationModelDataset
+from sewer_segmentation.io.files import list_versions
+from sewer_segmentation.modelling.inference import predict_split
+from sewer_segmentation.pipelines.training_stage.nodes import evaluate_predictions
 
-from .conftest import make_dataset, run_kedro
+from .conftest import make_dataset, run_cli, run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +21,7 @@ FAST = "dataset=tiny,image_size.height=64,image_size.width=96,baseline_training.
 def folder(project, split, kind, k):
     return FolderDataset(
         path=str(project / f"data/03_primary/tiny/{split}/{kind}"),
-        dataset={"type": "sewer_segmentation.datasets.ImageDataset", "kind": k},
+        dataset={"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": k},
         filename_suffix=".png",
     ).load()
 
@@ -45,19 +47,24 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     # The saved weights reproduce the reported eval metrics.
     trained = SegmentationModelDataset(path=str(models_dir)).load()
     eval_images = folder(kedro_project, "eval", "images", "image")
-    probabilities = predict_images(trained, eval_images, {"batch_size": 4})
+    probabilities = predict_split(trained, eval_images, {"batch_size": 4})
     again, _, _ = evaluate_predictions(
         probabilities, folder(kedro_project, "eval", "masks", "mask"),
-        folder(kedro_project, "eval", "box_masks", "mask"), {}, trained, "baseline",
+        folder(kedro_project, "eval", "box_masks", "mask"), {}, trained,
     )  # fmt: skip
     assert again["metrics"]["model"]["polygons"] == pytest.approx(metrics["model"]["polygons"], abs=1e-4)
 
     # One MLflow run holds parameters, step metrics, eval metrics, figures and the model.
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["sewer_segmentation-tiny"])
-    assert len(runs) == 1
-    run = runs.iloc[0]
-    assert run["tags.pipeline"] == "baseline" and run["tags.round"] == "1"
+    assert len(runs) == 2  # the pipeline's run and the baseline stage's child run
+    run = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    assert run["tags.pipeline"] == "baseline" and run["tags.round"] == "1" and run["tags.mlflow.runName"] == "baseline · tiny"
+    assert run["tags.code_version"]  # the git commit, or the package version outside a checkout
+    stage = runs[runs["tags.mlflow.parentRunId"] == run["run_id"]].iloc[0]
+    assert stage["tags.mlflow.runName"] == "baseline" and stage["tags.stage"] == "baseline"
+    assert stage["metrics.eval.model.polygons.mean_iou"] == pytest.approx(metrics["model"]["polygons"]["mean_iou"])
+    assert stage["metrics.validation.best_score"] == pytest.approx(report["best_validation_score"])
     assert run["params.baseline_training.training.steps"] == "6"
     assert run["metrics.baseline.eval.model.polygons.mean_iou"] == pytest.approx(metrics["model"]["polygons"]["mean_iou"])
     client = mlflow.MlflowClient()
@@ -66,7 +73,7 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     artifacts = {a.path for a in client.list_artifacts(run["run_id"], "baseline")}
     assert {"baseline/baseline_learning_curves.png", "baseline/baseline_prediction_gallery.png",
             "baseline/baseline_eval_per_image.csv"} <= artifacts  # fmt: skip
-    from sewer_segmentation.models import load_model_from_mlflow
+    from sewer_segmentation.modelling.models import load_model_from_mlflow
 
     logged, _ = load_model_from_mlflow(run["run_id"], "baseline_model")
     for a, b in zip(logged.state_dict().values(), trained.model.state_dict().values(), strict=True):
@@ -91,8 +98,9 @@ def test_offline_imagenet_request_is_one_clear_message(kedro_project):
     assert "Traceback" not in output
 
 
-def test_image_size_not_multiple_of_32_is_a_configuration_error(kedro_project):
+def test_image_size_not_multiple_of_32_stops_the_run_before_anything_is_written(kedro_project):
     make_dataset(kedro_project)
-    result = run_kedro(kedro_project, "--pipeline=baseline", "--params=dataset=tiny,image_size.height=100")
-    assert result.returncode != 0
-    assert "image_size must be multiples of 32" in result.stdout + result.stderr
+    result = run_cli(kedro_project, "--pipeline=baseline", "--params=dataset=tiny,image_size.height=100")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "image_size must be multiples of 32, got height=100, width=160; nearest valid: height=96" in result.output
+    assert not (kedro_project / "data/03_primary/tiny").exists()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sewer_segmentation.data import SegmentationDataset, build_augmentation, check_image_size, load_samples
+from sewer_segmentation.data.samples import SegmentationDataset, build_augmentation, check_image_size, load_samples
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 
 

@@ -1,13 +1,15 @@
-"""The data_engineering pipeline run through the real CLI on tiny generated datasets."""
+"""The data_engineering pipeline on tiny generated datasets: in this process (Kedro's runner, or the project's
+`kedro run` command through click's runner), which is what the CLI calls."""
 
+import contextlib
 import json
 
 import pandas as pd
 import pytest
 
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK
+from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK
 
-from .conftest import make_dataset, run_kedro
+from .conftest import make_dataset, nested, run_cli, run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -17,8 +19,7 @@ def test_pipeline_builds_manifest_splits_and_report_and_lists_a_corrupt_image(ke
     (raw / "images" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (raw / "masks" / "corrupt.png").write_bytes((raw / "masks" / "frame_00000.jpg").read_bytes())
     (raw / "masks" / "orphan.jpg").write_bytes((raw / "masks" / "frame_00000.jpg").read_bytes())
-    result = run_kedro(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny")
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_pipeline(kedro_project, "data_engineering", dataset="tiny")
 
     manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv")
     assert {"image_id", "split", "cluster_id", "source_file", "has_polygon"} <= set(manifest.columns)
@@ -52,9 +53,9 @@ def test_error_policy_stops_before_writing_and_names_every_bad_file(kedro_projec
     (raw / "images" / "corrupt.jpg").write_bytes(b"not an image")
     with open(raw / "labels.csv", "a") as f:
         f.write('../../etc/passwd,1,{},0,0,"{}","{}"\n')
-    result = run_kedro(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny,data_engineering.on_bad_file=error")
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
+    result = run_cli(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny,data_engineering.on_bad_file=error")
+    output = result.output
+    assert result.exit_code != 0
     assert "images/corrupt.jpg" in output and "escapes the dataset folder" in output
     assert "Traceback" not in output
     assert not any((kedro_project / "data/03_primary/tiny").glob("*"))
@@ -63,8 +64,7 @@ def test_error_policy_stops_before_writing_and_names_every_bad_file(kedro_projec
 
 def test_yolo_layout_is_ingested_with_class_filter(kedro_project):
     make_dataset(kedro_project, layout="yolo", other_class_box_fraction=0.5)
-    result = run_kedro(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny")
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_pipeline(kedro_project, "data_engineering", dataset="tiny")
     report = json.loads((kedro_project / "data/08_reporting/tiny/data_report.json").read_text())
     assert report["regions_kept_per_class"]["Deposition"] > 0
     dropped = report["regions_dropped_per_class"]
@@ -78,13 +78,27 @@ def test_yolo_layout_is_ingested_with_class_filter(kedro_project):
 
 def test_params_that_name_no_parameter_are_refused_with_the_nearest_names(kedro_project):
     make_dataset(kedro_project)
-    result = run_kedro(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny,on_bad_file=error")
-    output = result.stdout + result.stderr
-    assert result.returncode != 0 and "Traceback" not in output
-    assert "--params names no parameter: on_bad_file (did you mean data_engineering.on_bad_file?)" in output
+    result = run_cli(kedro_project, "--pipeline=data_engineering", "--params=dataset=tiny,on_bad_file=error")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--params names no parameter: on_bad_file (did you mean data_engineering.on_bad_file?)" in result.output
     assert not (kedro_project / "data/03_primary/tiny").exists()
-    # nested keys work in every shipped environment (soft merge: conf/gpu holds only differences)
-    for env in ("local", "gpu"):
-        result = run_kedro(kedro_project, "--pipeline=data_engineering", f"--env={env}",
-                           "--params=dataset=tiny,mask_refinement.method=seed,model.args.decoder_attention_type=scse")  # fmt: skip
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("env", ["local", "gpu"])
+def test_nested_overrides_keep_the_rest_of_their_dictionary_in_every_environment(kedro_project, env):
+    """``--params=mask_refinement.method=seed`` changes one key; with ``--env gpu`` it once replaced the
+    whole dictionary and the refine pipeline lost ``mask_refinement.gallery_cases``."""
+    from kedro.framework.project import pipelines  # noqa: PLC0415
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    overrides = {"dataset": "tiny", "mask_refinement.method": "seed", "model.args.decoder_attention_type": "scse"}
+    bootstrap_project(kedro_project)
+    with contextlib.chdir(kedro_project), KedroSession.create(project_path=kedro_project, env=env, runtime_params=nested(overrides)) as session:
+        catalog = session.load_context().catalog
+        params = catalog.load("parameters")
+        assert params["mask_refinement"]["method"] == "seed" and "gallery_cases" in params["mask_refinement"]
+        assert params["model"]["args"]["decoder_attention_type"] == "scse" and "decoder_channels" in params["model"]["args"]
+        for name in ("refine", "__default__", "baseline"):
+            needed = {i for i in pipelines[name].inputs() if i.startswith("params:")}
+            assert all(catalog.exists(i) for i in needed), (name, sorted(i for i in needed if not catalog.exists(i)))

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 from kedro.io.core import DatasetError
 
-from sewer_segmentation.datasets import FolderDataset, ImageDataset, TextFileDataset, list_versions
 from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.io.datasets import FolderDataset, ImageDataset, TextFileDataset
+from sewer_segmentation.io.files import list_versions
 
-MASKS = {"type": "sewer_segmentation.datasets.ImageDataset", "kind": "mask"}
+MASKS = {"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": "mask"}
 
 
 def mask(value):
@@ -89,7 +90,7 @@ def test_partition_ids_cannot_escape_the_folder(tmp_path):
 def test_reports_are_written_atomically_and_round_trip(tmp_path):
     import pandas as pd
 
-    from sewer_segmentation.datasets import CSVFileDataset, JSONFileDataset
+    from sewer_segmentation.io.datasets import CSVFileDataset, JSONFileDataset
 
     report = JSONFileDataset(str(tmp_path / "r" / "metrics.json"))
     report.save({"iou": np.float32(0.5), "ids": np.arange(2)})
@@ -101,3 +102,24 @@ def test_reports_are_written_atomically_and_round_trip(tmp_path):
         report.save({"bad": object()})
     assert report.load()["iou"] == 0.5
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["metrics.json", "t.csv"]
+
+
+def test_refined_masks_round_trip_as_mask_and_weight_per_image(tmp_path):
+    from sewer_segmentation.io.datasets import RefinedMasksDataset  # noqa: PLC0415
+    from sewer_segmentation.refinement.masks import RefinedMasks  # noqa: PLC0415
+
+    soft = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    weight = np.full((3, 4), 255, np.uint8)
+    dataset = RefinedMasksDataset(path=str(tmp_path / "round_1"), versioned_folders=True, filename_suffix=".png",
+                                  dataset={"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": "soft_mask"})  # fmt: skip
+    dataset.save(RefinedMasks.of({"001": (soft, weight), "b c": (255 - soft, weight // 2)}))
+    version = list_versions(str(tmp_path / "round_1"))[0]
+    assert sorted(p.name for p in (tmp_path / "round_1" / version).iterdir()) == ["masks", "weights"]
+    loaded = dataset.load()
+    assert loaded.ids() == ["001", "b c"]
+    assert np.array_equal(loaded.mask("001"), soft) and np.array_equal(loaded.weights["b c"](), weight // 2)
+    (tmp_path / "round_1" / version / "weights" / "001.png").unlink()  # a weight map lost
+    with pytest.raises(DatasetError, match="001 lack a mask or a weight map") as failure:
+        RefinedMasksDataset(path=str(tmp_path / "round_1"), versioned_folders=True, filename_suffix=".png",
+                            dataset={"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": "soft_mask"}).load()  # fmt: skip
+    assert isinstance(failure.value.__cause__, BadInputError)  # one line from the CLI, naming the folder

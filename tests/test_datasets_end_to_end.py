@@ -6,7 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from sewer_segmentation.datasets import list_versions
+from sewer_segmentation.io.files import list_versions
 
 from .conftest import make_dataset, run_kedro
 
@@ -79,5 +79,8 @@ def test_two_datasets_in_one_checkout_never_cross(kedro_project):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
-    assert len(mlflow.search_runs(experiment_names=["sewer_segmentation-A"])) == 2
-    assert len(mlflow.search_runs(experiment_names=["sewer_segmentation-B"])) == 2
+    def pipeline_runs(experiment):  # the runs of `kedro run`, not the training stages' child runs
+        runs = mlflow.search_runs(experiment_names=[experiment])
+        return runs[runs["tags.mlflow.parentRunId"].isna()]
+
+    assert len(pipeline_runs("sewer_segmentation-A")) == 2 and len(pipeline_runs("sewer_segmentation-B")) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sewer_segmentation.datasets import list_versions
+from sewer_segmentation.io.files import list_versions
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ def test_two_cpu_processes_see_disjoint_data_and_write_one_model(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(script.parent.parent / "src")}
     result = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    from sewer_segmentation.training import StepSampler
+    from sewer_segmentation.modelling.training import StepSampler
 
     ranks = [json.loads((tmp_path / f"rank_{r}_epoch_0.json").read_text()) for r in (0, 1)]
     assert all(r["world_size"] == 2 for r in ranks)

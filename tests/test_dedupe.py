@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sewer_segmentation.dedupe import (
+from sewer_segmentation.data.dedupe import (
     bits_to_words,
     close_pairs,
     cluster_hashes,
@@ -11,7 +11,7 @@ from sewer_segmentation.dedupe import (
     perceptual_hash,
     words_to_hex,
 )
-from sewer_segmentation.synthetic import SyntheticConfig, draw_frame
+from sewer_segmentation.data.synthetic import SyntheticConfig, draw_frame
 
 
 def test_crafted_near_duplicates_cluster_and_distinct_frames_do_not():

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.losses import LOSSES, build_loss
+from sewer_segmentation.modelling.losses import LOSSES, build_loss
 
 
 def perfect_logits(target):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sewer_segmentation.metrics import binary_metrics, soft_metrics
+from sewer_segmentation.modelling.metrics import binary_metrics, soft_metrics
 
 
 def masks(*rows):

@@ -3,9 +3,9 @@ import time
 import pytest
 import torch
 
-from sewer_segmentation import models
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.models import UNetAttention, build_model, load_model, save_model
+from sewer_segmentation.modelling import models
+from sewer_segmentation.modelling.models import UNetAttention, build_model, load_model, save_model
 
 SMALL = {"encoder_name": "resnet18", "encoder_weights": None, "args": {"decoder_channels": [32, 16, 16, 8, 8]}}
 

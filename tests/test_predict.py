@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from sewer_segmentation.models import build_model
+from sewer_segmentation.modelling.inference import TrainedModel
+from sewer_segmentation.modelling.models import build_model
 from sewer_segmentation.pipelines.predict.nodes import predict_folder
-from sewer_segmentation.training import TrainedModel
 
 MODEL = {"architecture": "Unet", "encoder_name": "resnet18", "encoder_weights": None, "args": {"decoder_channels": [16, 16, 8, 8, 8]}}
 
@@ -19,3 +19,14 @@ def test_frames_with_the_same_name_never_overwrite_each_other():
     assert masks["same.jpg"].shape == (40, 50) and masks["same.png"].shape == (60, 30)
     status = table.set_index("image").status
     assert (status[["same.jpg", "same.png", "other.png"]] == "ok").all() and status["notes.txt"].startswith("ignored")
+
+
+def test_a_model_is_chosen_by_stage_name_round_number_or_best(tmp_path):
+    from sewer_segmentation.io.datasets import SegmentationModelDataset  # noqa: PLC0415
+    from sewer_segmentation.pipelines.predict.nodes import load_chosen_model  # noqa: PLC0415
+
+    for stage, score in (("baseline", 0.5), ("round_1", 0.7), ("round_2", 0.6)):
+        SegmentationModelDataset(path=str(tmp_path / stage)).save(
+            TrainedModel(build_model(MODEL).eval(), MODEL, {"height": 64, "width": 64}, {"stage": stage, "best_validation_score": score}))
+    chosen = {choice: load_chosen_model(choice, str(tmp_path)).metadata["stage"] for choice in ("baseline", "1", "round_2", "best")}
+    assert chosen == {"baseline": "baseline", "1": "round_1", "round_2": "round_2", "best": "round_1"}

@@ -6,28 +6,31 @@ import sys
 import cv2
 import numpy as np
 
-from sewer_segmentation.datasets import SegmentationModelDataset
-from sewer_segmentation.imaging import decode_image
-from sewer_segmentation.models import build_model
-from sewer_segmentation.training import TrainedModel, predict_probabilities
+from sewer_segmentation.io.datasets import SegmentationModelDataset
+from sewer_segmentation.io.imaging import decode_image
+from sewer_segmentation.modelling.inference import TrainedModel, predict_probabilities
+from sewer_segmentation.modelling.models import build_model
 
 CONFIG = {"architecture": "Unet", "encoder_name": "resnet18", "encoder_weights": None}
 SIZE = {"height": 64, "width": 96}
 
 
-def test_masks_are_written_at_each_frames_size_and_match_the_pipelines_prediction(tmp_path):
+def test_masks_are_written_at_each_frames_size_and_an_unreadable_frame_is_named(tmp_path):
     model = build_model(CONFIG).eval()
     SegmentationModelDataset(path=str(tmp_path / "models/baseline")).save(
         TrainedModel(model, CONFIG, SIZE, {"best_validation_score": 0.5})
     )
     frame = tmp_path / "frame 1.jpg"
     cv2.imwrite(str(frame), np.random.default_rng(0).integers(0, 255, (90, 130, 3), dtype=np.uint8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
     result = subprocess.run(
-        [sys.executable, "-m", "sewer_segmentation", "predict", str(frame), "--models-root", str(tmp_path / "models"),
+        [sys.executable, "-m", "sewer_segmentation", "predict", str(broken), str(frame), "--models-root", str(tmp_path / "models"),
          "--out", str(tmp_path / "out"), "--threshold", "0.5"],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().startswith(f"Error: {broken}: unreadable") and not (tmp_path / "out/broken.jpg.png").exists()
     mask = cv2.imread(str(tmp_path / "out/frame 1.jpg.png"), cv2.IMREAD_GRAYSCALE)
     trained = SegmentationModelDataset(path=str(tmp_path / "models/baseline")).load()
     expected = predict_probabilities(trained.model, [decode_image(frame.read_bytes())], CONFIG, SIZE)[0] >= 0.5

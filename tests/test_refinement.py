@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from sewer_segmentation.imaging import mask_iou, to_uint8
-from sewer_segmentation.refinement import grabcut_mask, refine_mask, refine_pool
-from sewer_segmentation.synthetic import SyntheticConfig, box_mask, draw_frame
+from sewer_segmentation.data.synthetic import SyntheticConfig, box_mask, draw_frame
+from sewer_segmentation.io.imaging import mask_iou, to_uint8
+from sewer_segmentation.refinement.methods import grabcut_mask, refine_mask, refine_pool
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_threshold_method_keeps_thin_shapes_and_ignores_empty_boxes():
 
 
 def test_auto_chooses_the_candidate_that_agrees_with_the_polygons():
-    from sewer_segmentation.refinement import choose_refinement
+    from sewer_segmentation.refinement.methods import choose_refinement
 
     box = np.zeros((20, 40), np.uint8)
     box[2:18, 2:38] = 255
@@ -125,7 +125,7 @@ def test_auto_chooses_the_candidate_that_agrees_with_the_polygons():
 
 
 def test_soft_agreement_charges_a_soft_haze():
-    from sewer_segmentation.refinement import soft_agreement
+    from sewer_segmentation.refinement.methods import soft_agreement
 
     truth = np.zeros((10, 10), np.uint8)
     truth[4:6] = 255

@@ -4,7 +4,7 @@ import io
 import logging
 
 from sewer_segmentation.hooks import MAX_LOG_LINE, ShortLinesFormatter, shorten_line
-from sewer_segmentation.run_summary import next_commands, output_folders, stage_line, summary_lines
+from sewer_segmentation.reporting.run_summary import next_commands, output_folders, stage_line, summary_lines
 
 
 def test_outputs_are_listed_by_folder_and_reports_by_name(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
+from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
 from sewer_segmentation.pipelines.mask_refinement.nodes import merge_refined_shards, shard_of
 
 
@@ -28,8 +28,18 @@ def test_merge_joins_every_shard_once_and_ignores_other_counts():
     shards = {**shard("0-of-2", ["a", "c"]), **shard("1-of-2", ["b"]), **shard("0-of-3", ["zzz"])}
     failures = {"1-of-2": lambda: pd.DataFrame([{"image_id": "d", "error": "boom"}]), "0-of-3": lambda: pd.DataFrame([{"image_id": "x", "error": "old"}])}
     merged, table = merge_refined_shards(shards, failures, 2)
-    assert sorted(merged) == ["masks/a", "masks/b", "masks/c", "weights/a", "weights/b", "weights/c"]
+    assert merged.ids() == ["a", "b", "c"] and sorted(merged.weights) == ["a", "b", "c"]
+    assert merged.mask("b").tolist() == [[7, 7], [7, 7]]
     assert table.image_id.tolist() == ["d"]
+
+
+def test_mixed_or_half_written_shards_are_refused_naming_the_images():
+    twice = {**shard("0-of-2", ["a", "b"]), **shard("1-of-2", ["b"])}
+    with pytest.raises(BadInputError, match="b appear in two shards"):
+        merge_refined_shards(twice, {}, 2)
+    half = {**shard("0-of-2", ["a"]), **shard("1-of-2", ["b"]), "1-of-2/masks/c": np.zeros((2, 2), np.uint8)}
+    with pytest.raises(BadInputError, match="refined-mask shard 1-of-2: c lack a mask or a weight map"):
+        merge_refined_shards(half, {}, 2)
 
 
 def test_a_missing_shard_names_the_command_that_makes_it():

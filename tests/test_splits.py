@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, split_clusters
+from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, split_clusters
 
 cluster_sizes = st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=80)
 
@@ -44,8 +44,8 @@ def test_invalid_fractions_are_rejected():
 
 
 def test_split_folders_must_match_the_manifest_and_never_hold_eval():
+    from sewer_segmentation.data.splits import check_no_eval_images, check_splits_agree
     from sewer_segmentation.errors import BadInputError
-    from sewer_segmentation.splits import check_no_eval_images, check_splits_agree
 
     manifest = pd.DataFrame({"image_id": ["001", "002", "003", "004"], "split": ["baseline_train", "baseline_val", "eval", "weak"]})
     check_splits_agree(manifest, {"baseline_train": {"001": 1}, "eval": ["003"], "weak": ["004"]})

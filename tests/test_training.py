@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 from lightning.pytorch.callbacks import Callback
 
-from sewer_segmentation.data import Sample
+from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.training import (
+from sewer_segmentation.modelling.inference import predict_probabilities, resolve_precision
+from sewer_segmentation.modelling.training import (
     StepSampler,
     lr_factor_fn,
-    predict_probabilities,
     resolve_budget,
-    resolve_precision,
     train_model,
 )
 
@@ -76,7 +75,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, caplog):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_model(train, val, MODEL, config, SIZE, 0, "r", tmp_path, extra_callbacks=[CrashAfterSteps(5)])
     assert any(p.name == "last.ckpt" for p in tmp_path.rglob("*.ckpt"))
-    with caplog.at_level(logging.INFO, logger="sewer_segmentation.training"):
+    with caplog.at_level(logging.INFO, logger="sewer_segmentation.modelling.training"):
         resumed = train_model(train, val, MODEL, config, SIZE, 0, "r", tmp_path)
     assert "resuming the interrupted run" in caplog.text
     steps = [r["step"] for r in resumed.metadata["history"]["train"]]
@@ -95,9 +94,9 @@ def test_precision_resolution(monkeypatch):
     assert resolve_precision("bf16-mixed") == "bf16-mixed"
     with pytest.raises(ConfigurationError):
         resolve_precision("fp8")
-    monkeypatch.setattr("sewer_segmentation.training.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("sewer_segmentation.modelling.inference.cpu_has_fast_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16-mixed"
-    monkeypatch.setattr("sewer_segmentation.training.cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr("sewer_segmentation.modelling.inference.cpu_has_fast_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "32"
 
 
@@ -165,7 +164,7 @@ def test_bad_budget_or_learning_rate_is_refused_before_training(tmp_path):
 def test_precision_probe_picks_the_fastest_only_with_a_margin_and_caches(tmp_path, monkeypatch):
     import torch
 
-    from sewer_segmentation import precision
+    from sewer_segmentation.modelling import precision
 
     monkeypatch.setenv("SEWER_SEGMENTATION_CACHE", str(tmp_path))
     calls = []
@@ -198,6 +197,6 @@ def test_precision_probe_picks_the_fastest_only_with_a_margin_and_caches(tmp_pat
 def test_precision_probe_measures_real_steps():
     import torch
 
-    from sewer_segmentation.precision import time_training_steps
+    from sewer_segmentation.modelling.precision import time_training_steps
 
     assert time_training_steps(MODEL, SIZE, 2, "32", torch.device("cpu"), channels_last=True, steps=1) > 0

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 
-from sewer_segmentation.datasets import atomic_write_bytes
+from sewer_segmentation.data.synthetic import SyntheticConfig, write_dataset, write_inference_samples
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.stages import parse_round
-from sewer_segmentation.synthetic import SyntheticConfig, write_dataset, write_inference_samples
+from sewer_segmentation.io.files import atomic_write_bytes
+from sewer_segmentation.io.stages import parse_round
 
 DEFAULT_INFERENCE_FOLDER = "data/01_raw/inference"
 
@@ -230,11 +230,18 @@ def check_parameter_keys(context, runtime: dict) -> None:
 
 
 def check_training_parameters(params: dict) -> None:
-    """The baseline's and the rounds' training parameters, checked when the run starts (a bad
-    ``batch_size`` or ``learning_rate`` would otherwise surface only after data_engineering)."""
+    """The image size and the baseline's and the rounds' training parameters, checked when the run starts
+    (a bad ``batch_size`` or ``learning_rate`` would otherwise surface only after data_engineering)."""
+    from sewer_segmentation.data.samples import check_image_size  # noqa: PLC0415
+    from sewer_segmentation.modelling.plan import check_training_config  # noqa: PLC0415
     from sewer_segmentation.pipelines.final_training.nodes import final_training_config  # noqa: PLC0415
-    from sewer_segmentation.training import check_training_config  # noqa: PLC0415
 
+    size = params.get("image_size") or {}
+    if size:
+        try:
+            check_image_size(size.get("height"), size.get("width"))
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"image_size.height and image_size.width must be whole numbers, got {size}") from None
     training = (params.get("baseline_training") or {}).get("training")
     if not training:
         return
@@ -255,18 +262,24 @@ class MlflowTagsHook:
     def __init__(self) -> None:
         self._tags: dict[str, str] | None = None
         self._params: dict = {}
+        self._project_path = Path.cwd()
 
     @hook_impl
     def after_context_created(self, context) -> None:
         self._params = context.params
+        self._project_path = Path(context.project_path)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        from sewer_segmentation.tracking.runs import code_version, run_name  # noqa: PLC0415
+
         names = run_params.get("pipeline_names") or ["__default__"]
         self._tags = {
             "pipeline": ",".join(names),
             "round": str(self._params.get("round", 1)),
             "dataset": str(self._params.get("dataset")),
+            "code_version": code_version(self._project_path),
+            "mlflow.runName": run_name(names, str(self._params.get("dataset")), self._params.get("round", 1)),
         }
 
     @hook_impl
@@ -278,6 +291,91 @@ class MlflowTagsHook:
         if mlflow.active_run() is not None:
             mlflow.set_tags(self._tags)
             self._tags = None
+
+
+class StageRunsHook:
+    """One MLflow child run per training stage, nested under the pipeline's run and named after the stage,
+    with the same metric names in every stage; the refinement candidates' scores as metrics of the
+    round's run (``tracking/runs.py``)."""
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        from sewer_segmentation.tracking import runs as tracking  # noqa: PLC0415
+
+        step = node.name.rsplit(".", 1)[-1]
+        if step != tracking.STAGE_END_NODE and step not in tracking.REFINEMENT_SCORE_NODES:
+            return
+        import mlflow  # noqa: PLC0415
+
+        parent = mlflow.active_run()
+        if parent is None:  # tracking disabled
+            return
+        result = outputs[node.outputs[0]]
+        if step in tracking.REFINEMENT_SCORE_NODES:
+            mlflow.log_metrics(tracking.refinement_metrics(result))
+            return
+        tags = tracking.stage_tags(result, mlflow.get_run(parent.info.run_id).data.tags)
+        with mlflow.start_run(run_name=str(result.get("stage")), nested=True, tags=tags):
+            mlflow.log_metrics(tracking.stage_metrics(result))
+
+
+class PredictionRunHook:
+    """Each ``kedro run --pipeline=predict`` is one run of its own experiment,
+    ``sewer_segmentation-<dataset>-predictions`` (kedro-mlflow does not track that pipeline, see
+    conf/base/mlflow.yml): the model used, the folder, frame counts and ``predictions.csv``. Training
+    experiments then hold training runs only. A failure to log never fails the prediction."""
+
+    def __init__(self) -> None:
+        self._params: dict = {}
+        self._project_path = Path.cwd()
+        self._active = False
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params, self._project_path = context.params, Path(context.project_path)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._active = (run_params.get("pipeline_names") or []) == ["predict"]
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        if self._active:
+            self._log(catalog, "FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        if self._active:
+            self._log(catalog, "FAILED")
+
+    def _log(self, catalog, status: str) -> None:
+        import mlflow  # noqa: PLC0415
+
+        from sewer_segmentation.tracking.runs import code_version  # noqa: PLC0415
+
+        dataset, predict = str(self._params.get("dataset")), self._params.get("predict", {})
+        try:
+            client = mlflow.MlflowClient()
+            name = f"sewer_segmentation-{dataset}-predictions"
+            experiment = client.get_experiment_by_name(name)
+            experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+            run = client.create_run(experiment_id, run_name=f"predict · {dataset} · {predict.get('model')}",
+                                    tags={"pipeline": "predict", "dataset": dataset, "code_version": code_version(self._project_path)})  # fmt: skip
+            run_id = run.info.run_id
+            for key in ("model", "input_folder", "threshold", "flip_tta"):
+                client.log_param(run_id, key, str(predict.get(key)))
+            table_path = _description(catalog, "predictions_table").get("filepath")
+            if status == "FINISHED" and table_path and Path(table_path).is_file():
+                import pandas as pd  # noqa: PLC0415
+
+                table = pd.read_csv(table_path)
+                client.log_metric(run_id, "frames_predicted", float((table.status == "ok").sum()))
+                client.log_metric(run_id, "frames_skipped", float((table.status != "ok").sum()))
+                client.log_artifact(run_id, str(table_path))
+            client.set_terminated(run_id, status)
+            logger.info("MLflow: prediction run %s in experiment %s", run_id, name)
+        except Exception as exc:  # noqa: BLE001 - tracking is a record of the prediction, never a reason to fail it
+            logger.warning("MLflow: the prediction run could not be logged (%s)", exc)
 
 
 class NodeTimingHook:
@@ -326,7 +424,7 @@ class NodeTimingHook:
 
 
 #: Outputs whose JSON holds a stage's eval metrics, and the stage they belong to.
-STAGE_METRICS = {"baseline_metrics": "baseline", "round_metrics": "round"}
+STAGE_METRICS = {"baseline.metrics": "baseline", "round.metrics": "round"}
 
 
 class RunSummaryHook:
@@ -367,7 +465,7 @@ class RunSummaryHook:
         self._log(run_params, pipeline, catalog, failed=True)
 
     def _log(self, run_params, pipeline, catalog, failed: bool) -> None:
-        from sewer_segmentation.run_summary import output_folders, summary_lines  # noqa: PLC0415
+        from sewer_segmentation.reporting.run_summary import output_folders, summary_lines  # noqa: PLC0415
 
         outputs = sorted(pipeline.all_outputs())
         paths = []

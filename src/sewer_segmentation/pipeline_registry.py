@@ -2,6 +2,8 @@
 
 - ``data_engineering``: raw folders -> splits, manifest and data report.
 - ``baseline``: data_engineering + baseline_training.
+- ``baseline_training`` and ``final_training`` plan their training and share one ``training_stage``
+  pipeline (train -> predict eval -> score -> plots), namespaced ``baseline`` and ``round``.
 - ``refine``: mask_refinement + final_training for round ``round`` (``--params=round:2``).
 - ``refine_shard`` / ``merge_shards``: one round's refinement split over machines, then joined
   (followed by ``final_training``).
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, pipeline
 
-from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement, predict
+from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement, predict, training_stage
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -31,6 +33,11 @@ def register_pipelines() -> dict[str, Pipeline]:
         "predict": predict.pipeline.create_pipeline(),
         "refine_shard": mask_refinement.pipeline.create_shard_pipeline(),
         "merge_shards": mask_refinement.pipeline.create_merge_pipeline(),
-        # In one run, round 1 must wait for the baseline model trained in that run: name it directly.
-        "__default__": de + bt + pipeline(mr + ft, inputs={"previous_model": "baseline_model"}),
+        "__default__": de + bt + _round_1_after_baseline(mr + ft),
     }
+
+
+def _round_1_after_baseline(refine: Pipeline) -> Pipeline:
+    """In one run, round 1 must wait for the baseline model trained in that run: name it directly."""
+    with training_stage.pipeline.naming_other_stages():
+        return pipeline(refine, inputs={"previous_model": "baseline.model"})

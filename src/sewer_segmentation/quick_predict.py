@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from sewer_segmentation.errors import SewerSegmentationError
-from sewer_segmentation.imaging import decode_image, encode_image
+from sewer_segmentation.io.imaging import decode_image, encode_image
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -28,32 +29,40 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def predict_frames(argv: list[str]) -> list[Path]:
-    """Write one mask per frame; returns their paths. Errors are ``SewerSegmentationError``s."""
-    from sewer_segmentation.pipelines.predict.nodes import load_chosen_model  # noqa: PLC0415 - torch, models
-    from sewer_segmentation.training import predict_probabilities  # noqa: PLC0415
+def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:
+    """Write one mask per readable frame; returns the masks written and one error line per frame that
+    failed. A missing model is a ``SewerSegmentationError``."""
+    from sewer_segmentation.modelling.inference import predict_frames  # noqa: PLC0415 - torch, only once arguments parsed
+    from sewer_segmentation.pipelines.predict.nodes import load_chosen_model  # noqa: PLC0415
 
     args = parse_args(argv)
     trained = load_chosen_model(args.model, str(args.models_root or Path("data/06_models") / args.dataset))
+    missing = [f"{frame}: no such file" for frame in args.frames if not frame.is_file()]
+    readers = {str(frame): partial(_decode, frame) for frame in args.frames if frame.is_file()}
     args.out.mkdir(parents=True, exist_ok=True)
     written = []
-    for frame in args.frames:
-        if not frame.is_file():
-            raise SewerSegmentationError(f"{frame}: no such file")
-        image = decode_image(frame.read_bytes(), str(frame))
-        probability = predict_probabilities(trained.model, [image], trained.model_config, trained.image_size)[0]
-        mask = np.where(probability >= args.threshold, 255, 0).astype(np.uint8)
-        target = args.out / f"{frame.name}.png"
+    for prediction in predict_frames(trained, readers, {"batch_size": 8}):
+        if prediction.error:
+            missing.append(f"{prediction.image_id}: {prediction.error}")
+            continue
+        mask = np.where(prediction.probability >= args.threshold, 255, 0).astype(np.uint8)
+        target = args.out / f"{Path(prediction.image_id).name}.png"
         target.write_bytes(encode_image(mask, ".png"))
-        print(f"{frame} -> {target} (defect area {float((mask > 0).mean()):.1%})")
+        print(f"{prediction.image_id} -> {target} (defect area {float((mask > 0).mean()):.1%})")
         written.append(target)
-    return written
+    return written, missing
+
+
+def _decode(frame: Path) -> np.ndarray:
+    return decode_image(frame.read_bytes(), str(frame))
 
 
 def main(argv: list[str]) -> int:
     try:
-        predict_frames(argv)
+        _, failed = write_masks(argv)
     except SewerSegmentationError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    for line in failed:
+        print(f"Error: {line}", file=sys.stderr)
+    return 1 if failed else 0

@@ -9,7 +9,9 @@ from sewer_segmentation.hooks import (
     NodeTimingHook,
     ParameterCheckHook,
     PlainLogsHook,
+    PredictionRunHook,
     RunSummaryHook,
+    StageRunsHook,
     SyntheticDataHook,
 )
 from sewer_segmentation.resolvers import CUSTOM_RESOLVERS
@@ -22,7 +24,7 @@ warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is depreca
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
 # Hooks run last-in-first-out; kedro-mlflow registers its own hook through its entry point.
-HOOKS = (PlainLogsHook(), ParameterCheckHook(), SyntheticDataHook(), MlflowTagsHook(), NodeTimingHook(), RunSummaryHook())
+HOOKS = (PlainLogsHook(), ParameterCheckHook(), SyntheticDataHook(), MlflowTagsHook(), StageRunsHook(), PredictionRunHook(), NodeTimingHook(), RunSummaryHook())
 
 
 CONFIG_LOADER_ARGS = {

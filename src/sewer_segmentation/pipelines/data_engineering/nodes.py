@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from kedro.io.core import DatasetError
 
-from sewer_segmentation.annotations import (
+from sewer_segmentation.data.annotations import (
     Problem,
     class_is_kept,
     parse_via_csv,
@@ -25,12 +25,13 @@ from sewer_segmentation.annotations import (
     rasterize_shapes,
     yolo_box_mask,
 )
-from sewer_segmentation.dedupe import cluster_hashes, hex_to_words, perceptual_hash, words_to_hex
+from sewer_segmentation.data.dedupe import cluster_hashes, hex_to_words, perceptual_hash, words_to_hex
+from sewer_segmentation.data.splits import SPLITS, WEAK, check_splits_agree, split_clusters
 from sewer_segmentation.errors import BadInputError, ConfigurationError
-from sewer_segmentation.imaging import has_image_extension, image_id_of, mask_iou
-from sewer_segmentation.plots import duplicate_cluster_gallery, sample_gallery
+from sewer_segmentation.io.imaging import has_image_extension, image_id_of, mask_iou
 from sewer_segmentation.progress import progress_bar
-from sewer_segmentation.splits import SPLITS, WEAK, check_splits_agree, split_clusters
+from sewer_segmentation.reporting.plots import duplicate_cluster_gallery, sample_gallery
+from sewer_segmentation.reporting.reports import data_report_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ def _load_failure(exc: BaseException) -> str:
     return f"cannot be read ({cause})"
 
 
+INVENTORY_COLUMNS = ["image_id", "source_file", "mask_source", "has_polygon", "width", "height", "phash"]
+
+
 def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotations: dict, params: dict):
     """Decode every raw image once: validate it against its mask and labels, and hash it.
 
@@ -150,73 +154,14 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
     policy = params["on_bad_file"]
     if policy not in ("skip", "error"):
         raise ConfigurationError(f"on_bad_file must be 'skip' or 'error', got {policy!r}")
-    problems = [Problem(p["file"], p["reason"], p["severity"] == "error") for p in annotations["problems"]]
-    filtered: list[Problem] = []
-    images = _by_image_id(raw_images)
-    box_mask_files = _by_image_id(raw_box_masks)
-    polygons = annotations["polygons"]
-    uses_yolo = bool(annotations["yolo_boxes"])
-
-    for pid in sorted(raw_images):
-        if not has_image_extension(pid):
-            filtered.append(Problem(f"images/{pid}", "not an image file extension; ignored", False))
-    for pids in images.values():
-        if len(pids) > 1:
-            problems.append(Problem(f"images/{pids[1]}", f"same name as images/{pids[0]} with another extension"))
-    for filename in annotations["listed_in_csv"]:
-        if filename not in raw_images:
-            problems.append(Problem(f"labels.csv ({filename})", "file listed in labels.csv does not exist in images/"))
-    for mask_id, pids in sorted(box_mask_files.items()):
-        if mask_id not in images:
-            problems.append(Problem(f"masks/{pids[0]}", "mask without an image"))
-
+    images, box_mask_files = _by_image_id(raw_images), _by_image_id(raw_box_masks)
+    problems, filtered = _layout_problems(raw_images, images, box_mask_files, annotations)
     rows = []
     for image_id, pids in progress_bar(sorted(images.items()), desc="inspect raw images", unit="img"):
-        pid = pids[0]
-        try:
-            image = raw_images[pid]()
-        except (DatasetError, OSError) as exc:
-            problems.append(Problem(f"images/{pid}", _load_failure(exc)))
-            continue
-        h, w = image.shape[:2]
-        try:
-            box_mask = _box_mask_for(image_id, (h, w), box_mask_files, raw_box_masks, annotations)
-        except (DatasetError, OSError) as exc:
-            problems.append(Problem(f"masks/{box_mask_files[image_id][0]}", _load_failure(exc)))
-            continue
-        if box_mask is None:
-            problems.append(Problem(f"images/{pid}", "no box mask in masks/ and no YOLO label file"))
-            continue
-        if box_mask.shape != (h, w):
-            problems.append(
-                Problem(
-                    f"masks/{box_mask_files[image_id][0]}",
-                    f"mask is {box_mask.shape[1]}x{box_mask.shape[0]} but its image is {w}x{h}",
-                )
-            )
-            continue
-        shapes = polygons.get(pid, [])
-        has_polygon = bool(shapes)
-        if has_polygon:
-            _, warnings = rasterize_shapes(shapes, h, w, params["via"]["polyline_thickness"])
-            problems += [Problem(f"labels.csv ({pid})", text, fatal=False) for text in warnings]
-        if not has_polygon and params["drop_images_without_boxes"] and not box_mask.any():
-            filtered.append(Problem(f"images/{pid}", "no boxes of the kept classes; left out", False))
-            continue
-        rows.append(
-            {
-                "image_id": image_id,
-                "source_file": pid,
-                "mask_source": f"masks/{box_mask_files[image_id][0]}" if image_id in box_mask_files else "yolo",
-                "has_polygon": has_polygon,
-                "width": w,
-                "height": h,
-                "phash": words_to_hex(
-                    perceptual_hash(image, params["dedupe"]["method"], params["dedupe"]["hash_size"])
-                ),
-            }
-        )
-    if uses_yolo and not box_mask_files:
+        row = _inspect_image(image_id, pids[0], raw_images, raw_box_masks, box_mask_files, annotations, params, problems, filtered)
+        if row is not None:
+            rows.append(row)
+    if annotations["yolo_boxes"] and not box_mask_files:
         logger.info("Box masks built from YOLO labels for %d images", len(rows))
 
     errors = [p for p in problems if p.fatal]
@@ -226,10 +171,61 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
     for p in errors:
         logger.warning("Skipping %s: %s", p.file, p.reason)
     excluded = pd.DataFrame([p.as_dict() for p in problems + filtered], columns=["file", "reason", "severity"])
-    inventory = pd.DataFrame(rows, columns=["image_id", "source_file", "mask_source", "has_polygon", "width", "height", "phash"])
+    inventory = pd.DataFrame(rows, columns=INVENTORY_COLUMNS)
     if inventory.empty:
         raise BadInputError("no usable images were found in the raw dataset (see the messages above)")
     return inventory, excluded
+
+
+def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict, annotations: dict) -> tuple[list[Problem], list[Problem]]:
+    """Problems of the dataset's layout, before any image is decoded: the annotation parser's, files that
+    are not images, two images with one name, labels.csv rows without a file, masks without an image."""
+    problems = [Problem(p["file"], p["reason"], p["severity"] == "error") for p in annotations["problems"]]
+    filtered = [Problem(f"images/{pid}", "not an image file extension; ignored", False) for pid in sorted(raw_images) if not has_image_extension(pid)]
+    for pids in images.values():
+        if len(pids) > 1:
+            problems.append(Problem(f"images/{pids[1]}", f"same name as images/{pids[0]} with another extension"))
+    for filename in annotations["listed_in_csv"]:
+        if filename not in raw_images:
+            problems.append(Problem(f"labels.csv ({filename})", "file listed in labels.csv does not exist in images/"))
+    for mask_id, pids in sorted(box_mask_files.items()):
+        if mask_id not in images:
+            problems.append(Problem(f"masks/{pids[0]}", "mask without an image"))
+    return problems, filtered
+
+
+def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_masks: Partitions, box_mask_files: dict, annotations: dict,
+                   params: dict, problems: list[Problem], filtered: list[Problem]) -> dict | None:  # fmt: skip
+    """The inventory row of one image, or None with the reason appended to ``problems`` (bad input) or
+    ``filtered`` (left out by a setting)."""
+    mask_file = f"masks/{box_mask_files[image_id][0]}" if image_id in box_mask_files else None
+    try:
+        image = raw_images[pid]()
+    except (DatasetError, OSError) as exc:
+        problems.append(Problem(f"images/{pid}", _load_failure(exc)))
+        return None
+    h, w = image.shape[:2]
+    try:
+        box_mask = _box_mask_for(image_id, (h, w), box_mask_files, raw_box_masks, annotations)
+    except (DatasetError, OSError) as exc:
+        problems.append(Problem(mask_file or f"images/{pid}", _load_failure(exc)))
+        return None
+    if box_mask is None:
+        problems.append(Problem(f"images/{pid}", "no box mask in masks/ and no YOLO label file"))
+        return None
+    if box_mask.shape != (h, w):
+        problems.append(Problem(mask_file, f"mask is {box_mask.shape[1]}x{box_mask.shape[0]} but its image is {w}x{h}"))
+        return None
+    shapes = annotations["polygons"].get(pid, [])
+    if shapes:
+        _, warnings = rasterize_shapes(shapes, h, w, params["via"]["polyline_thickness"])
+        problems += [Problem(f"labels.csv ({pid})", text, fatal=False) for text in warnings]
+    elif params["drop_images_without_boxes"] and not box_mask.any():
+        filtered.append(Problem(f"images/{pid}", "no boxes of the kept classes; left out", False))
+        return None
+    dedupe = params["dedupe"]
+    return {"image_id": image_id, "source_file": pid, "mask_source": mask_file or "yolo", "has_polygon": bool(shapes), "width": w,
+            "height": h, "phash": words_to_hex(perceptual_hash(image, dedupe["method"], dedupe["hash_size"]))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -444,28 +440,12 @@ def build_data_report(
         "box_coarseness": coarseness,
         "clusters": clusters.to_dict(orient="records"),
     }
-    md = [f"# Data report: `{dataset}`", "", "## Splits", "", "| split | images |", "|---|---|"]
-    md += [f"| {s} | {n} |" for s, n in counts.items()]
-    md += ["", "## Classes (regions)", "", "| class | kept | dropped |", "|---|---|---|"]
-    for name in sorted(set(annotations["kept_classes"]) | set(annotations["dropped_classes"])):
-        md.append(f"| {name} | {annotations['kept_classes'].get(name, 0)} | {annotations['dropped_classes'].get(name, 0)} |")
-    md += ["", "## How coarse are the boxes?", "", "Mean IoU of the filled box masks against finer masks:", ""]
-    labels = {
-        "box_vs_polygon_iou": "box mask vs hand-drawn polygons",
-        "box_vs_truth_iou": "box mask vs ground truth (synthetic)",
-        "polygon_vs_truth_iou": "polygons vs ground truth (synthetic)",
-    }
-    md += [f"- {labels[k]}: **{v['mean']:.3f}** over {v['images']} images" for k, v in coarseness.items()]
-    md += ["", f"## Duplicates: {len(clusters)} clusters, {report['duplicates_dropped']} images dropped", ""]
-    if len(clusters):
-        md += ["| cluster | size | kept | members |", "|---|---|---|---|"]
-        md += [f"| {c.cluster_id} | {c.size} | {c.representative} | {', '.join(json.loads(c.members))} |" for c in clusters.itertuples()]
-    md += ["", f"## Excluded or flagged files: {len(excluded)}", ""]
-    if len(excluded):
-        md += ["| file | severity | reason |", "|---|---|---|"]
-        md += [f"| `{e.file}` | {e.severity} | {e.reason} |" for e in excluded.itertuples()]
-    md += ["", "Galleries: `data_report_samples.png`, `data_report_duplicates.png`.", ""]
+    samples_png, duplicates_png = _report_galleries(manifest, clusters, annotations, raw_images, raw_box_masks, ground_truth, params)
+    return data_report_markdown(report), report, samples_png, duplicates_png
 
+
+def _report_galleries(manifest, clusters, annotations, raw_images, raw_box_masks, ground_truth, params) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of kept images with their masks, and the largest duplicate clusters."""
     box_mask_files = _by_image_id(raw_box_masks)
     truth_files = _by_image_id(ground_truth)
 
@@ -490,4 +470,4 @@ def build_data_report(
         (int(c.cluster_id), [(m, panel(m)[0]) for m in _representative_first(c)]) for c in biggest.itertuples()
     ]
     duplicates_png = duplicate_cluster_gallery(cluster_images)
-    return "\n".join(md), report, samples_png, duplicates_png
+    return samples_png, duplicates_png

@@ -4,7 +4,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from sewer_segmentation.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK
+from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK
 
 from .nodes import (
     assign_splits,

@@ -1,47 +1,49 @@
-"""Wiring of final_training (namespace ``final_training`` in kedro viz)."""
+"""Wiring of final_training (namespace ``round`` in kedro viz): plan the round's training, the shared
+training stage, then the oracle and the rounds report."""
 
 from kedro.pipeline import Node, Pipeline
 
-from sewer_segmentation.pipelines.baseline_training.pipeline import evaluation_nodes
+from sewer_segmentation.pipelines import training_stage
 
-from .nodes import assemble_round_metrics, build_rounds_report, train_final_model, train_oracle
+from .nodes import assemble_round_metrics, build_rounds_report, plan_round_training, train_oracle
 
-TRAINING = ["params:model", "params:image_size", "params:baseline_training.training", "params:final_training", "params:seed"]
+STAGE = "round"
+SPLITS = {"split_manifest", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images", "baseline_val_masks",
+          "eval_images", "eval_masks", "raw_ground_truth"}  # fmt: skip
+PARAMETERS = {"params:model", "params:image_size", "params:baseline_training.training", "params:final_training", "params:seed",
+              "params:round", "params:inference"}  # fmt: skip
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
         Node(
-            train_final_model,
-            inputs=["split_manifest", "refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks",
-                    "baseline_val_images", "baseline_val_masks", "eval_images", "previous_model", *TRAINING, "params:round"],  # fmt: skip
-            outputs=["round_model", "round_training_history"],
-            name="train_final_model",
+            plan_round_training,
+            inputs=["split_manifest", "refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images",
+                    "baseline_val_masks", "eval_images", "previous_model", "params:model", "params:image_size",
+                    "params:baseline_training.training", "params:final_training", "params:round"],  # fmt: skip
+            outputs="training_plan",
+            name="plan_training",
         ),
-        *evaluation_nodes("round", "round_eval_report", "params:final_training.stage"),
-        Node(
-            train_oracle,
-            inputs=["weak_images", "baseline_train_images", "baseline_val_images", "baseline_val_masks",
-                    "eval_images", "eval_masks", "raw_ground_truth", "previous_model", *TRAINING, "params:inference"],  # fmt: skip
-            outputs="oracle_result",
-            name="train_oracle",
-        ),
-        Node(
-            assemble_round_metrics,
-            inputs=["round_eval_report", "refinement_quality", "refinement_failures", "oracle_result", "params:round"],
-            outputs="round_metrics",
-            name="assemble_round_metrics",
-        ),
-        Node(build_rounds_report, ["round_metrics", "baseline_metrics", "all_stage_metrics"], ["rounds_report_md", "rounds_report_png"],
+        Node(train_oracle, ["training_plan", "weak_images", "baseline_train_images", "eval_images", "eval_masks", "raw_ground_truth",
+                            "params:final_training", "params:seed", "params:inference"], "oracle_result", name="train_oracle"),  # fmt: skip
+        Node(assemble_round_metrics, ["eval_report", "refinement_quality", "refinement_failures", "oracle_result", "params:round"],
+             "metrics", name="assemble_round_metrics"),  # fmt: skip
+        Node(build_rounds_report, ["metrics", "baseline_metrics", "all_stage_metrics"], ["rounds_report_md", "rounds_report_png"],
              name="build_rounds_report"),  # fmt: skip
     ]
-    return Pipeline(
+    with training_stage.pipeline.naming_other_stages():
+        return _round_pipeline(nodes)
+
+
+def _round_pipeline(nodes: list[Node]) -> Pipeline:
+    round_only = Pipeline(
         nodes,
-        namespace="final_training",
-        inputs={"split_manifest", "refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images",
-                "baseline_val_masks", "previous_model", "eval_images", "eval_masks", "eval_box_masks", "raw_ground_truth",
-                "refinement_quality", "refinement_failures", "all_stage_metrics", "baseline_metrics"},  # fmt: skip
-        outputs={"round_model", "round_training_history", "round_eval_per_image", "round_mlflow_metrics", "round_metrics",
-                 "rounds_report_md", "rounds_report_png", "round_learning_curves", "round_prediction_gallery"},  # fmt: skip
-        parameters={*TRAINING, "params:round", "params:inference", "params:inference.gallery_cases", "params:final_training.stage"},
+        namespace=STAGE,
+        inputs={**{name: name for name in (*SPLITS, "refined_masks", "previous_model", "refinement_quality", "refinement_failures", "all_stage_metrics")},
+                "baseline_metrics": "baseline.metrics"},
+        outputs={"rounds_report_md", "rounds_report_png"},
+        parameters=PARAMETERS,
     )
+    # The stage's eval report becomes part of the round's metrics (with the refinement's figures).
+    stage = Pipeline(training_stage.pipeline.create_pipeline(STAGE), outputs={"round.metrics": "round.eval_report"})
+    return round_only + stage

@@ -12,14 +12,14 @@ import logging
 import numpy as np
 import pandas as pd
 
+from sewer_segmentation.data.splits import BASELINE_VAL, WEAK, check_model_matches_splits, check_splits_agree
 from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
-from sewer_segmentation.evaluation import score_predictors
-from sewer_segmentation.imaging import by_image_id, to_uint8
-from sewer_segmentation.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
-from sewer_segmentation.progress import progress_bar
-from sewer_segmentation.refinement import candidate_settings, choose_refinement, refine_pool
-from sewer_segmentation.splits import BASELINE_VAL, WEAK, check_model_matches_splits, check_splits_agree
-from sewer_segmentation.training import TrainedModel, predict_probabilities
+from sewer_segmentation.io.imaging import by_image_id, to_uint8
+from sewer_segmentation.modelling.evaluation import score_predictors
+from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
+from sewer_segmentation.refinement.masks import RefinedMasks
+from sewer_segmentation.refinement.methods import candidate_settings, choose_refinement, refine_pool
+from sewer_segmentation.reporting.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
 
 logger = logging.getLogger(__name__)
 
@@ -47,31 +47,15 @@ def predict_pool(
     """
     check_splits_agree(split_manifest, {WEAK: images})
     check_model_matches_splits(split_manifest, trained.metadata, "the refining model")
-    ids = shard_of(list(images), shard)
-    batch_size = int(inference["batch_size"])
+    shard_images = {i: images[i] for i in shard_of(list(images), shard)}
     probabilities: dict[str, np.ndarray] = {}
     failures = []
-
-    def run(batch_ids):
-        frames = [images[i]() for i in batch_ids]
-        maps = predict_probabilities(
-            trained.model, frames, trained.model_config, trained.image_size, batch_size=len(frames),
-            precision=inference.get("precision", "auto"), flip_tta=bool(inference.get("flip_tta", False)),
-        )  # fmt: skip
-        for i, p in zip(batch_ids, maps, strict=True):
-            probabilities[i] = to_uint8(p)
-
-    for start in progress_bar(range(0, len(ids), batch_size), desc="predict weak pool", unit="batch"):
-        batch_ids = ids[start : start + batch_size]
-        try:
-            run(batch_ids)
-        except Exception:  # noqa: BLE001 - narrowed below, image by image
-            for image_id in batch_ids:
-                try:
-                    run([image_id])
-                except Exception as exc:  # noqa: BLE001 - any failure is reported per image
-                    failures.append({"image_id": image_id, "error": f"{type(exc).__name__}: {exc}"})
-                    logger.error("Prediction failed for %s: %s", image_id, exc)
+    for prediction in predict_frames(trained, shard_images, inference, description="predict weak pool"):
+        if prediction.error:
+            failures.append({"image_id": prediction.image_id, "error": prediction.error})
+            logger.error("Prediction failed for %s: %s", prediction.image_id, prediction.error)
+        else:
+            probabilities[prediction.image_id] = to_uint8(prediction.probability)
     return probabilities, pd.DataFrame(failures, columns=FAILURE_COLUMNS)
 
 
@@ -94,21 +78,16 @@ def choose_refinement_method(
     return choice
 
 
-def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, choice: dict, refinement: dict) -> dict:
-    """Refined masks and weight maps of the chosen method as one versioned folder: ``masks/<id>`` and
-    ``weights/<id>``."""
+def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, choice: dict, refinement: dict) -> RefinedMasks:
+    """Refined mask and weight map of every weak image, by the chosen method (saved as one versioned folder)."""
     refined = refine_pool(weak_probabilities, weak_images, weak_box_masks, choice["method"], choice["params"],
                           f"refine masks ({choice['label']})", refinement.get("n_jobs", "auto"))  # fmt: skip
-    out = {}
-    for image_id, (mask, weight) in refined.items():
-        out[f"masks/{image_id}"] = mask
-        out[f"weights/{image_id}"] = weight
     logger.info("Refined %d masks with %s", len(weak_probabilities), choice["label"])
-    return out
+    return RefinedMasks.of(refined)
 
 
 def score_refinement_methods(
-    refined_masks: dict, choice: dict, weak_probabilities: dict, weak_images, weak_box_masks, ground_truth, refinement: dict
+    refined_masks: RefinedMasks, choice: dict, weak_probabilities: dict, weak_images, weak_box_masks, ground_truth, refinement: dict
 ) -> dict:  # fmt: skip
     """The evidence behind the round's masks: each candidate's agreement with the polygons of the
     selection images (what ``auto`` chose on) and, on synthetic data, each candidate's weak-pool masks
@@ -124,7 +103,7 @@ def score_refinement_methods(
             entry["selection_vs_polygons"] = choice["scores"][label]
         if weak_truth:
             if label == choice["label"]:
-                masks = {k[len("masks/") :]: (v() if callable(v) else v) for k, v in refined_masks.items() if k.startswith("masks/")}
+                masks = {i: refined_masks.mask(i) for i in refined_masks.ids()}
             else:
                 masks = {i: m for i, (m, _) in refine_pool(weak_probabilities, weak_images, weak_box_masks, method, params, n_jobs=jobs).items()}
             summary, _ = score_predictors({label: masks}, {"ground_truth": weak_truth})
@@ -138,7 +117,7 @@ def score_refinement_methods(
     return quality
 
 
-def merge_refined_shards(shards: dict, shard_failures: dict, count: int) -> tuple[dict, pd.DataFrame]:
+def merge_refined_shards(shards: dict, shard_failures: dict, count: int) -> tuple[RefinedMasks, pd.DataFrame]:
     """Join the refined masks of shards ``0-of-N`` .. ``N-1-of-N`` into one round.
 
     Every shard must be there, exactly once; a missing shard stops the merge with the command that
@@ -155,19 +134,19 @@ def merge_refined_shards(shards: dict, shard_failures: dict, count: int) -> tupl
         commands = ", ".join(f"`kedro run --pipeline=refine_shard --params=mask_refinement.shard.index={n.split('-')[0]},"
                              f"mask_refinement.shard.count={count}`" for n in missing)  # fmt: skip
         raise MissingArtifactError(f"refined-mask shards {', '.join(missing)} are missing: run {commands} (same round)")
-    merged: dict = {}
-    for name in expected:
-        for key, value in by_shard[name].items():
-            if key in merged:
-                raise BadInputError(f"{key} appears in two shards; shards of different counts are mixed")
-            merged[key] = value
+    merged = RefinedMasks()
+    try:
+        for name in expected:
+            merged = merged.merged_with(RefinedMasks.from_partitions(by_shard[name], where=f"refined-mask shard {name}"))
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
     failures = [load() for key, load in sorted(shard_failures.items()) if key.split("_")[0] in expected]
     table = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(columns=FAILURE_COLUMNS)
-    logger.info("Merged %d shards: %d refined masks", count, sum(k.startswith("masks/") for k in merged))
+    logger.info("Merged %d shards: %d refined masks", count, len(merged.ids()))
     return merged, table
 
 
-def score_merged_refinement(refined_masks: dict, shard_choices: dict, ground_truth, count: int) -> dict:
+def score_merged_refinement(refined_masks: RefinedMasks, shard_choices: dict, ground_truth, count: int) -> dict:
     """The choice the shards made (the same on every shard: it is deterministic, and checked) and the
     merged masks against ground truth (synthetic data). Other candidates are not scored on the weak pool
     in sharded runs (their predictions stayed on the shard machines)."""
@@ -179,7 +158,7 @@ def score_merged_refinement(refined_masks: dict, shard_choices: dict, ground_tru
         raise BadInputError(f"the shards chose different refinement methods ({sorted({c['label'] for c in choices})}): refine them again with the same model")
     choice = choices[0]
     truth = by_image_id(ground_truth)
-    masks = {k[len("masks/") :]: (v() if callable(v) else v) for k, v in refined_masks.items() if k.startswith("masks/")}
+    masks = {i: refined_masks.mask(i) for i in refined_masks.ids()}
     entry: dict = {}
     if choice["label"] in choice["scores"]:
         entry["selection_vs_polygons"] = choice["scores"][choice["label"]]
@@ -190,16 +169,15 @@ def score_merged_refinement(refined_masks: dict, shard_choices: dict, ground_tru
             "shards": int(count), "methods": {choice["label"]: entry}}  # fmt: skip
 
 
-def plot_refinement_gallery(weak_images, weak_box_masks, refined_masks: dict, ground_truth, n_cases: int, round_number: int):
+def plot_refinement_gallery(weak_images, weak_box_masks, refined_masks: RefinedMasks, ground_truth, n_cases: int, round_number: int):
     """Box mask, refined mask and (synthetic) true mask side by side for a few weak images."""
     truth = by_image_id(ground_truth)
-    ids = sorted(k.split("/", 1)[1] for k in refined_masks if k.startswith("masks/"))
+    ids = refined_masks.ids()
     picked = [ids[i] for i in np.linspace(0, len(ids) - 1, min(int(n_cases), len(ids))).astype(int)] if ids else []
     rows = []
     for image_id in picked:
         image = weak_images[image_id]()
-        refined = refined_masks[f"masks/{image_id}"]
-        refined = refined() if callable(refined) else refined
+        refined = refined_masks.mask(image_id)
         row = [
             (image_id, image),
             ("box mask", overlay(image, weak_box_masks[image_id](), BOX_COLOUR)),

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from sewer_segmentation.pipelines.baseline_training.nodes import predict_images
+from sewer_segmentation.modelling.inference import predict_split
 
 from .nodes import (
     build_refined_masks,
@@ -18,7 +18,7 @@ from .nodes import (
 def selection_nodes() -> list[Node]:
     """Predict baseline_val with the refining model and choose the refinement method on it (never eval)."""
     return [
-        Node(predict_images, ["previous_model", "baseline_val_images", "params:inference"], "selection_probabilities",
+        Node(predict_split, ["previous_model", "baseline_val_images", "params:inference"], "selection_probabilities",
              name="predict_selection_images"),  # fmt: skip
         Node(choose_refinement_method,
              ["split_manifest", "selection_probabilities", "baseline_val_images", "baseline_val_box_masks", "baseline_val_masks", "params:mask_refinement"],

@@ -8,16 +8,14 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 import pandas as pd
-from kedro.io.core import DatasetError
 
-from sewer_segmentation.datasets import SegmentationModelDataset
 from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
-from sewer_segmentation.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of
-from sewer_segmentation.models import load_model_from_mlflow
-from sewer_segmentation.plots import overlay
-from sewer_segmentation.progress import progress_bar
-from sewer_segmentation.stages import best_stage, saved_stages
-from sewer_segmentation.training import TrainedModel, predict_probabilities
+from sewer_segmentation.io.datasets import SegmentationModelDataset
+from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of
+from sewer_segmentation.io.stages import best_stage, saved_stages
+from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
+from sewer_segmentation.modelling.models import load_model_from_mlflow
+from sewer_segmentation.reporting.plots import overlay
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +72,21 @@ def _output_ids(names: list[str]) -> dict[str, str]:
     return {name: (i + PurePosixPath(name).suffix if name in clashes else i) for name, i in ids.items()}
 
 
+def _summary_row(name: str, image: np.ndarray, mask: np.ndarray, probability: np.ndarray) -> dict:
+    defect = mask > 0
+    boxes = _regions(mask)
+    return {
+        "image": name,
+        "status": "ok",
+        "width": image.shape[1],
+        "height": image.shape[0],
+        "defect_area_fraction": round(float(defect.mean()), 6),
+        "mean_confidence": round(float(probability[defect].mean()) if defect.any() else 0.0, 4),
+        "regions": len(boxes),
+        "boxes": ";".join(" ".join(map(str, b)) for b in boxes),
+    }
+
+
 def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, dict, pd.DataFrame]:
     """Masks (0/255, each frame's own size), overlays and a summary table for every frame.
 
@@ -81,7 +94,6 @@ def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, d
     with its error in the table and skipped.
     """
     threshold = float(params.get("threshold", 0.5))
-    batch_size = int(params.get("batch_size", 16))
     names = sorted(n for n in frames if has_image_extension(n))
     ignored = sorted(n for n in frames if not has_image_extension(n))
     if not names:
@@ -92,40 +104,17 @@ def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, d
     masks, overlays, rows = {}, {}, []
     for name in ignored:
         rows.append({"image": name, "status": "ignored: not an image file extension"})
-    for start in progress_bar(range(0, len(names), batch_size), desc="predict", unit="batch"):
-        batch = []
-        for name in names[start : start + batch_size]:
-            try:
-                batch.append((name, frames[name]()))
-            except (DatasetError, OSError) as exc:
-                cause = exc.__cause__ or exc
-                rows.append({"image": name, "status": f"unreadable: {str(cause).split(': ', 1)[-1]}"})
-                logger.warning("Skipping %s: %s", name, cause)
-        if not batch:
+    for prediction in predict_frames(trained, {name: frames[name] for name in names}, params, description="predict"):
+        name = prediction.image_id
+        if prediction.error:
+            rows.append({"image": name, "status": prediction.error})
+            logger.warning("Skipping %s: %s", name, prediction.error)
             continue
-        probabilities = predict_probabilities(
-            trained.model, [image for _, image in batch], trained.model_config, trained.image_size,
-            batch_size=batch_size, precision=params.get("precision", "auto"), flip_tta=bool(params.get("flip_tta", False)),
-        )  # fmt: skip
-        for (name, image), prob in zip(batch, probabilities, strict=True):
-            mask = np.where(prob >= threshold, 255, 0).astype(np.uint8)
-            image_id = output_ids[name]
-            masks[image_id] = mask
-            overlays[image_id] = overlay(image, mask, (255, 60, 60), 0.5)
-            defect = mask > 0
-            boxes = _regions(mask)
-            rows.append(
-                {
-                    "image": name,
-                    "status": "ok",
-                    "width": image.shape[1],
-                    "height": image.shape[0],
-                    "defect_area_fraction": round(float(defect.mean()), 6),
-                    "mean_confidence": round(float(prob[defect].mean()) if defect.any() else 0.0, 4),
-                    "regions": len(boxes),
-                    "boxes": ";".join(" ".join(map(str, b)) for b in boxes),
-                }
-            )
+        image, prob = prediction.image, prediction.probability
+        mask = np.where(prob >= threshold, 255, 0).astype(np.uint8)
+        masks[output_ids[name]] = mask
+        overlays[output_ids[name]] = overlay(image, mask, (255, 60, 60), 0.5)
+        rows.append(_summary_row(name, image, mask, prob))
     table = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).sort_values("image").reset_index(drop=True)
     table[["width", "height", "regions"]] = table[["width", "height", "regions"]].astype("Int64")
     logger.info("Predicted %d frames (%d skipped)", len(masks), int((table.status != "ok").sum()))

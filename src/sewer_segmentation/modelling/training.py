@@ -1,4 +1,4 @@
-"""Training and inference with Lightning.
+"""Training with Lightning (inference lives in ``inference.py``).
 
 ``train_model`` fits a model on cached samples for a budget of optimizer steps (``training.steps``; or
 ``epochs``, turned into steps), validates ``validations`` times and keeps the weights of the best
@@ -16,34 +16,33 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from torch.utils.data import DataLoader, Sampler
 
-from sewer_segmentation.data import (
+from sewer_segmentation.data.samples import (
     Sample,
     SegmentationDataset,
     build_augmentation,
     check_image_size,
     normalization_for,
-    to_model_input,
 )
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.losses import build_loss
-from sewer_segmentation.metrics import (
+from sewer_segmentation.modelling.inference import TrainedModel, cpu_has_fast_bf16, inference_device, resolve_precision
+from sewer_segmentation.modelling.losses import build_loss
+from sewer_segmentation.modelling.metrics import (
     confusion_counts,
     metrics_from_counts,
     soft_metrics_from_sums,
     soft_sums,
 )
-from sewer_segmentation.models import build_model, set_batchnorm_frozen
-from sewer_segmentation.precision import probe_precision
+from sewer_segmentation.modelling.models import build_model, set_batchnorm_frozen
+from sewer_segmentation.modelling.plan import SELECTION_METRICS, check_training_config, resolve_budget
+from sewer_segmentation.modelling.precision import probe_precision
 from sewer_segmentation.progress import on_terminal
 
 logger = logging.getLogger(__name__)
@@ -58,43 +57,6 @@ def _quiet_lightning() -> None:
     # Lightning 2.6 calls a torch API it deprecated itself; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
-# Validation metrics the kept weights can be chosen by: all "higher is better", so that every comparison
-# of stages (the best model so far, predict_model: best) reads the same way.
-SELECTION_METRICS = {"val_mean_iou": "max", "val_iou": "max", "val_dice": "max", "val_soft_iou": "max", "val_soft_dice": "max"}
-
-
-# --------------------------------------------------------------------------------------------------
-# Precision and devices
-# --------------------------------------------------------------------------------------------------
-
-
-def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matrix work runs natively (measured ~2x faster training here)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def resolve_precision(setting: str | int, accelerator: str = "auto") -> str:
-    """``32``, ``bf16-mixed``, ``16-mixed`` as given; ``auto`` (inference) picks bf16-mixed on GPUs that
-    support it and on CPUs with native bf16, else 32-bit. Training measures instead (``precision.py``)."""
-    setting = str(setting)
-    if setting != "auto":
-        if setting not in ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true"):
-            raise ConfigurationError(f"precision must be auto, 32, bf16-mixed or 16-mixed; got {setting!r}")
-        return setting
-    uses_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if uses_gpu:
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_fast_bf16() else "32"
-
-
-def inference_device(accelerator: str = "auto") -> torch.device:
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,56 +184,6 @@ class StepSampler(Sampler[int]):
             for index in torch.randperm(self.n, generator=generator).tolist()[: self.count - given]:
                 yield index
                 given += 1
-
-
-def check_training_config(training: dict) -> str:
-    """Refuse training parameters that cannot work, before anything runs; returns the selection metric.
-    (Also called when a run starts, so ``--params=...batch_size=0`` fails at once, not after data_engineering.)"""
-    metric = training.get("save_by_metric", "val_mean_iou")
-    if metric not in SELECTION_METRICS:
-        raise ConfigurationError(f"save_by_metric must be one of {sorted(SELECTION_METRICS)} (validation metrics), got {metric!r}")
-    try:
-        rate = float(training.get("learning_rate"))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"training.learning_rate must be a number, got {training.get('learning_rate')!r}") from None
-    if not rate > 0:
-        raise ConfigurationError(f"training.learning_rate must be above 0, got {rate}")
-    _positive_int(training, "batch_size")
-    _positive_int(training, "epochs" if training.get("epochs") is not None else "steps")
-    try:
-        decay = float(training.get("weight_decay") or 0)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"training.weight_decay must be a number, got {training.get('weight_decay')!r}") from None
-    if decay < 0:
-        raise ConfigurationError(f"training.weight_decay must be 0 or more, got {decay}")
-    return metric
-
-
-def resolve_budget(training: dict, n_train: int) -> tuple[int, int]:
-    """(optimizer steps, steps between validations) from ``steps``/``validations`` or, when ``epochs`` is
-    set, from epochs over ``n_train`` images (``scoring_per_epoch`` validations per epoch)."""
-    batch_size = _positive_int(training, "batch_size")
-    epochs = training.get("epochs")
-    if epochs is not None:
-        steps_per_epoch = max(1, math.ceil(n_train / batch_size))
-        steps = _positive_int(training, "epochs") * steps_per_epoch
-        validations = int(epochs) * max(1, int(training.get("scoring_per_epoch", 1)))
-    else:
-        steps = _positive_int(training, "steps")
-        validations = max(1, int(training.get("validations", 10)))
-    every = training.get("val_every_steps")
-    interval = int(every) if every else max(1, steps // validations)
-    return steps, min(interval, steps)
-
-
-def _positive_int(config: dict, key: str) -> int:
-    try:
-        value = int(config.get(key))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"training.{key} must be a positive whole number, got {config.get(key)!r}") from None
-    if value < 1:
-        raise ConfigurationError(f"training.{key} must be at least 1, got {value} (a model that never trained is never saved)")
-    return value
 
 
 class BestWeights(Callback):
@@ -408,16 +320,6 @@ def _log_history_to_mlflow(history: dict, prefix: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class TrainedModel:
-    """A trained model with everything needed to save, reload and describe it."""
-
-    model: torch.nn.Module
-    model_config: dict
-    image_size: dict
-    metadata: dict = field(default_factory=dict)
-
-
 def run_fingerprint(*parts) -> str:
     """Stable short hash of configuration and data: a checkpoint only resumes the same run."""
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -476,6 +378,104 @@ def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, m
     return values[metric]
 
 
+def _training_precision(training: dict, model_config: dict, image_size: dict) -> str:
+    """``precision: auto`` is measured on this device for this model, batch and size (cached)."""
+    accelerator = training.get("accelerator", "auto")
+    precision = str(training.get("precision", "auto"))
+    if precision == "auto":
+        precision = probe_precision(model_config, image_size, int(training["batch_size"]), inference_device(accelerator),
+                                    bool(training.get("channels_last", True)), cpu_has_fast_bf16())  # fmt: skip
+    return resolve_precision(precision, accelerator)
+
+
+def _starting_model(model_config: dict, training: dict, initial_state: dict | None, val_samples: list[Sample], metric: str,
+                    precision: str, stage: str) -> tuple[torch.nn.Module, float | None]:  # fmt: skip
+    """A fresh model, or one fine-tuned from ``initial_state`` with those weights' validation score."""
+    model = build_model(model_config)
+    initial_score = None
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+        if val_samples:
+            mean, std = normalization_for(model_config)
+            device = inference_device(training.get("accelerator", "auto"))
+            initial_score = validation_score(model, val_samples, mean, std, metric, device=device, precision=precision)
+            model.train()  # validation_score switched to eval mode; training must start in train mode
+            logger.info("%s: the starting weights score %s %.4f on validation", stage, metric, initial_score)
+    if training.get("channels_last", True):
+        model = model.to(memory_format=torch.channels_last)
+    return model, initial_score
+
+
+def _trainer(training: dict, steps: int, val_interval: int, precision: str, callbacks: list[Callback], progress: bool, stage: str) -> L.Trainer:
+    strategy = training.get("strategy", "auto")
+    if strategy == "ddp":
+        # Kedro runs the whole pipeline in this process: training processes must be spawned for fit()
+        # and end with it, or every process would run (and write) the rest of the pipeline.
+        logger.info("%s: strategy ddp runs as ddp_spawn inside a Kedro pipeline", stage)
+        strategy = "ddp_spawn"
+    if strategy == "ddp_spawn":
+        # Spawning hands every tensor to the children; passing one file descriptor per tensor fails
+        # ("bad value(s) in fds_to_keep"), sharing through the file system does not.
+        torch.multiprocessing.set_sharing_strategy("file_system")
+    _quiet_lightning()
+    return L.Trainer(
+        # One pass of the sampler is the whole budget; with several processes each sees a share of it,
+        # and further passes fill the budget up to `steps` optimizer steps.
+        max_epochs=-1,
+        max_steps=steps,
+        accelerator=training.get("accelerator", "auto"),
+        devices=training.get("devices", "auto"),
+        num_nodes=int(training.get("num_nodes", 1)),
+        strategy=strategy,
+        precision=precision,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        val_check_interval=val_interval,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        deterministic="warn",
+        log_every_n_steps=1,
+        gradient_clip_val=training.get("gradient_clip_val"),
+    )
+
+
+def _load_best_weights(module: SegmentationModule, best: BestWeights, checkpoint_dir: Path) -> tuple[float | None, int | None, bool]:
+    """Put the best validated weights into ``module``; returns their score, step and whether they are the
+    starting weights. Rank 0 wrote them at the end of fit; under ddp_spawn that was a child process and
+    this process's callback never saw them, so the file is the answer whenever it exists."""
+    best_file = checkpoint_dir / "best.pt"
+    chosen = torch.load(best_file, map_location="cpu", weights_only=True) if best_file.is_file() else best.state_dict()
+    if chosen["best_state"] is None:
+        return None, None, False
+    module.model.load_state_dict(chosen["best_state"])
+    return chosen["best_score"], chosen["best_step"], chosen["from_initial"]
+
+
+def _data_loaders(train_samples: list[Sample], val_samples: list[Sample], training: dict, normalization: tuple, steps: int, seed: int,
+                  sample_weights: list[float] | None) -> tuple[DataLoader, DataLoader | None]:  # fmt: skip
+    """Training batches drawn by ``StepSampler`` (exactly ``steps`` batches, augmented), and the
+    validation batches (None without validation images)."""
+    batch_size, workers = int(training["batch_size"]), int(training.get("num_workers", 0))
+    sampler = StepSampler(len(train_samples), steps * batch_size, seed, sample_weights)
+    augmentation = build_augmentation(training.get("augmentation"), seed)
+    train = _loader(SegmentationDataset(train_samples, *normalization, augmentation), batch_size, workers, sampler)
+    val = _loader(SegmentationDataset(val_samples, *normalization), batch_size, workers) if val_samples else None
+    return train, val
+
+
+def _final_history(history: HistoryCallback, checkpoint_dir: Path, stage: str) -> dict:
+    """The run's history; trained in child processes (ddp_spawn), it comes back through rank 0's file and
+    is logged to MLflow here, by the process that holds the run."""
+    if history.history["train"] or not (checkpoint_dir / "history.json").is_file():
+        return history.history
+    history_log = json.loads((checkpoint_dir / "history.json").read_text())
+    _log_history_to_mlflow(history_log, stage)
+    return history_log
+
+
 def train_model(
     train_samples: list[Sample],
     val_samples: list[Sample],
@@ -502,33 +502,14 @@ def train_model(
     metric = check_training_config(training)
     steps, val_interval = resolve_budget(training, len(train_samples))
     batch_size = int(training["batch_size"])
-    accelerator = training.get("accelerator", "auto")
-    precision = str(training.get("precision", "auto"))
-    if precision == "auto":  # measured on this device for this model, batch and size (cached); before seeding
-        precision = probe_precision(model_config, image_size, batch_size, inference_device(accelerator),
-                                    bool(training.get("channels_last", True)), cpu_has_fast_bf16())  # fmt: skip
-    precision = resolve_precision(precision, accelerator)
+    precision = _training_precision(training, model_config, image_size)  # before seeding: the probe draws numbers
     L.seed_everything(seed, workers=True, verbose=False)
-    model = build_model(model_config)
     mean, std = normalization_for(model_config)
-    initial_score = None
-    if initial_state is not None:  # fine-tuning from an earlier model instead of a fresh start
-        model.load_state_dict(initial_state)
-        if val_samples:
-            initial_score = validation_score(model, val_samples, mean, std, metric, device=inference_device(accelerator), precision=precision)
-            model.train()  # validation_score switched to eval mode; training must start in train mode
-            logger.info("%s: the starting weights score %s %.4f on validation", stage, metric, initial_score)
-    if training.get("channels_last", True):
-        model = model.to(memory_format=torch.channels_last)
+    model, initial_score = _starting_model(model_config, training, initial_state, val_samples, metric, precision, stage)
     loss = build_loss(training["loss"]["name"], training["loss"].get("args"))
     module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps)
 
-    workers = int(training.get("num_workers", 0))
-    sampler = StepSampler(len(train_samples), steps * batch_size, seed, sample_weights)
-    augmentation = build_augmentation(training.get("augmentation"), seed)
-    train_loader = _loader(SegmentationDataset(train_samples, mean, std, augmentation), batch_size, workers, sampler)
-    val_loader = _loader(SegmentationDataset(val_samples, mean, std), batch_size, workers) if val_samples else None
-
+    train_loader, val_loader = _data_loaders(train_samples, val_samples, training, (mean, std), steps, seed, sample_weights)
     fingerprint = run_fingerprint(stage, model_config, training, image_size, seed, min_improvement, sample_weights,
                                   samples_digest(train_samples), samples_digest(val_samples))  # fmt: skip
     checkpoint_dir = Path(checkpoint_root) / f"{stage}-{fingerprint}"
@@ -548,39 +529,7 @@ def train_model(
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
 
-    strategy = training.get("strategy", "auto")
-    if strategy == "ddp":
-        # Kedro runs the whole pipeline in this process: training processes must be spawned for fit()
-        # and end with it, or every process would run (and write) the rest of the pipeline.
-        logger.info("%s: strategy ddp runs as ddp_spawn inside a Kedro pipeline", stage)
-        strategy = "ddp_spawn"
-    if strategy == "ddp_spawn":
-        # Spawning hands every tensor to the children; passing one file descriptor per tensor fails
-        # ("bad value(s) in fds_to_keep"), sharing through the file system does not.
-        torch.multiprocessing.set_sharing_strategy("file_system")
-    _quiet_lightning()
-    trainer = L.Trainer(
-        # One pass of the sampler is the whole budget; with several processes each sees a share of it,
-        # and further passes fill the budget up to `steps` optimizer steps.
-        max_epochs=-1,
-        max_steps=steps,
-        accelerator=accelerator,
-        devices=training.get("devices", "auto"),
-        num_nodes=int(training.get("num_nodes", 1)),
-        strategy=strategy,
-        precision=precision,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        val_check_interval=val_interval,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        deterministic="warn",
-        log_every_n_steps=1,
-        gradient_clip_val=training.get("gradient_clip_val"),
-    )
+    trainer = _trainer(training, steps, val_interval, precision, callbacks, progress, stage)
     resume = training.get("resume", True) and last.is_file()
     if resume:
         logger.info("%s: resuming the interrupted run from %s", stage, last)
@@ -589,18 +538,8 @@ def train_model(
     (checkpoint_dir / "best.pt").unlink(missing_ok=True)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
 
-    # Rank 0 wrote its best weights at the end of fit; under ddp_spawn that was a child process and this
-    # process's callback never saw them, so the file is the answer whenever it exists.
-    best_file = checkpoint_dir / "best.pt"
-    chosen = torch.load(best_file, map_location="cpu", weights_only=True) if best_file.is_file() else best.state_dict()
-    best_score, best_step, kept_initial = None, None, False
-    if chosen["best_state"] is not None:
-        module.model.load_state_dict(chosen["best_state"])
-        best_score, best_step, kept_initial = chosen["best_score"], chosen["best_step"], chosen["from_initial"]
-    history_log = history.history
-    if not history_log["train"] and (checkpoint_dir / "history.json").is_file():  # trained in child processes
-        history_log = json.loads((checkpoint_dir / "history.json").read_text())
-        _log_history_to_mlflow(history_log, stage)
+    best_score, best_step, kept_initial = _load_best_weights(module, best, checkpoint_dir)
+    history_log = _final_history(history, checkpoint_dir, stage)
     final_model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     if trainer.is_global_zero:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
@@ -622,47 +561,3 @@ def train_model(
         "history": history_log,
     }
     return TrainedModel(final_model, dict(model_config), {"height": height, "width": width}, metadata)
-
-
-# --------------------------------------------------------------------------------------------------
-# Inference
-# --------------------------------------------------------------------------------------------------
-
-
-@torch.inference_mode()
-def predict_probabilities(
-    model: torch.nn.Module,
-    images: list[np.ndarray],
-    model_config: dict,
-    image_size: dict,
-    batch_size: int = 16,
-    precision: str = "auto",
-    accelerator: str = "auto",
-    flip_tta: bool = False,
-) -> list[np.ndarray]:
-    """Defect probability per pixel for each frame, at the frame's own size (float32 in [0, 1]).
-
-    Frames are resized to the training size, predicted in batches and the probabilities resized back
-    (bilinear). ``flip_tta`` averages with the prediction of the horizontally flipped frame.
-    """
-    height, width = check_image_size(image_size["height"], image_size["width"])
-    device = inference_device(accelerator)
-    precision = resolve_precision(precision, accelerator)
-    use_bf16 = precision.startswith("bf16")
-    model = model.to(device).eval()
-    mean, std = normalization_for(model_config)
-    out: list[np.ndarray] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        batch = to_model_input(chunk, height, width, mean, std).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            probs = torch.sigmoid(model(batch).float())
-            if flip_tta:
-                flipped = torch.sigmoid(model(batch.flip(-1)).float()).flip(-1)
-                probs = (probs + flipped) / 2
-        for image, prob in zip(chunk, probs, strict=True):
-            h, w = image.shape[:2]
-            full = F.interpolate(prob[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-            out.append(full.clamp(0, 1).cpu().numpy())
-    return out
-

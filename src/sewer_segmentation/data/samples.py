@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sewer_segmentation.errors import BadInputError, ConfigurationError
-from sewer_segmentation.imaging import resize_image, resize_mask
+from sewer_segmentation.io.imaging import resize_image, resize_mask
 from sewer_segmentation.progress import progress_bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

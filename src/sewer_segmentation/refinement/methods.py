@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from sewer_segmentation.imaging import to_uint8
+from sewer_segmentation.io.imaging import to_uint8
 from sewer_segmentation.progress import progress_bar
 
 METHODS = ("threshold", "grabcut", "box_prior", "seed", "box")

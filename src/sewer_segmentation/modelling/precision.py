@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from sewer_segmentation.models import build_model
+from sewer_segmentation.modelling.models import build_model
 
 logger = logging.getLogger(__name__)
 

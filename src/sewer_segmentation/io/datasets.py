@@ -9,65 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
-from sewer_segmentation.imaging import decode_image, decode_mask, encode_image
-
-VERSION_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}\.\d{6}Z$")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def remove_leftovers(folder: Path, target: str | None = None) -> None:
-    """Delete temporary siblings a killed run left in ``folder``: ``.<target>.<id>.tmp``/``.old`` folders
-    (or, with ``target=None``, those of any version). Runs before a new save of the same output."""
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        name = path.name
-        if not name.startswith(".") or not name.endswith((".tmp", ".old")):
-            continue
-        stem = name[1:].rsplit(".", 2)[0]
-        if (target is None and VERSION_PATTERN.match(stem)) or stem == target:
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-
-
-def new_version() -> str:
-    """A sortable timestamp, like Kedro's dataset versions but with microseconds (no collisions)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H.%M.%S.%fZ")
-
-
-def version_dir(root: str | Path, load_version: str | None = None) -> Path | None:
-    """``root/<load_version>``, or the newest complete version in ``root``; None when there is none."""
-    if load_version:
-        return Path(root) / load_version
-    versions = list_versions(root)
-    return Path(root) / versions[-1] if versions else None
-
-
-def list_versions(folder: str | Path) -> list[str]:
-    """Complete versions in ``folder``, oldest first (incomplete ones still carry a temporary name)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name))
+from sewer_segmentation.io.files import atomic_write_bytes, new_version, remove_leftovers, version_dir
+from sewer_segmentation.io.imaging import decode_image, decode_mask, encode_image
 
 
 class ImageDataset(AbstractDataset[Any, Any]):
@@ -291,6 +242,23 @@ class FolderDataset(PartitionedDataset):
         return {**super()._describe(), "optional": self._optional, "versioned_folders": self._versioned_folders}
 
 
+class RefinedMasksDataset(FolderDataset):
+    """A round's refined masks (``refinement.RefinedMasks``: soft mask and weight map per weak image),
+    stored as ``masks/<id>.png`` and ``weights/<id>.png`` in a ``FolderDataset`` (atomic, versioned)."""
+
+    def load(self):
+        from sewer_segmentation.errors import BadInputError  # noqa: PLC0415 - datasets import no project logic at load
+        from sewer_segmentation.refinement.masks import RefinedMasks  # noqa: PLC0415
+
+        try:
+            return RefinedMasks.from_partitions(super().load(), where=str(self.resolve_load_path()))
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from None
+
+    def save(self, data) -> None:
+        super().save(data.to_partitions())
+
+
 def _refuse(message: str):
     def load():
         from sewer_segmentation.errors import BadInputError  # noqa: PLC0415
@@ -316,7 +284,7 @@ class SegmentationModelDataset(AbstractDataset):
 
     - Saving writes a new version (never overwrites) in a temporary folder renamed into place, so only
       complete versions exist; with ``log_to_mlflow`` the files are also logged to the active MLflow run
-      under ``artifact_path``, from where ``sewer_segmentation.models.load_model_from_mlflow`` reloads them,
+      under ``artifact_path``, from where ``sewer_segmentation.modelling.models.load_model_from_mlflow`` reloads them,
       and as an MLflow pyfunc model ``<artifact_path>_pyfunc``, registered as ``registered_model_name``
       (``registry.py``: aliases ``@baseline``, ``@round_<r>`` and ``@best``).
     - Loading reads the newest version (or ``load_version``). When none exists the error says which
@@ -343,8 +311,8 @@ class SegmentationModelDataset(AbstractDataset):
 
     def load(self):
         from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
-        from sewer_segmentation.models import load_model  # noqa: PLC0415
-        from sewer_segmentation.training import TrainedModel  # noqa: PLC0415
+        from sewer_segmentation.modelling.inference import TrainedModel  # noqa: PLC0415
+        from sewer_segmentation.modelling.models import load_model  # noqa: PLC0415
 
         folder = version_dir(self._root, self._load_version)
         if folder is None or not folder.is_dir():
@@ -354,7 +322,7 @@ class SegmentationModelDataset(AbstractDataset):
         return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "version": folder.name, "path": str(folder)})
 
     def save(self, data) -> None:
-        from sewer_segmentation.models import save_model  # noqa: PLC0415
+        from sewer_segmentation.modelling.models import save_model  # noqa: PLC0415
 
         version = new_version()
         final = Path(self._root) / version
@@ -377,7 +345,7 @@ class SegmentationModelDataset(AbstractDataset):
 
     def _log_pyfunc(self, data, version: str) -> None:
         """The same model as an MLflow pyfunc model, registered, with the registry aliases updated."""
-        from sewer_segmentation.registry import log_pyfunc_model, update_aliases  # noqa: PLC0415
+        from sewer_segmentation.tracking.registry import log_pyfunc_model, update_aliases  # noqa: PLC0415
 
         stage = Path(self._root).name
         tags = {"stage": stage, "model_version": version}
@@ -394,3 +362,28 @@ class SegmentationModelDataset(AbstractDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._root, "load_version": self._load_version, "log_to_mlflow": self._log_to_mlflow}
+
+
+class RefiningModelDataset(AbstractDataset):
+    """Loads the model a round refines with and starts from (``best_model_before``); read-only."""
+
+    def __init__(self, models_root: str, round: int | str, metadata: dict | None = None):  # noqa: A002 - the parameter's name
+        self._models_root = models_root
+        self._round = round
+        self.metadata = metadata
+
+    def load(self):
+        from sewer_segmentation.io.stages import best_model_before  # noqa: PLC0415 - torch and the models, only when loaded
+
+        stage, folder = best_model_before(self._models_root, self._round)
+        trained = SegmentationModelDataset(path=str(folder.parent), load_version=folder.name).load()
+        trained.metadata["stage"] = stage
+        return trained
+
+    def save(self, data) -> None:
+        from sewer_segmentation.errors import ConfigurationError  # noqa: PLC0415
+
+        raise ConfigurationError("the refining model is chosen from saved models; it is never written")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"models_root": self._models_root, "round": self._round}

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sewer_segmentation.data import normalization_for
-from sewer_segmentation.stages import best_stage, saved_stages
+from sewer_segmentation.data.samples import normalization_for
+from sewer_segmentation.io.stages import best_stage, saved_stages
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kedro.io.core import AbstractDataset
-
-from sewer_segmentation.datasets import version_dir
 from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
-from sewer_segmentation.models import CONFIG_FILE
+from sewer_segmentation.io.files import version_dir
+from sewer_segmentation.modelling.models import CONFIG_FILE
 
 
 def parse_round(value: Any) -> int:
@@ -77,26 +75,3 @@ def best_model_before(models_root: str | Path, round_number: int) -> tuple[str, 
     candidates = {s: f for s, f in saved.items() if s == "baseline" or int(s[6:]) < round_number}
     stage = best_stage(candidates)
     return stage, candidates[stage]
-
-
-class RefiningModelDataset(AbstractDataset):
-    """Loads the model a round refines with and starts from (``best_model_before``); read-only."""
-
-    def __init__(self, models_root: str, round: int | str, metadata: dict | None = None):  # noqa: A002 - the parameter's name
-        self._models_root = models_root
-        self._round = round
-        self.metadata = metadata
-
-    def load(self):
-        from sewer_segmentation.datasets import SegmentationModelDataset  # noqa: PLC0415
-
-        stage, folder = best_model_before(self._models_root, self._round)
-        trained = SegmentationModelDataset(path=str(folder.parent), load_version=folder.name).load()
-        trained.metadata["stage"] = stage
-        return trained
-
-    def save(self, data) -> None:
-        raise ConfigurationError("the refining model is chosen from saved models; it is never written")
-
-    def _describe(self) -> dict[str, Any]:
-        return {"models_root": self._models_root, "round": self._round}

@@ -10,7 +10,7 @@ every frame, used only to score box masks, refined masks and models.
 Everything is drawn from ``numpy.random.default_rng([seed, frame_index])``, so a frame does not depend
 on how many frames come before it, and the whole dataset is reproducible from its seed.
 
-Run ``python -m sewer_segmentation.synthetic --help`` to write a dataset outside Kedro.
+Run ``python -m sewer_segmentation.data.synthetic --help`` to write a dataset outside Kedro.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sewer_segmentation.imaging import encode_image
+from sewer_segmentation.io.imaging import encode_image
 
 #: Class names of the upstream detection dataset, in YOLO id order.
 CLASS_NAMES = ("Deformation", "Obstacle", "Rupture", "Disconnect", "Misalignment", "Deposition")
@@ -551,7 +551,7 @@ def write_dataset(config: SyntheticConfig, raw_dir: str | Path, truth_dir: str |
         writer.writerows(rows)
         (tmp_raw / "labels.csv").write_text(buffer.getvalue())
         (tmp_raw / "README.txt").write_text(
-            f"Synthetic sewer-CCTV dataset written by sewer_segmentation.synthetic\n{json.dumps(config.__dict__)}\n"
+            f"Synthetic sewer-CCTV dataset written by sewer_segmentation.data.synthetic\n{json.dumps(config.__dict__)}\n"
         )
         os.replace(tmp_truth, truth_dir)
         os.replace(tmp_raw, raw_dir)

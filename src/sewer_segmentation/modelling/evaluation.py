@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sewer_segmentation.metrics import BINARY_METRICS, confusion_counts, metrics_from_counts, summarize_counts
-from sewer_segmentation.plots import POLYGON_COLOUR, TRUTH_COLOUR, image_grid, line_chart, overlay
+from sewer_segmentation.modelling.metrics import BINARY_METRICS, confusion_counts, metrics_from_counts, summarize_counts
+from sewer_segmentation.reporting.plots import POLYGON_COLOUR, TRUTH_COLOUR, image_grid, line_chart, overlay
 
 PREDICTION_COLOUR = (255, 200, 0)
 

@@ -1,0 +1,1 @@
+"""Data: annotation parsing, duplicates, splits, decoded training samples, the synthetic generator."""

@@ -1,0 +1,1 @@
+"""Models, losses, metrics, training (Lightning), inference and evaluation."""

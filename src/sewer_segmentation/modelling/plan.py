@@ -1,0 +1,89 @@
+"""What a training run is asked to do, checked before anything runs: the ``TrainingPlan`` a stage hands
+to training, the budget in steps, and the checks of the training parameters.
+
+No Lightning here: the pipelines and the start-of-run checks import this module, and only the node that
+trains imports ``modelling.training``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sewer_segmentation.data.samples import Sample
+from sewer_segmentation.errors import ConfigurationError
+
+# Validation metrics the kept weights can be chosen by: all "higher is better", so that every comparison
+# of stages (the best model so far, predict_model: best) reads the same way.
+SELECTION_METRICS = {"val_mean_iou": "max", "val_iou": "max", "val_dice": "max", "val_soft_iou": "max", "val_soft_dice": "max"}
+
+
+@dataclass
+class TrainingPlan:
+    """What one training stage trains and how: everything ``train_model`` needs besides the seed.
+
+    Made by the stage's own node (``plan_baseline_training``, ``plan_round_training``) after its inputs
+    were checked; trained by the shared ``training_stage`` pipeline.
+    """
+
+    stage: str
+    train: list[Sample]
+    val: list[Sample]
+    model_config: dict
+    training: dict
+    image_size: dict
+    initial_state: dict | None = None  # fine-tuning: the starting weights (scored on validation first)
+    sample_weights: list[float] | None = None  # per training sample: how often it is drawn
+    min_improvement: float = 0.0
+    starts_from: dict | None = None  # metadata of the model fine-tuned from, to tell whether the stage beat it
+    metadata: dict = field(default_factory=dict)  # added to the trained model's metadata
+
+
+def check_training_config(training: dict) -> str:
+    """Refuse training parameters that cannot work, before anything runs; returns the selection metric.
+    (Also called when a run starts, so ``--params=...batch_size=0`` fails at once, not after data_engineering.)"""
+    metric = training.get("save_by_metric", "val_mean_iou")
+    if metric not in SELECTION_METRICS:
+        raise ConfigurationError(f"save_by_metric must be one of {sorted(SELECTION_METRICS)} (validation metrics), got {metric!r}")
+    try:
+        rate = float(training.get("learning_rate"))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"training.learning_rate must be a number, got {training.get('learning_rate')!r}") from None
+    if not rate > 0:
+        raise ConfigurationError(f"training.learning_rate must be above 0, got {rate}")
+    _positive_int(training, "batch_size")
+    _positive_int(training, "epochs" if training.get("epochs") is not None else "steps")
+    try:
+        decay = float(training.get("weight_decay") or 0)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"training.weight_decay must be a number, got {training.get('weight_decay')!r}") from None
+    if decay < 0:
+        raise ConfigurationError(f"training.weight_decay must be 0 or more, got {decay}")
+    return metric
+
+
+def resolve_budget(training: dict, n_train: int) -> tuple[int, int]:
+    """(optimizer steps, steps between validations) from ``steps``/``validations`` or, when ``epochs`` is
+    set, from epochs over ``n_train`` images (``scoring_per_epoch`` validations per epoch)."""
+    batch_size = _positive_int(training, "batch_size")
+    epochs = training.get("epochs")
+    if epochs is not None:
+        steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+        steps = _positive_int(training, "epochs") * steps_per_epoch
+        validations = int(epochs) * max(1, int(training.get("scoring_per_epoch", 1)))
+    else:
+        steps = _positive_int(training, "steps")
+        validations = max(1, int(training.get("validations", 10)))
+    every = training.get("val_every_steps")
+    interval = int(every) if every else max(1, steps // validations)
+    return steps, min(interval, steps)
+
+
+def _positive_int(config: dict, key: str) -> int:
+    try:
+        value = int(config.get(key))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"training.{key} must be a positive whole number, got {config.get(key)!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"training.{key} must be at least 1, got {value} (a model that never trained is never saved)")
+    return value

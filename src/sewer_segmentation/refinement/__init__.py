@@ -1,0 +1,1 @@
+"""Turning box masks into refined masks with a model's predictions."""

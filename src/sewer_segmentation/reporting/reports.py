@@ -1,0 +1,204 @@
+"""Reports: the numbers first, then their rendering as Markdown and charts. No Kedro, no I/O.
+
+- The rounds report (``rounds.md``, ``rounds.png``): ``summarize_rounds`` from every stage's
+  ``<stage>_metrics.json`` dict (``baseline``, ``round_1``, ...), then ``rounds_markdown`` and ``rounds_chart``.
+- The data report (``data_report.md``): ``data_report_markdown`` from the ``data_report.json`` numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sewer_segmentation.reporting.plots import line_chart
+
+#: Eval IoU below the baseline's by more than this is flagged at the top of the report.
+WORSE_THAN_BASELINE = 0.01
+
+
+def stage_number(name: str) -> int:
+    """0 for the baseline, r for ``round_<r>`` (rounds sort by number: round_10 after round_9)."""
+    return 0 if name == "baseline" else int(name.split("_")[1])
+
+
+def eval_score(stage: dict, predictor: str = "model", reference: str = "polygons", metric: str = "mean_iou") -> float:
+    return stage["metrics"][predictor][reference][metric]
+
+
+@dataclass
+class StageRow:
+    name: str
+    mean_iou: float
+    mean_dice: float
+    pooled_iou: float
+    validation_score: float | None
+    improved_on_validation: bool | None
+    vs_baseline: float | None
+    vs_previous: float | None
+    started_from: str | None
+    model_version: str | None
+
+
+@dataclass
+class CandidateRow:
+    stage: str
+    label: str
+    selection_vs_polygons: float | None
+    weak_vs_ground_truth: float | None
+    used: bool
+
+
+@dataclass
+class RoundsSummary:
+    stages: list[StageRow]
+    warnings: list[str]
+    candidates: list[CandidateRow]
+    box_masks_vs_ground_truth: dict[str, float] = field(default_factory=dict)  # per round, synthetic data only
+    trivial: dict[str, float] = field(default_factory=dict)  # eval IoU of box masks and all background
+    oracle: dict[str, float] = field(default_factory=dict)  # per round, when the oracle ran
+    failed_predictions: dict[str, int] = field(default_factory=dict)
+
+
+def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:
+    """Rounds that did not improve on validation, and rounds whose eval IoU fell below the baseline's
+    (reported, never used to choose anything)."""
+    lines = []
+    base = stages.get("baseline")
+    for name in names:
+        stage = stages[name]
+        if name == "baseline":
+            continue
+        if stage.get("improved_on_validation") is False:
+            kept = " (its starting weights were kept)" if stage.get("kept_initial_weights") else ""
+            lines.append(f"**{name} did not improve on {stage.get('refined_from') or 'the previous model'} on validation**{kept}.")
+        if base is not None and eval_score(stage) < eval_score(base) - WORSE_THAN_BASELINE:
+            lines.append(f"**{name} is worse than the baseline on eval**: mean IoU {eval_score(stage):.3f} vs {eval_score(base):.3f}.")
+    return lines
+
+
+def summarize_rounds(stages: dict[str, dict]) -> RoundsSummary:
+    """Every number the report shows, from the metrics of each stage."""
+    names = sorted(stages, key=lambda n: (stage_number(n), n))
+    base = eval_score(stages["baseline"]) if "baseline" in stages else None
+    rows, previous = [], None
+    for name in names:
+        stage, value = stages[name], eval_score(stages[name])
+        rows.append(StageRow(
+            name, value, eval_score(stage, metric="mean_dice"), eval_score(stage, metric="pooled_iou"),
+            stage.get("best_validation_score"), stage.get("improved_on_validation"),
+            None if base is None or name == "baseline" else value - base, None if previous is None else value - previous,
+            stage.get("refined_from"), stage.get("model_version"),
+        ))  # fmt: skip
+        previous = value
+    summary = RoundsSummary(rows, regression_warnings(stages, names), [])
+    if "baseline" in stages:
+        summary.trivial = {p: eval_score(stages["baseline"], p) for p in ("box_mask", "all_background")}
+    for name in names[1:] if names and names[0] == "baseline" else names:
+        stage = stages[name]
+        refinement = stage["refinement"]
+        box = refinement.get("box_masks_vs_ground_truth", {}).get("mean_iou")
+        if box is not None:
+            summary.box_masks_vs_ground_truth[name] = box
+        for label, scores in refinement["methods"].items():
+            summary.candidates.append(CandidateRow(name, label, scores.get("selection_vs_polygons"),
+                                                   scores.get("weak_vs_ground_truth", {}).get("mean_iou"), label == refinement["used"]))  # fmt: skip
+        if stage.get("oracle", {}).get("enabled"):
+            summary.oracle[name] = stage["oracle"]["eval"]["mean_iou"]
+        if stage.get("failed_predictions"):
+            summary.failed_predictions[name] = len(stage["failed_predictions"])
+    return summary
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def rounds_markdown(summary: RoundsSummary) -> str:
+    md = ["# Refinement rounds", ""]
+    if summary.warnings:
+        md += ["## Warnings", "", *(f"- {w}" for w in summary.warnings), ""]
+    else:
+        md += ["Every round improved on the model it started from (validation).", ""]
+    md += ["Eval metrics of each stage's model against the hand-drawn polygons (same eval images). Models are chosen "
+           "on validation only (baseline_val); eval is reported, never used to choose.", "",
+           "| stage | eval mean IoU | eval mean Dice | eval pooled IoU | validation score | improved on validation "
+           "| vs baseline | vs previous | started from | model version |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in summary.stages:
+        improved = {True: "yes", False: "**no**", None: ""}[r.improved_on_validation]
+        validation = "n/a" if r.validation_score is None else f"{r.validation_score:.3f}"
+        md.append(f"| {r.name} | {r.mean_iou:.3f} | {r.mean_dice:.3f} | {r.pooled_iou:.3f} | {validation} | {improved} "
+                  f"| {_num(r.vs_baseline, True)} | {_num(r.vs_previous, True)} | {r.started_from or ''} | {r.model_version} |")  # fmt: skip
+    if summary.trivial:
+        md += ["", f"Trivial predictors on the same images: box mask {summary.trivial['box_mask']:.3f}, "
+                   f"all background {summary.trivial['all_background']:.3f} (mean IoU)."]  # fmt: skip
+
+    md += ["", "## How good were the training masks?", "",
+           "Each candidate refinement, scored by soft IoU with the hand-drawn polygons of baseline_val (the images "
+           "`auto` chooses on), and, on synthetic data only, by mean IoU with the true masks of the weak pool "
+           "(never used to choose).", "",
+           "| round | candidate | agreement on baseline_val | weak pool vs ground truth | used |", "|---|---|---|---|---|"]  # fmt: skip
+    for stage in dict.fromkeys(c.stage for c in summary.candidates):
+        if stage in summary.box_masks_vs_ground_truth:
+            md.append(f"| {stage} | box masks (no refinement) | | {summary.box_masks_vs_ground_truth[stage]:.3f} | |")
+        for c in (c for c in summary.candidates if c.stage == stage):
+            md.append(f"| {stage} | {c.label} | {_num(c.selection_vs_polygons)} | {_num(c.weak_vs_ground_truth)} | {'**yes**' if c.used else ''} |")
+    if summary.oracle:
+        ious = {r.name: r.mean_iou for r in summary.stages}
+        md += ["", "## Oracle (ground-truth masks, same start, model and budget)", "", "| round | oracle eval IoU | round eval IoU / oracle |", "|---|---|---|"]
+        md += [f"| {n} | {o:.3f} | {ious[n] / o:.1%} |" for n, o in summary.oracle.items()]
+    if summary.failed_predictions:
+        md += ["", "## Failed predictions", ""]
+        md += [f"- {n}: {k} images could not be predicted (see round_N_metrics.json)" for n, k in summary.failed_predictions.items()]
+    md += ["", "Figures: `rounds.png`, `round_<r>_refinement_gallery.png`, `round_<r>_prediction_gallery.png`.", ""]
+    return "\n".join(md)
+
+
+def rounds_chart(summary: RoundsSummary) -> np.ndarray:
+    steps = [stage_number(r.name) for r in summary.stages]
+    series = {"eval IoU (model vs polygons)": (steps, [r.mean_iou for r in summary.stages])}
+    if summary.trivial:
+        series["eval IoU (box masks)"] = (steps, [summary.trivial["box_mask"]] * len(steps))
+    used = [(stage_number(c.stage), c.weak_vs_ground_truth) for c in summary.candidates if c.used and c.weak_vs_ground_truth is not None]
+    if used:
+        series["refined masks vs truth (weak pool)"] = ([s for s, _ in used], [v for _, v in used])
+    if summary.oracle:
+        series["oracle eval IoU"] = ([stage_number(n) for n in summary.oracle], list(summary.oracle.values()))
+    return line_chart(series, "Baseline (0) and refinement rounds", "round", "mean IoU")
+
+
+# --------------------------------------------------------------------------------------------------
+# The data report (data_engineering)
+# --------------------------------------------------------------------------------------------------
+
+COARSENESS_LABELS = {
+    "box_vs_polygon_iou": "box mask vs hand-drawn polygons",
+    "box_vs_truth_iou": "box mask vs ground truth (synthetic)",
+    "polygon_vs_truth_iou": "polygons vs ground truth (synthetic)",
+}
+
+
+def data_report_markdown(report: dict) -> str:
+    """``data_report.md`` from the numbers of ``data_report.json`` (nothing else)."""
+    md = [f"# Data report: `{report['dataset']}`", "", "## Splits", "", "| split | images |", "|---|---|"]
+    md += [f"| {s} | {n} |" for s, n in report["split_counts"].items()]
+    kept, dropped = report["regions_kept_per_class"], report["regions_dropped_per_class"]
+    md += ["", "## Classes (regions)", "", "| class | kept | dropped |", "|---|---|---|"]
+    md += [f"| {name} | {kept.get(name, 0)} | {dropped.get(name, 0)} |" for name in sorted(set(kept) | set(dropped))]
+    md += ["", "## How coarse are the boxes?", "", "Mean IoU of the filled box masks against finer masks:", ""]
+    md += [f"- {COARSENESS_LABELS[k]}: **{v['mean']:.3f}** over {v['images']} images" for k, v in report["box_coarseness"].items()]
+    clusters = report["clusters"]
+    md += ["", f"## Duplicates: {len(clusters)} clusters, {report['duplicates_dropped']} images dropped", ""]
+    if clusters:
+        md += ["| cluster | size | kept | members |", "|---|---|---|---|"]
+        md += [f"| {c['cluster_id']} | {c['size']} | {c['representative']} | {', '.join(json.loads(c['members']))} |" for c in clusters]
+    excluded = report["excluded_files"]
+    md += ["", f"## Excluded or flagged files: {len(excluded)}", ""]
+    if excluded:
+        md += ["| file | severity | reason |", "|---|---|---|"]
+        md += [f"| `{e['file']}` | {e['severity']} | {e['reason']} |" for e in excluded]
+    md += ["", "Galleries: `data_report_samples.png`, `data_report_duplicates.png`.", ""]
+    return "\n".join(md)

@@ -1,0 +1,1 @@
+"""MLflow: registered pyfunc models and what the hooks log."""

@@ -1,0 +1,159 @@
+"""Each pipeline on an in-memory catalog with Kedro's ``SequentialRunner``: no CLI, no files written
+after the raw data is read, one chain data_engineering -> baseline_training -> mask_refinement ->
+final_training. What each pipeline hands to the next is what the real catalog would hand over."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.modelling.inference import TrainedModel
+from sewer_segmentation.modelling.plan import TrainingPlan
+from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement, training_stage
+from sewer_segmentation.refinement.masks import RefinedMasks
+
+from .conftest import make_dataset, new_project, project_catalog
+
+FAST = {"image_size.height": 64, "image_size.width": 96, "baseline_training.training.steps": 6,
+        "baseline_training.training.validations": 2, "final_training.training_overrides.steps": 4}  # fmt: skip
+RAW = ("raw_images", "raw_box_masks", "raw_via_labels", "raw_yolo_labels", "raw_yolo_data", "raw_ground_truth")
+
+
+class KeptDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so a test can read intermediate outputs."""
+
+    def _release(self) -> None:
+        pass
+
+
+def parameter(params: dict, name: str):
+    value = params
+    for part in name.removeprefix("params:").split("."):
+        value = value[part]
+    return value
+
+
+def as_partitions(value):
+    """Partitioned folders reach nodes as {id: loader}; in memory the producing node returns arrays."""
+    if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+        return {k: (lambda v=v: v) for k, v in value.items()}
+    return value
+
+
+def run_in_memory(pipeline, params: dict, data: dict, keep: tuple[str, ...] = ()) -> dict:
+    """Run ``pipeline`` with its inputs from ``data`` (and ``params``); returns ``keep`` and its free outputs."""
+    datasets = {name: MemoryDataset(parameter(params, name)) for name in pipeline.inputs() if name.startswith("params:")}
+    datasets.update({name: MemoryDataset(as_partitions(data[name]), copy_mode="assign") for name in pipeline.inputs() if not name.startswith("params:")})
+    datasets.update({name: KeptDataset(copy_mode="assign") for name in keep})
+    catalog = DataCatalog(datasets=datasets)
+    free = SequentialRunner().run(pipeline, catalog)
+    return {**{name: catalog.load(name) for name in keep}, **{k: catalog.load(k) if not hasattr(v, "load") else v.load() for k, v in free.items()}}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    """The raw folders of a tiny synthetic dataset, loaded once, and the project's parameters."""
+    project = new_project(tmp_path_factory.mktemp("in_memory") / "project")
+    make_dataset(project)
+    catalog = project_catalog(project, dataset="tiny", **FAST)
+    params = catalog.load("parameters")
+    return {name: catalog.load(name) for name in RAW}, params
+
+
+SPLIT_FOLDERS = (*(f"{split}_{kind}" for split in ("baseline_train", "baseline_val", "eval") for kind in ("images", "masks", "box_masks")),
+                 "weak_images", "weak_box_masks")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def engineered(raw):
+    data, params = raw
+    out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, data, keep=("split_manifest", *SPLIT_FOLDERS))
+    return {**data, **out}, params
+
+
+def test_data_engineering_splits_every_kept_image_once_and_keeps_eval_out_of_training(engineered):
+    data, _ = engineered
+    manifest = data["split_manifest"]
+    assert set(manifest.split) == {"baseline_train", "baseline_val", "eval", "weak"}
+    for split in ("baseline_train", "baseline_val", "eval", "weak"):
+        assert sorted(data[f"{split}_images"]) == sorted(manifest.image_id[manifest.split == split])
+    labelled = set(manifest.image_id[manifest.split != "weak"])
+    assert set(data["baseline_train_masks"]) | set(data["baseline_val_masks"]) | set(data["eval_masks"]) == labelled
+    assert "data_report_md" in data and "| eval |" in data["data_report_md"]
+
+
+@pytest.fixture(scope="module")
+def baseline(engineered):
+    data, params = engineered
+    out = run_in_memory(baseline_training.pipeline.create_pipeline(), params, data, keep=("baseline.model", "baseline.training_plan"))
+    return {**data, **out}, params
+
+
+def test_the_baseline_stage_trains_on_baseline_train_and_reports_eval(baseline):
+    data, _ = baseline
+    plan, model, metrics = data["baseline.training_plan"], data["baseline.model"], data["baseline.metrics"]
+    assert isinstance(plan, TrainingPlan) and plan.stage == "baseline" and plan.initial_state is None
+    assert sorted(s.image_id for s in plan.train) == sorted(data["baseline_train_images"])
+    assert isinstance(model, TrainedModel) and model.metadata["stage"] == "baseline" and model.metadata["steps"] == 6
+    assert metrics["stage"] == "baseline" and metrics["eval_images"] == len(data["eval_images"])
+    assert set(metrics["metrics"]) == {"model", "box_mask", "all_background"}
+    assert data["baseline.learning_curves"].ndim == 3 and data["baseline.prediction_gallery"].ndim == 3
+    assert "model.polygons.mean_iou" in data["baseline.mlflow_metrics"]
+
+
+@pytest.fixture(scope="module")
+def refined(baseline):
+    data, params = baseline
+    data = {**data, "previous_model": data["baseline.model"]}
+    out = run_in_memory(mask_refinement.pipeline.create_pipeline(), params, data, keep=("refined_masks", "refinement_failures"))
+    return {**data, **out}, params
+
+
+def test_refinement_makes_a_mask_and_weight_for_every_weak_image(refined):
+    data, _ = refined
+    masks = data["refined_masks"]
+    assert isinstance(masks, RefinedMasks) and masks.ids() == sorted(data["weak_images"])
+    first = masks.ids()[0]
+    assert masks.mask(first).shape == data["weak_images"][first]().shape[:2] and masks.weights[first]().dtype == np.uint8
+    quality = data["refinement_quality"]
+    assert quality["used"] in quality["methods"] and data["refinement_failures"].empty
+    assert data["refinement_gallery"].ndim == 3
+
+
+def test_the_round_fine_tunes_the_baseline_on_refined_and_labelled_images(refined):
+    data, params = refined
+    data = {**data, "all_stage_metrics": {}}
+    out = run_in_memory(final_training.pipeline.create_pipeline(), params, data, keep=("round.model", "round.training_plan", "round.metrics"))
+    plan, model, metrics = out["round.training_plan"], out["round.model"], out["round.metrics"]
+    assert plan.stage == "round_1" and plan.initial_state is not None and plan.starts_from["stage"] == "baseline"
+    trained_on = sorted(s.image_id for s in plan.train)
+    assert trained_on == sorted([*data["weak_images"], *data["baseline_train_images"]])
+    assert not set(trained_on) & set(data["eval_images"])
+    assert model.metadata["refined_from"] == "baseline" and isinstance(model.metadata["improved_on_validation"], bool)
+    assert metrics["round"] == 1 and metrics["refinement"] == data["refinement_quality"] and metrics["stage"] == "round_1"
+    assert "| baseline |" in out["rounds_report_md"] and "| round_1 |" in out["rounds_report_md"]
+
+
+def test_one_stage_definition_serves_the_baseline_and_every_round():
+    baseline = baseline_training.pipeline.create_pipeline()
+    rounds = final_training.pipeline.create_pipeline()
+    template = training_stage.pipeline.create_pipeline("stage")
+    for stage, pipeline in (("baseline", baseline), ("round", rounds)):
+        names = {n.name for n in pipeline.nodes}
+        assert {f"{stage}.{n.name.split('.', 1)[1]}" for n in template.nodes} <= names
+        functions = {n.name.split(".", 1)[1]: n.func for n in pipeline.nodes}
+        assert all(functions[n.name.split(".", 1)[1]] is n.func for n in template.nodes)
+
+
+def test_an_eval_image_among_the_refined_masks_stops_the_round(refined):
+    data, params = refined
+    leaked_id = sorted(data["eval_images"])[0]
+    leaked = RefinedMasks({**data["refined_masks"].masks, leaked_id: data["eval_masks"][leaked_id]},
+                          {**data["refined_masks"].weights, leaked_id: data["eval_masks"][leaked_id]})  # fmt: skip
+    plan_only = final_training.pipeline.create_pipeline().only_nodes("round.plan_training")
+    with pytest.raises(BadInputError, match=f"the refined masks of this round holds 1 eval images \\({leaked_id}\\)"):
+        run_in_memory(plan_only, params, {**data, "refined_masks": leaked})
+
