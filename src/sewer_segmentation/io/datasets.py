@@ -243,7 +243,7 @@ class FolderDataset(PartitionedDataset):
 
 
 class RefinedMasksDataset(FolderDataset):
-    """A round's refined masks (``refinement.RefinedMasks``: soft mask and weight map per weak image),
+    """A round's refined masks (``refinement.masks.RefinedMasks``: soft mask and weight map per weak image),
     stored as ``masks/<id>.png`` and ``weights/<id>.png`` in a ``FolderDataset`` (atomic, versioned)."""
 
     def load(self):

@@ -3,7 +3,7 @@
 Every saved stage is logged as an MLflow pyfunc model (a TorchScript network and ``mlflow_pyfunc.py``:
 no project code needed to load or serve it) and registered as a new version of
 ``sewer-segmentation-<dataset>``. Aliases name the versions: ``@baseline``, ``@round_1``, ... for each
-stage's newest model, and ``@best`` for the stage with the best validation score (``stages.best_stage``,
+stage's newest model, and ``@best`` for the stage with the best validation score (``io.stages.best_stage``,
 the same rule as ``predict_model: best``):
 
     mlflow.pyfunc.load_model("models:/sewer-segmentation-synthetic@best").predict(frame)  # H x W probabilities

@@ -26,7 +26,7 @@ def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None)
     """``best``, ``baseline``, a round number (``2``) or an MLflow run id -> the trained model.
 
     Local models are read from the newest version under ``models_root``; ``best`` is the stage with the
-    best validation score (``stages.best_stage``); a run id downloads the model files that run logged.
+    best validation score (``io.stages.best_stage``); a run id downloads the model files that run logged.
     """
     text = str(choice).strip()
     if text == "best":

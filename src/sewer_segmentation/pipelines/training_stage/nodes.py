@@ -65,7 +65,8 @@ def evaluate_predictions(
     """Eval metrics of the model, the box masks and an all-background prediction.
 
     Scored against hand-drawn polygons and, where it exists (synthetic data), against ground truth.
-    Returns the report (saved as ``<stage>_metrics.json``), the per-image table and MLflow metrics.
+    Returns the report (the baseline's ``baseline_metrics.json``; part of a round's ``round_<r>_metrics.json``),
+    the per-image table and MLflow metrics.
     """
     stage = trained.metadata.get("stage")
     model_masks = {i: binarize(p) for i, p in eval_probabilities.items()}

@@ -1,8 +1,9 @@
 """Wiring of one training stage, instantiated once per stage under its namespace.
 
 ``baseline_training`` and ``final_training`` each add the node that plans their training (a
-``<stage>.training_plan``) and reuse this pipeline as it is: the same nodes, the same dataset names
-(``baseline.model``, ``round.model``, ``baseline.metrics``, ...; see conf/base/catalog.yml).
+``<stage>.training_plan``) and reuse this pipeline's nodes as they are, with dataset names prefixed by the
+stage (``baseline.model``, ``round.model``, ...; see conf/base/catalog.yml). A round renames its
+``round.metrics`` to ``round.eval_report`` and adds the nodes that complete the round's report.
 """
 
 import warnings
