@@ -260,7 +260,7 @@ class MlflowTagsHook:
     """
 
     def __init__(self) -> None:
-        self._tags: dict[str, str] | None = None
+        self._pipelines: list[str] | None = None  # the run's pipelines, until its tags are set
         self._params: dict = {}
         self._project_path = Path.cwd()
 
@@ -271,26 +271,29 @@ class MlflowTagsHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        from sewer_segmentation.tracking.runs import code_version, run_name  # noqa: PLC0415
-
-        names = run_params.get("pipeline_names") or ["__default__"]
-        self._tags = {
-            "pipeline": ",".join(names),
-            "round": str(self._params.get("round", 1)),
-            "dataset": str(self._params.get("dataset")),
-            "code_version": code_version(self._project_path),
-            "mlflow.runName": run_name(names, str(self._params.get("dataset")), self._params.get("round", 1)),
-        }
+        self._pipelines = run_params.get("pipeline_names") or ["__default__"]
 
     @hook_impl
     def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
-        if self._tags is None:
+        if self._pipelines is None:
             return
         import mlflow  # noqa: PLC0415
 
-        if mlflow.active_run() is not None:
-            mlflow.set_tags(self._tags)
-            self._tags = None
+        if mlflow.active_run() is not None:  # none for untracked pipelines (predict): no git calls for them
+            mlflow.set_tags(self._tags(self._pipelines))
+            self._pipelines = None
+
+    def _tags(self, names: list[str]) -> dict[str, str]:
+        from sewer_segmentation.tracking.runs import code_version, run_name  # noqa: PLC0415
+
+        dataset, round_number = str(self._params.get("dataset")), self._params.get("round", 1)
+        return {
+            "pipeline": ",".join(names),
+            "round": str(round_number),
+            "dataset": dataset,
+            "code_version": code_version(self._project_path),
+            "mlflow.runName": run_name(names, dataset, round_number),
+        }
 
 
 class StageRunsHook:

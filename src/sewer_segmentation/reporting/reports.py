@@ -95,7 +95,7 @@ def summarize_rounds(stages: dict[str, dict]) -> RoundsSummary:
     summary = RoundsSummary(rows, regression_warnings(stages, names), [])
     if "baseline" in stages:
         summary.trivial = {p: eval_score(stages["baseline"], p) for p in ("box_mask", "all_background")}
-    for name in names[1:] if names and names[0] == "baseline" else names:
+    for name in (n for n in names if n != "baseline"):
         stage = stages[name]
         refinement = stage["refinement"]
         box = refinement.get("box_masks_vs_ground_truth", {}).get("mean_iou")
