@@ -65,6 +65,7 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     assert stage["tags.mlflow.runName"] == "baseline" and stage["tags.stage"] == "baseline"
     assert stage["metrics.eval.model.polygons.mean_iou"] == pytest.approx(metrics["model"]["polygons"]["mean_iou"])
     assert stage["metrics.validation.best_score"] == pytest.approx(report["best_validation_score"])
+    assert stage["metrics.validation.box_masks_score"] == pytest.approx(report["box_validation_score"])  # the boxes beside it
     assert run["params.baseline_training.training.steps"] == "6"
     assert run["metrics.baseline.eval.model.polygons.mean_iou"] == pytest.approx(metrics["model"]["polygons"]["mean_iou"])
     client = mlflow.MlflowClient()

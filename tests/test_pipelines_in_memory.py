@@ -157,3 +157,65 @@ def test_an_eval_image_among_the_refined_masks_stops_the_round(refined):
     with pytest.raises(BadInputError, match=f"the refined masks of this round holds 1 eval images \\({leaked_id}\\)"):
         run_in_memory(plan_only, params, {**data, "refined_masks": leaked})
 
+
+
+def test_data_engineering_keeps_a_box_list_for_every_weak_frame(engineered):
+    data, _ = engineered
+    manifest, boxes = data["split_manifest"], data["box_lists"]
+    weak = set(manifest.image_id[manifest.split == "weak"])
+    assert weak <= set(boxes.image_id) <= set(manifest.image_id)
+    sizes = manifest.set_index("image_id")
+    for row in boxes.itertuples():
+        assert 0 <= row.x0 < row.x1 <= sizes.width[row.image_id] and 0 <= row.y0 < row.y1 <= sizes.height[row.image_id]
+    # the boxes drawn again are the weak frame's box mask
+    first = sorted(weak)[0]
+    drawn = np.zeros_like(data["weak_box_masks"][first]())
+    for row in boxes[boxes.image_id == first].itertuples():
+        drawn[row.y0 : row.y1, row.x0 : row.x1] = 255
+    assert np.array_equal(drawn, data["weak_box_masks"][first]())
+
+
+def test_joint_training_trains_the_baseline_on_the_weak_boxes_too(engineered):
+    data, params = engineered
+    joint = {**params, "baseline_training": {**params["baseline_training"], "joint": {"enabled": True, "labelled_share": 0.5}}}
+    out = run_in_memory(baseline_training.pipeline.create_pipeline(), joint, data, keep=("baseline.model", "baseline.training_plan"))
+    plan, model = out["baseline.training_plan"], out["baseline.model"]
+    weak = [s for s in plan.train if s.box_supervised]
+    assert sorted(s.image_id for s in weak) == sorted(data["weak_images"]) and all(len(s.boxes) for s in weak)
+    assert all(not s.weight.any() for s in weak)  # no mask target: only the box losses teach them
+    assert not {s.image_id for s in plan.train} & set(data["eval_images"])
+    assert model.metadata["box_supervised_images"] == len(weak) and model.metadata["steps"] == 6
+
+
+@pytest.mark.parametrize("targets", ["boxes", "both"])
+def test_a_round_can_train_the_weak_pool_on_its_boxes(refined, targets):
+    data, params = refined
+    final = {**params["final_training"], "weak_targets": targets}
+    plan_only = final_training.pipeline.create_pipeline().only_nodes("round.plan_training")
+    out = run_in_memory(plan_only, {**params, "final_training": final}, data, keep=("round.training_plan",))
+    plan = out["round.training_plan"]
+    weak = [s for s in plan.train if s.box_supervised]
+    assert sorted(s.image_id for s in weak) == sorted(data["weak_images"])
+    assert all(s.weight.any() for s in weak) == (targets == "both")  # both: the refined masks' weight maps too
+    assert plan.metadata["weak_targets"] == targets
+
+
+def test_a_model_worse_than_its_box_masks_is_flagged_in_the_log_the_report_and_the_summary(engineered, caplog):
+    from sewer_segmentation.reporting.reports import rounds_markdown, summarize_rounds
+    from sewer_segmentation.reporting.run_summary import summary_lines
+
+    data, params = engineered
+    training = {**params["baseline_training"]["training"], "steps": 2, "validations": 1}
+    barely = {**params, "baseline_training": {**params["baseline_training"], "training": training}}
+    with caplog.at_level("WARNING"):
+        out = run_in_memory(baseline_training.pipeline.create_pipeline(), barely, data)
+    metrics = out["baseline.metrics"]
+    # two steps from random weights: far below the box masks of the synthetic data (box vs polygon IoU ~0.5)
+    assert metrics["box_validation_score"] > 0.3 and metrics["best_validation_score"] < metrics["box_validation_score"]
+    assert metrics["below_boxes_on_validation"] is True
+    assert "BELOW THE BOX MASKS on validation" in caplog.text
+    report = rounds_markdown(summarize_rounds({"baseline": metrics}))
+    warnings = report.split("## Warnings", 1)[1].split("\n\n", 2)[1]
+    assert "**baseline is worse than the box masks it was given**" in warnings
+    summary = "\n".join(summary_lines(["baseline"], "tiny", 1.0, ([], []), {"baseline": metrics}, None, None, 1))
+    assert "WORSE THAN THE BOX MASKS on validation" in summary and "box supervision" in summary

@@ -147,3 +147,40 @@ def test_refined_masks_are_the_same_with_any_number_of_threads():
         assert list(one) == list(many)
         for k in one:
             assert np.array_equal(one[k][0], many[k][0]) and np.array_equal(one[k][1], many[k][1])
+
+
+def _two_frames(second_truth_rows: slice):
+    """Two frames with a big box; the model separates a thin defect in the first, and in the second it
+    marks rows that only partly match the drawn defect."""
+    box = np.zeros((20, 40), np.uint8)
+    box[2:18, 2:38] = 255
+    truths, probabilities = {}, {}
+    for image_id, rows in (("a", slice(9, 11)), ("b", second_truth_rows)):
+        truth = np.zeros((20, 40), np.uint8)
+        truth[rows, 4:36] = 255
+        prob = np.full((20, 40), 0.35, np.float32)
+        prob[9:11, 4:36] = 0.65
+        truths[image_id], probabilities[image_id] = (lambda t=truth: t), to_uint8(prob)
+    params = {"method": "auto", "auto": {"thresholds": [0.5], "methods": ["box"]}, "threshold": {}, "box": {}}
+    return probabilities, {i: (lambda: box) for i in probabilities}, truths, params
+
+
+def test_auto_keeps_the_box_masks_unless_a_candidate_beats_them_beyond_the_noise():
+    from sewer_segmentation.refinement.methods import choose_refinement
+
+    # frame b's defect fills the box: the thin prediction agrees far worse than the box there
+    probabilities, boxes, truths, params = _two_frames(slice(2, 18))
+    choice = choose_refinement(probabilities, {}, boxes, truths, params)
+    scores = choice["scores"]
+    assert scores["threshold@0.5"] > scores["box"]  # better on average, by a lead within the noise of two frames
+    assert choice["label"] == "box" and choice["kept_boxes"]
+    lenient = choose_refinement(probabilities, {}, boxes, truths, {**params, "auto": {**params["auto"], "box_margin": 0.0}})
+    assert lenient["label"] == "threshold@0.5" and not lenient["kept_boxes"]
+
+
+def test_auto_uses_a_candidate_that_beats_the_box_masks_on_every_frame():
+    from sewer_segmentation.refinement.methods import choose_refinement
+
+    probabilities, boxes, truths, params = _two_frames(slice(9, 12))
+    choice = choose_refinement(probabilities, {}, boxes, truths, params)
+    assert choice["label"] == "threshold@0.5" and not choice["kept_boxes"]

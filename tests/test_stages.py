@@ -6,7 +6,8 @@ import pytest
 
 from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
 from sewer_segmentation.io.stages import best_model_before, best_stage, parse_round, saved_stages
-from sewer_segmentation.pipelines.final_training.nodes import final_training_config, labelled_sampling_weights
+from sewer_segmentation.modelling.plan import labelled_sampling_weights
+from sewer_segmentation.pipelines.final_training.nodes import final_training_config
 
 
 def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z"):

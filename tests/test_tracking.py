@@ -23,6 +23,9 @@ def test_every_stage_logs_the_same_metric_names():
     tags = stage_tags(REPORT, {"dataset": "tiny", "round": "2", "pipeline": "refine", "code_version": "abc"})
     assert tags == {"dataset": "tiny", "round": "2", "code_version": "abc", "stage": "round_2", "model_version": "2026-12-03T07.00.00Z",
                     "refined_from": "round_1", "improved_on_validation": "True"}  # fmt: skip
+    below = {**REPORT, "box_validation_score": 0.7, "below_boxes_on_validation": True}
+    assert stage_metrics(below)["validation.box_masks_score"] == 0.7
+    assert stage_tags(below, {})["below_boxes_on_validation"] == "True"
 
 
 def test_refinement_scores_have_valid_metric_names(tmp_path):

@@ -200,3 +200,44 @@ def test_precision_probe_measures_real_steps():
     from sewer_segmentation.modelling.precision import time_training_steps
 
     assert time_training_steps(MODEL, SIZE, 2, "32", torch.device("cpu"), channels_last=True, steps=1) > 0
+
+
+class _Validated:
+    """What BestWeights reads of a trainer and a module after one validation."""
+
+    def __init__(self, score: float, step: int):
+        import torch
+
+        self.callback_metrics, self.sanity_checking, self.global_step = {"val_mean_iou": score}, False, step
+        self.model = torch.nn.Linear(1, 1, bias=False)
+        self.model.weight.data.fill_(score)
+
+
+@pytest.mark.parametrize("scores", [[0.45, 0.55, 0.59], [0.2, 0.63, 0.3], [0.605]])
+def test_a_round_that_starts_above_the_box_masks_never_hands_on_weights_below_them(scores):
+    import torch
+
+    from sewer_segmentation.modelling.training import BestWeights
+
+    boxes, start = 0.5, 0.6  # validation scores of the box masks and of the model the round starts from
+    best = BestWeights("val_mean_iou", "max", {"weight": torch.tensor([[start]])}, start, min_improvement=0.01)
+    for step, score in enumerate(scores, 1):
+        validated = _Validated(score, step)
+        best.on_validation_end(validated, validated)
+    handed_on = float(best.best_state["weight"])
+    assert handed_on >= boxes and handed_on == pytest.approx(best.best_score)
+    assert handed_on == pytest.approx(max(scores) if max(scores) > start + 0.01 else start)
+
+
+def test_keep_last_returns_the_last_step_weights(tmp_path):
+    from sewer_segmentation.data.samples import normalization_for
+    from sewer_segmentation.modelling.training import validation_score
+
+    val = samples(4, 1)
+    last = train_model(samples(8, 0), val, MODEL, training(epochs=None, steps=4, validations=2), SIZE, 0, "l", tmp_path, keep_last=True)
+    assert last.metadata["selected_by"] == "last" and last.metadata["best_step"] is None
+    history = last.metadata["history"]["val"]
+    assert [r["step"] for r in history] == [2, 4]
+    # the returned weights score what the validation after the last step measured
+    score = validation_score(last.model, val, *normalization_for(MODEL), "val_iou")
+    assert score == pytest.approx(history[-1]["val_iou"], abs=1e-4)

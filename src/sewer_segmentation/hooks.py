@@ -242,6 +242,11 @@ def check_training_parameters(params: dict) -> None:
             check_image_size(size.get("height"), size.get("width"))
         except (TypeError, ValueError):
             raise ConfigurationError(f"image_size.height and image_size.width must be whole numbers, got {size}") from None
+    from sewer_segmentation.pipelines.final_training.nodes import WEAK_TARGETS  # noqa: PLC0415
+
+    targets = (params.get("final_training") or {}).get("weak_targets", "both")
+    if targets not in WEAK_TARGETS:
+        raise ConfigurationError(f"final_training.weak_targets must be one of {', '.join(WEAK_TARGETS)}, got {targets!r}")
     training = (params.get("baseline_training") or {}).get("training")
     if not training:
         return

@@ -11,10 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sewer_segmentation.data.boxes import FrameBoxes
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.io.imaging import resize_image, resize_mask
 from sewer_segmentation.progress import progress_bar
@@ -48,6 +50,10 @@ class Sample:
     image: np.ndarray  # H x W x 3 uint8 at training size
     target: np.ndarray  # H x W float32 in [0, 1]
     weight: np.ndarray | None = None  # H x W float32, per-pixel loss weight
+    # Box supervision (weak-pool frames): the frame's boxes at training size, K x 4 (x0, y0, x1, y1)
+    # float32, and whether the boxes are this sample's label (the box losses apply to it).
+    boxes: np.ndarray | None = None
+    box_supervised: bool = False
 
 
 def _to_unit(mask: np.ndarray) -> np.ndarray:
@@ -84,8 +90,45 @@ def load_samples(
     return samples
 
 
-def build_augmentation(config: dict | None, seed: int | None = None) -> A.Compose | None:
-    """Albumentations pipeline from parameters; geometric transforms move masks and weights with the image.
+def scale_boxes(boxes: np.ndarray, source_shape: tuple[int, int], height: int, width: int) -> np.ndarray:
+    """Pixel boxes ``K x 4`` of a frame of ``source_shape`` (h, w) at the training size, float32."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    sy, sx = height / source_shape[0], width / source_shape[1]
+    return boxes * np.array([sx, sy, sx, sy], np.float32)
+
+
+def load_box_samples(
+    images: Mapping[str, Callable],
+    boxes: Mapping[str, FrameBoxes],
+    height: int,
+    width: int,
+    masks: Mapping[str, Callable] | None = None,
+    weights: Mapping[str, Callable] | None = None,
+    description: str = "load boxes",
+) -> list[Sample]:
+    """Box-supervised samples of ``images``: each frame's boxes at training size. With ``masks`` (refined
+    masks, and their ``weights``) the mask losses apply too; without, the target is empty with weight 0,
+    so only the box losses teach."""
+    missing = sorted(set(images) - set(boxes))
+    if missing:
+        raise BadInputError(f"{description}: no box list for {', '.join(missing[:10])} (run `kedro run --pipeline=data_engineering`)")
+    if masks is not None:
+        samples = load_samples(images, masks, height, width, weights, description)
+    else:
+        samples = []
+        for image_id in progress_bar(sorted(images), desc=description, unit="img", leave=False):
+            zeros = np.zeros((height, width), np.float32)
+            samples.append(Sample(image_id, resize_image(images[image_id](), height, width), zeros, zeros.copy()))
+    for sample in samples:
+        frame = boxes[sample.image_id]
+        sample.boxes = scale_boxes(frame.boxes, (frame.height, frame.width), height, width)
+        sample.box_supervised = True
+    return samples
+
+
+def build_augmentation(config: dict | None, seed: int | None = None, with_boxes: bool = False) -> A.Compose | None:
+    """Albumentations pipeline from parameters; geometric transforms move masks and weights with the image
+    (and, ``with_boxes``, the boxes: a rotated box becomes the box around it, clipped to the frame).
     ``seed`` makes the augmentation sequence reproducible (albumentations has its own generators)."""
     if not config or not config.get("enabled", True):
         return None
@@ -110,17 +153,26 @@ def build_augmentation(config: dict | None, seed: int | None = None) -> A.Compos
         transforms.append(A.RandomBrightnessContrast(brightness_limit=limit, contrast_limit=limit, p=0.5))
     if config.get("noise_p", 0) > 0:
         transforms.append(A.GaussNoise(std_range=(0.02, 0.08), p=config["noise_p"]))
-    return A.Compose(transforms, seed=seed) if transforms else None
+    if not transforms:
+        return None
+    boxes = A.BboxParams(format="pascal_voc", clip=True, filter_invalid_bboxes=True, min_area=1.0) if with_boxes else None
+    return A.Compose(transforms, bbox_params=boxes, seed=seed)
 
 
 class SegmentationDataset(Dataset):
-    """Cached samples -> ``(image CHW float, target 1HW float, weight 1HW float)`` tensors."""
+    """Cached samples -> ``(image CHW float, target 1HW float, weight 1HW float)`` tensors.
 
-    def __init__(self, samples: list[Sample], mean, std, augmentation: A.Compose | None = None):
+    ``max_boxes`` (box supervision) adds ``boxes`` (``max_boxes x 4``, padded with empty rows),
+    ``box_supervised`` (0/1) and ``lab`` (``3HW``, CIE LAB colours of the augmented frame, for the pairwise
+    term) to each item; boxes move with the image under augmentation (which must then be built
+    ``with_boxes``)."""
+
+    def __init__(self, samples: list[Sample], mean, std, augmentation: A.Compose | None = None, max_boxes: int = 0):
         self.samples = samples
         self.augmentation = augmentation
         self.mean = np.asarray(mean, np.float32) * 255.0
         self.std = np.asarray(std, np.float32) * 255.0
+        self.max_boxes = int(max_boxes)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -129,15 +181,33 @@ class SegmentationDataset(Dataset):
         s = self.samples[index]
         image, target = s.image, s.target
         weight = s.weight if s.weight is not None else np.ones_like(target)
+        boxes = s.boxes if s.boxes is not None else np.zeros((0, 4), np.float32)
         if self.augmentation is not None:
-            out = self.augmentation(image=image, masks=[target, weight])
+            extra = {"bboxes": boxes} if self.max_boxes else {}
+            out = self.augmentation(image=image, masks=[target, weight], **extra)
             image, (target, weight) = out["image"], out["masks"]
-        image = (image.astype(np.float32) - self.mean) / self.std
-        return (
-            torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            boxes = out.get("bboxes", boxes)
+        tensors = (
+            torch.from_numpy(np.ascontiguousarray(((image.astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1))),
             torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))[None],
             torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))[None],
         )
+        if not self.max_boxes:
+            return tensors
+        padded = np.zeros((self.max_boxes, 4), np.float32)
+        kept = np.asarray(boxes, np.float32).reshape(-1, 4)[: self.max_boxes]
+        padded[: len(kept)] = kept
+        lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)  # L 0..100, a/b in LAB units
+        return (*tensors, torch.from_numpy(padded), torch.tensor(float(s.box_supervised)),
+                torch.from_numpy(np.ascontiguousarray(lab.transpose(2, 0, 1))))  # fmt: skip
+
+
+def max_boxes_of(samples: list[Sample]) -> int:
+    """How many box rows a batch needs: the most boxes of any box-supervised sample (0: no box supervision)."""
+    supervised = [s for s in samples if s.box_supervised]
+    if not supervised:
+        return 0
+    return max(1, *(len(s.boxes) for s in supervised if s.boxes is not None))
 
 
 def to_model_input(images: list[np.ndarray], height: int, width: int, mean, std) -> torch.Tensor:

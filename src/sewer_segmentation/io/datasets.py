@@ -112,7 +112,7 @@ def _json_default(value: Any) -> Any:
 
 #: Columns that hold file names or image ids: read back as text, never as numbers (``001.jpg`` has id
 #: ``001``, which pandas would otherwise turn into the integer 1).
-TEXT_COLUMNS = ("image_id", "file", "source_file", "mask_source", "representative", "members", "image", "phash")
+TEXT_COLUMNS = ("image_id", "class", "file", "source_file", "mask_source", "representative", "members", "image", "phash")
 
 
 class CSVFileDataset(AbstractDataset[Any, Any]):

@@ -53,6 +53,15 @@ def metrics_from_counts(counts: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def validation_values(counts: torch.Tensor, soft: torch.Tensor) -> dict[str, float]:
+    """The ``val_*`` metrics from per-image counts (``N x 4``) and summed soft sums, as the validation
+    loop computes them: pooled binary metrics, ``val_mean_iou`` (mean over images) and the soft ones."""
+    values = {f"val_{k}": float(v) for k, v in metrics_from_counts(counts.sum(0)).items()}
+    values["val_mean_iou"] = float(metrics_from_counts(counts)["iou"].mean())
+    values.update({f"val_{k}": v for k, v in soft_metrics_from_sums(soft).items()})
+    return values
+
+
 def summarize_counts(counts: torch.Tensor) -> dict[str, float]:
     """``mean_<metric>`` over images and ``pooled_<metric>`` over pixels, from per-image counts."""
     per_image = metrics_from_counts(counts)

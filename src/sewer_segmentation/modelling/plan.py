@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+import torch
+
 from sewer_segmentation.data.samples import Sample
-from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.modelling.metrics import confusion_counts, soft_sums, validation_values
 
 # Validation metrics the kept weights can be chosen by: all "higher is better", so that every comparison
 # of stages (the best model so far, predict_model: best) reads the same way.
@@ -36,7 +40,35 @@ class TrainingPlan:
     sample_weights: list[float] | None = None  # per training sample: how often it is drawn
     min_improvement: float = 0.0
     starts_from: dict | None = None  # metadata of the model fine-tuned from, to tell whether the stage beat it
+    # The box masks of the validation images scored as a predictor, by the selection metric: a model
+    # below it is worse than the boxes it was given (flagged in the log, rounds.md and the run summary).
+    box_validation_score: float | None = None
     metadata: dict = field(default_factory=dict)  # added to the trained model's metadata
+
+
+def box_validation_score(val: list[Sample], val_boxes: list[Sample], metric: str) -> float | None:
+    """The validation metric of the box masks themselves (``val_boxes``: the box masks of ``val``'s
+    images as targets, at the same size), computed as validation scores a model; None without images."""
+    if not val:
+        return None
+    boxes = {s.image_id: s.target for s in val_boxes}
+    missing = sorted(s.image_id for s in val if s.image_id not in boxes)
+    if missing:
+        raise BadInputError(f"baseline_val: no box mask for {', '.join(missing[:5])}; run `kedro run --pipeline=data_engineering` again")
+    predicted = torch.from_numpy(np.stack([boxes[s.image_id] for s in val]))[:, None]
+    targets = torch.from_numpy(np.stack([s.target for s in val]))[:, None]
+    return validation_values(confusion_counts(predicted, targets), soft_sums(predicted, targets))[metric]
+
+
+def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None, name: str = "final_training") -> list[float] | None:
+    """Per-sample draw weights giving the hand-labelled images ``labelled_share`` of all draws (weak
+    images first, then labelled); None draws every image equally often."""
+    if labelled_share is None or n_weak == 0 or n_labelled == 0:
+        return None
+    share = float(labelled_share)
+    if not 0 < share < 1:
+        raise ConfigurationError(f"{name}.labelled_share must be between 0 and 1 (or null), got {share}")
+    return [(1 - share) / n_weak] * n_weak + [share / n_labelled] * n_labelled
 
 
 def check_training_config(training: dict) -> str:
@@ -59,7 +91,26 @@ def check_training_config(training: dict) -> str:
         raise ConfigurationError(f"training.weight_decay must be a number, got {training.get('weight_decay')!r}") from None
     if decay < 0:
         raise ConfigurationError(f"training.weight_decay must be 0 or more, got {decay}")
+    check_box_loss_config(training.get("box_loss") or {})
     return metric
+
+
+#: The box losses' settings (modelling/box_losses.BoxSupervisionLoss) and the least value of each.
+BOX_LOSS_KEYS = {"projection": 0.0, "background": 0.0, "pairwise": 0.0, "dilation": 1, "theta": 1e-6, "similarity": 0.0}
+
+
+def check_box_loss_config(box_loss: dict) -> None:
+    """``training.box_loss``: known keys, numbers at or above their least value."""
+    unknown = sorted(set(box_loss) - set(BOX_LOSS_KEYS))
+    if unknown:
+        raise ConfigurationError(f"training.box_loss has unknown keys {unknown}; keys: {', '.join(BOX_LOSS_KEYS)}")
+    for key, value in box_loss.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"training.box_loss.{key} must be a number, got {value!r}") from None
+        if not number >= BOX_LOSS_KEYS[key]:
+            raise ConfigurationError(f"training.box_loss.{key} must be at least {BOX_LOSS_KEYS[key]}, got {value!r}")
 
 
 def resolve_budget(training: dict, n_train: int) -> tuple[int, int]:

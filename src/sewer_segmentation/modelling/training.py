@@ -29,9 +29,11 @@ from sewer_segmentation.data.samples import (
     SegmentationDataset,
     build_augmentation,
     check_image_size,
+    max_boxes_of,
     normalization_for,
 )
 from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.modelling.box_losses import BoxSupervisionLoss
 from sewer_segmentation.modelling.inference import TrainedModel, cpu_has_fast_bf16, inference_device, resolve_precision
 from sewer_segmentation.modelling.losses import build_loss
 from sewer_segmentation.modelling.metrics import (
@@ -39,9 +41,10 @@ from sewer_segmentation.modelling.metrics import (
     metrics_from_counts,
     soft_metrics_from_sums,
     soft_sums,
+    validation_values,
 )
 from sewer_segmentation.modelling.models import build_model, set_batchnorm_frozen
-from sewer_segmentation.modelling.plan import SELECTION_METRICS, check_training_config, resolve_budget
+from sewer_segmentation.modelling.plan import SELECTION_METRICS, check_box_loss_config, check_training_config, resolve_budget
 from sewer_segmentation.modelling.precision import probe_precision
 from sewer_segmentation.progress import on_terminal
 
@@ -65,10 +68,12 @@ def _quiet_lightning() -> None:
 
 
 class SegmentationModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, training: dict, freeze_batchnorm: bool, total_steps: int):
+    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, training: dict, freeze_batchnorm: bool, total_steps: int,
+                 box_loss: BoxSupervisionLoss | None = None):  # fmt: skip
         super().__init__()
         self.model = model
         self.loss = loss
+        self.box_loss = box_loss
         self.training_config = training
         self.freeze_batchnorm = freeze_batchnorm
         self.total_steps = int(total_steps)
@@ -84,9 +89,14 @@ class SegmentationModule(L.LightningModule):
         set_batchnorm_frozen(self.model, self.freeze_batchnorm)
 
     def training_step(self, batch, batch_idx):
-        images, targets, weights = batch
+        images, targets, weights = batch[:3]
         logits = self(images)
+        # Box-supervised frames carry weight 0 where they have no mask target, so the mask loss skips them.
         loss = self.loss(logits, targets, weights)
+        if self.box_loss is not None and len(batch) == 6:
+            box_term, _ = self.box_loss(logits, *batch[3:])
+            self.log("train_box_loss", box_term, on_step=True, on_epoch=False, batch_size=len(images))
+            loss = loss + box_term
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(images))
         return loss
 
@@ -191,7 +201,9 @@ class BestWeights(Callback):
 
     With ``initial_score`` (fine-tuning), the starting weights are the first candidate, and trained
     weights replace them only when they beat them by more than ``min_improvement``: a round that does
-    not help hands back the model it started from. Its state travels in the resume checkpoint.
+    not help hands back the model it started from. Scores only rise, so a round whose start is at least
+    as good as the box masks on validation never hands on weights worse than them. Its state travels in
+    the resume checkpoint.
     """
 
     def __init__(self, monitor: str, mode: str, initial_state: dict | None = None, initial_score: float | None = None,
@@ -332,7 +344,7 @@ def samples_digest(samples: list[Sample]) -> str:
     digest = hashlib.sha256()
     for s in samples:
         digest.update(s.image_id.encode())
-        for array in (s.image, s.target, s.weight):
+        for array in (s.image, s.target, s.weight, s.boxes):
             if array is not None:
                 digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
@@ -369,10 +381,7 @@ def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, m
         counts.append(confusion_counts(probs, targets))
         soft += soft_sums(probs, targets)
     model.to("cpu")
-    per_image = torch.cat(counts)
-    values = {f"val_{k}": float(v) for k, v in metrics_from_counts(per_image.sum(0)).items()}
-    values["val_mean_iou"] = float(metrics_from_counts(per_image)["iou"].mean())
-    values.update({f"val_{k}": v for k, v in soft_metrics_from_sums(soft).items()})
+    values = validation_values(torch.cat(counts), soft)
     if metric not in values:
         raise ConfigurationError(f"{metric} cannot score the starting weights; use one of {sorted(values)}")
     return values[metric]
@@ -386,6 +395,13 @@ def _training_precision(training: dict, model_config: dict, image_size: dict) ->
         precision = probe_precision(model_config, image_size, int(training["batch_size"]), inference_device(accelerator),
                                     bool(training.get("channels_last", True)), cpu_has_fast_bf16())  # fmt: skip
     return resolve_precision(precision, accelerator)
+
+
+def build_box_loss(training: dict) -> BoxSupervisionLoss:
+    """The box terms with their weights from ``training.box_loss`` (see modelling/box_losses.py)."""
+    config = dict(training.get("box_loss") or {})
+    check_box_loss_config(config)
+    return BoxSupervisionLoss(**config)
 
 
 def _starting_model(model_config: dict, training: dict, initial_state: dict | None, val_samples: list[Sample], metric: str,
@@ -456,12 +472,13 @@ def _load_best_weights(module: SegmentationModule, best: BestWeights, checkpoint
 
 def _data_loaders(train_samples: list[Sample], val_samples: list[Sample], training: dict, normalization: tuple, steps: int, seed: int,
                   sample_weights: list[float] | None) -> tuple[DataLoader, DataLoader | None]:  # fmt: skip
-    """Training batches drawn by ``StepSampler`` (exactly ``steps`` batches, augmented), and the
-    validation batches (None without validation images)."""
+    """Training batches drawn by ``StepSampler`` (exactly ``steps`` batches, augmented; with boxes when
+    any sample is box-supervised), and the validation batches (None without validation images)."""
     batch_size, workers = int(training["batch_size"]), int(training.get("num_workers", 0))
     sampler = StepSampler(len(train_samples), steps * batch_size, seed, sample_weights)
-    augmentation = build_augmentation(training.get("augmentation"), seed)
-    train = _loader(SegmentationDataset(train_samples, *normalization, augmentation), batch_size, workers, sampler)
+    max_boxes = max_boxes_of(train_samples)
+    augmentation = build_augmentation(training.get("augmentation"), seed, with_boxes=max_boxes > 0)
+    train = _loader(SegmentationDataset(train_samples, *normalization, augmentation, max_boxes), batch_size, workers, sampler)
     val = _loader(SegmentationDataset(val_samples, *normalization), batch_size, workers) if val_samples else None
     return train, val
 
@@ -489,12 +506,15 @@ def train_model(
     initial_state: dict | None = None,
     sample_weights: list[float] | None = None,
     min_improvement: float = 0.0,
+    keep_last: bool = False,
 ) -> TrainedModel:
     """Train for ``training.steps`` optimizer steps (or ``epochs``); return the best validated weights.
 
     ``initial_state`` fine-tunes from earlier weights: they are scored on validation first and kept
     unless training beats them by ``min_improvement``. ``sample_weights`` (one per training sample)
-    sets how often each sample is drawn.
+    sets how often each sample is drawn. Box-supervised samples also train through the box losses
+    (``training.box_loss``). ``keep_last`` keeps the last step's weights, not the best validated ones
+    (the ceiling of ``bench/quality.py``: no validation guard).
     """
     height, width = check_image_size(image_size["height"], image_size["width"])
     if not train_samples:
@@ -507,10 +527,11 @@ def train_model(
     mean, std = normalization_for(model_config)
     model, initial_score = _starting_model(model_config, training, initial_state, val_samples, metric, precision, stage)
     loss = build_loss(training["loss"]["name"], training["loss"].get("args"))
-    module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps)
+    box_loss = build_box_loss(training) if any(s.box_supervised for s in train_samples) else None
+    module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps, box_loss)
 
     train_loader, val_loader = _data_loaders(train_samples, val_samples, training, (mean, std), steps, seed, sample_weights)
-    fingerprint = run_fingerprint(stage, model_config, training, image_size, seed, min_improvement, sample_weights,
+    fingerprint = run_fingerprint(stage, model_config, training, image_size, seed, min_improvement, sample_weights, keep_last,
                                   samples_digest(train_samples), samples_digest(val_samples))  # fmt: skip
     checkpoint_dir = Path(checkpoint_root) / f"{stage}-{fingerprint}"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -538,7 +559,7 @@ def train_model(
     (checkpoint_dir / "best.pt").unlink(missing_ok=True)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
 
-    best_score, best_step, kept_initial = _load_best_weights(module, best, checkpoint_dir)
+    best_score, best_step, kept_initial = (None, None, False) if keep_last else _load_best_weights(module, best, checkpoint_dir)
     history_log = _final_history(history, checkpoint_dir, stage)
     final_model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     if trainer.is_global_zero:
@@ -547,7 +568,8 @@ def train_model(
         logger.warning("%s: no validation beat the starting weights by more than %.3f; they are kept", stage, min_improvement)
     metadata = {
         "stage": stage,
-        "selected_by": metric,
+        "selected_by": "last" if keep_last else metric,
+        "box_supervised_images": sum(s.box_supervised for s in train_samples),
         "best_validation_score": best_score,
         "best_step": best_step,
         "initial_validation_score": initial_score,

@@ -201,20 +201,34 @@ def soft_agreement(mask: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.minimum(m, t).sum() / union)
 
 
-def score_candidates(probabilities: dict, images, boxes, truths, refinement: dict) -> dict[str, float]:
-    """Mean ``soft_agreement`` over images of every candidate's refined masks with the hand-drawn ones."""
-    scores = {}
+def candidate_agreements(probabilities: dict, images, boxes, truths, refinement: dict) -> dict[str, np.ndarray]:
+    """Per image (sorted by id), the ``soft_agreement`` of every candidate's refined mask with the hand-drawn one."""
     truth = {i: truths[i]() for i in probabilities}
+    agreements = {}
     for label, method, params in candidate_settings(refinement):
         refined = refine_pool(probabilities, images, boxes, method, params, n_jobs=refinement.get("n_jobs", "auto"))
-        scores[label] = round(float(np.mean([soft_agreement(refined[i][0], truth[i]) for i in sorted(refined)])), 5)
-    return scores
+        agreements[label] = np.array([soft_agreement(refined[i][0], truth[i]) for i in sorted(refined)])
+    return agreements
+
+
+def beats_boxes(agreements: dict[str, np.ndarray], label: str, margin: float) -> bool:
+    """Whether ``label`` agrees with the polygons better than the box masks by more than ``margin``
+    standard errors of the per-image difference (the noise of a few selection images). With one image
+    the noise is unknown, and any positive difference counts."""
+    if label == "box" or "box" not in agreements:
+        return True
+    difference = agreements[label] - agreements["box"]
+    noise = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
+    return float(difference.mean()) > margin * float(noise)
 
 
 def choose_refinement(probabilities: dict, images, boxes, truths, refinement: dict) -> dict:
     """The method (and its parameters) that ``refinement.method`` names, or for ``auto`` the candidate
     whose masks agree best with hand-drawn masks on the images given (never eval images: the caller
-    passes baseline_val). Returns ``{method, params, label, scores, selection_images}``."""
+    passes baseline_val). A candidate other than ``box`` must beat the box masks by more than
+    ``auto.box_margin`` standard errors, else the box masks are kept: refined masks worse than the boxes
+    they came from are the failure this guards against. Returns ``{method, params, label, scores,
+    selection_images}``."""
     method = refinement["method"]
     if method != "auto":
         if method not in METHODS:
@@ -223,8 +237,12 @@ def choose_refinement(probabilities: dict, images, boxes, truths, refinement: di
                 "selection_images": 0}  # fmt: skip
     if not probabilities:
         raise ValueError("mask_refinement.method auto needs hand-labelled validation images to choose on")
-    scores = score_candidates(probabilities, images, boxes, truths, refinement)
+    agreements = candidate_agreements(probabilities, images, boxes, truths, refinement)
+    scores = {label: round(float(values.mean()), 5) for label, values in agreements.items()}
     settings = {label: (m, p) for label, m, p in candidate_settings(refinement)}
-    label = max(scores, key=lambda k: scores[k])  # the first of equal scores: candidates are in preference order
+    margin = float((refinement.get("auto") or {}).get("box_margin", 1.0))
+    eligible = [label for label in scores if beats_boxes(agreements, label, margin)]
+    label = max(eligible, key=lambda k: scores[k])  # the first of equal scores: candidates are in preference order
     return {"method": settings[label][0], "params": settings[label][1], "label": label, "scores": scores,
-            "selection_images": len(probabilities)}  # fmt: skip
+            "selection_images": len(probabilities), "box_margin": margin,
+            "kept_boxes": label == "box" and max(scores, key=lambda k: scores[k]) != "box"}  # fmt: skip

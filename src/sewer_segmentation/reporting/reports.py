@@ -34,6 +34,7 @@ class StageRow:
     mean_dice: float
     pooled_iou: float
     validation_score: float | None
+    box_validation_score: float | None  # the box masks of the validation images, scored the same way
     improved_on_validation: bool | None
     vs_baseline: float | None
     vs_previous: float | None
@@ -61,10 +62,19 @@ class RoundsSummary:
     failed_predictions: dict[str, int] = field(default_factory=dict)
 
 
+def below_boxes_warning(name: str, stage: dict) -> str | None:
+    """The warning for a stage whose model scores below its box masks on validation (None otherwise)."""
+    if not stage.get("below_boxes_on_validation"):
+        return None
+    return (f"**{name} is worse than the box masks it was given** on validation ({_num(stage.get('best_validation_score'))} vs "
+            f"{_num(stage.get('box_validation_score'))}): try more steps, a larger image_size, box supervision "
+            "(`final_training.weak_targets: both`) or more hand-labelled images.")  # fmt: skip
+
+
 def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:
-    """Rounds that did not improve on validation, and rounds whose eval IoU fell below the baseline's
-    (reported, never used to choose anything)."""
-    lines = []
+    """Stages below their box masks on validation, rounds that did not improve on validation, and rounds
+    whose eval IoU fell below the baseline's (reported, never used to choose anything)."""
+    lines = [w for w in (below_boxes_warning(n, stages[n]) for n in names) if w]
     base = stages.get("baseline")
     for name in names:
         stage = stages[name]
@@ -87,7 +97,7 @@ def summarize_rounds(stages: dict[str, dict]) -> RoundsSummary:
         stage, value = stages[name], eval_score(stages[name])
         rows.append(StageRow(
             name, value, eval_score(stage, metric="mean_dice"), eval_score(stage, metric="pooled_iou"),
-            stage.get("best_validation_score"), stage.get("improved_on_validation"),
+            stage.get("best_validation_score"), stage.get("box_validation_score"), stage.get("improved_on_validation"),
             None if base is None or name == "baseline" else value - base, None if previous is None else value - previous,
             stage.get("refined_from"), stage.get("model_version"),
         ))  # fmt: skip
@@ -125,12 +135,14 @@ def rounds_markdown(summary: RoundsSummary) -> str:
         md += ["Every round improved on the model it started from (validation).", ""]
     md += ["Eval metrics of each stage's model against the hand-drawn polygons (same eval images). Models are chosen "
            "on validation only (baseline_val); eval is reported, never used to choose.", "",
-           "| stage | eval mean IoU | eval mean Dice | eval pooled IoU | validation score | improved on validation "
-           "| vs baseline | vs previous | started from | model version |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+           "| stage | eval mean IoU | eval mean Dice | eval pooled IoU | validation score | box masks on validation | improved on validation "
+           "| vs baseline | vs previous | started from | model version |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in summary.stages:
         improved = {True: "yes", False: "**no**", None: ""}[r.improved_on_validation]
         validation = "n/a" if r.validation_score is None else f"{r.validation_score:.3f}"
-        md.append(f"| {r.name} | {r.mean_iou:.3f} | {r.mean_dice:.3f} | {r.pooled_iou:.3f} | {validation} | {improved} "
+        below = r.validation_score is not None and r.box_validation_score is not None and r.validation_score < r.box_validation_score
+        boxes = "n/a" if r.box_validation_score is None else f"{'**' if below else ''}{r.box_validation_score:.3f}{'**' if below else ''}"
+        md.append(f"| {r.name} | {r.mean_iou:.3f} | {r.mean_dice:.3f} | {r.pooled_iou:.3f} | {validation} | {boxes} | {improved} "
                   f"| {_num(r.vs_baseline, True)} | {_num(r.vs_previous, True)} | {r.started_from or ''} | {r.model_version} |")  # fmt: skip
     if summary.trivial:
         md += ["", f"Trivial predictors on the same images: box mask {summary.trivial['box_mask']:.3f}, "

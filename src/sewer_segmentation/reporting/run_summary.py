@@ -42,6 +42,9 @@ def stage_line(stage: str, metrics: dict) -> str:
     method = (metrics.get("refinement") or {}).get("method")
     if method:
         text += f"; refinement {method}"
+    if metrics.get("below_boxes_on_validation"):
+        text += (f"; WORSE THAN THE BOX MASKS on validation ({metrics['best_validation_score']:.3f} vs {metrics['box_validation_score']:.3f}): "
+                 "try more steps, a larger image_size, box supervision (final_training.weak_targets=both) or more hand labels")  # fmt: skip
     return text
 
 

@@ -41,13 +41,15 @@ def stage_metrics(report: dict) -> dict[str, float]:
     }
     if report.get("best_validation_score") is not None:
         metrics["validation.best_score"] = float(report["best_validation_score"])
+    if report.get("box_validation_score") is not None:  # the box masks as a predictor, scored the same way
+        metrics["validation.box_masks_score"] = float(report["box_validation_score"])
     return metrics
 
 
 def stage_tags(report: dict, parent_tags: dict[str, str]) -> dict[str, str]:
     tags = {key: parent_tags[key] for key in ("dataset", "round", "code_version") if key in parent_tags}
     tags["stage"] = str(report.get("stage"))
-    for key in ("model_version", "selected_by", "refined_from", "improved_on_validation"):
+    for key in ("model_version", "selected_by", "refined_from", "improved_on_validation", "below_boxes_on_validation"):
         if report.get(key) is not None:
             tags[key] = str(report[key])
     return tags

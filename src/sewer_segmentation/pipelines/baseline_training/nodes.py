@@ -1,35 +1,52 @@
 """Nodes of the baseline_training pipeline: what the baseline trains on.
 
 A fresh model trained on the hand-labelled baseline_train split, its weights selected on baseline_val.
-Training, evaluation on eval and the figures are the shared ``training_stage`` pipeline's.
+With ``baseline_training.joint.enabled`` it trains on the weak pool's boxes too, from the start (the
+box losses of ``modelling/box_losses.py``), instead of waiting for refinement rounds. Training,
+evaluation on eval and the figures are the shared ``training_stage`` pipeline's.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from sewer_segmentation.data.samples import check_image_size, load_samples
-from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, check_splits_agree, split_fingerprint
-from sewer_segmentation.modelling.plan import TrainingPlan
+from sewer_segmentation.data.boxes import frame_boxes
+from sewer_segmentation.data.samples import check_image_size, load_box_samples, load_samples
+from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, check_splits_agree, split_fingerprint
+from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, labelled_sampling_weights
 
 STAGE = "baseline"
 
 
 def plan_baseline_training(
-    split_manifest: pd.DataFrame, train_images, train_masks, val_images, val_masks, eval_images,
-    model: dict, image_size: dict, training: dict,
+    split_manifest: pd.DataFrame, train_images, train_masks, val_images, val_masks, val_box_masks, eval_images, weak_images,
+    box_lists: pd.DataFrame, model: dict, image_size: dict, training: dict, joint: dict,
 ) -> TrainingPlan:  # fmt: skip
-    """The baseline's training set (baseline_train) and validation set (baseline_val), decoded once.
-    The split folders are checked against the manifest first (no eval image can be trained on)."""
+    """The baseline's training set (baseline_train, plus the weak pool's boxes when ``joint.enabled``)
+    and validation set (baseline_val), decoded once, and the box masks' own validation score. The split
+    folders are checked against the manifest first (no eval image can be trained on)."""
     check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
-                                        f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks, EVAL: eval_images})  # fmt: skip
+                                        f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
+                                        f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images})  # fmt: skip
     height, width = check_image_size(image_size["height"], image_size["width"])
+    labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
+    weak, sample_weights = [], None
+    if joint.get("enabled"):
+        if not weak_images:
+            raise ConfigurationError("baseline_training.joint.enabled needs box-only frames, and the weak pool is empty")
+        weak = load_box_samples(weak_images, frame_boxes(box_lists, split_manifest, weak_images), height, width, description="weak boxes")
+        sample_weights = labelled_sampling_weights(len(weak), len(labelled), joint.get("labelled_share"), "baseline_training.joint")
+    val = load_samples(val_images, val_masks, height, width, description="baseline_val")
+    val_boxes = load_samples(val_images, val_box_masks, height, width, description="baseline_val box masks")
     return TrainingPlan(
         stage=STAGE,
-        train=load_samples(train_images, train_masks, height, width, description="baseline_train"),
-        val=load_samples(val_images, val_masks, height, width, description="baseline_val"),
+        train=weak + labelled,
+        val=val,
+        box_validation_score=box_validation_score(val, val_boxes, check_training_config(training)),
         model_config=model,
         training=training,
         image_size=image_size,
-        metadata={"split_fingerprint": split_fingerprint(split_manifest)},
+        sample_weights=sample_weights,
+        metadata={"split_fingerprint": split_fingerprint(split_manifest), "joint": bool(joint.get("enabled"))},
     )

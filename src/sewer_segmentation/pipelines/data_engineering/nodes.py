@@ -25,6 +25,7 @@ from sewer_segmentation.data.annotations import (
     rasterize_shapes,
     yolo_box_mask,
 )
+from sewer_segmentation.data.boxes import box_table, boxes_from_mask, yolo_pixel_boxes
 from sewer_segmentation.data.dedupe import cluster_hashes, hex_to_words, perceptual_hash, words_to_hex
 from sewer_segmentation.data.splits import SPLITS, WEAK, check_splits_agree, split_clusters
 from sewer_segmentation.errors import BadInputError, ConfigurationError
@@ -81,6 +82,7 @@ def parse_annotations(
             polygons[filename] = kept
 
     boxes: dict[str, list] = {}
+    names: dict[int, str] = {}
     if yolo_labels:
         if yolo_data_yaml is None:
             raise BadInputError("labels/ holds YOLO labels but data.yaml (class names) is missing")
@@ -109,6 +111,7 @@ def parse_annotations(
         "polygons": polygons,
         "listed_in_csv": sorted(listed),
         "yolo_boxes": boxes,
+        "yolo_class_names": names,
         "problems": [p.as_dict() for p in problems],
         "kept_classes": dict(kept_classes),
         "dropped_classes": dict(dropped_classes),
@@ -358,10 +361,31 @@ def write_weak_split(manifest, raw_images, raw_box_masks, annotations, params):
     return {k: v[0] for k, v in loaders.items()}, {k: v[2] for k, v in loaders.items()}
 
 
+def extract_box_lists(manifest: pd.DataFrame, raw_box_masks: Partitions, annotations: dict) -> pd.DataFrame:
+    """One row per detection box of every kept frame (``data.boxes.BOX_COLUMNS``), from the same source
+    as its box mask: the components of ``masks/`` when the frame has one, else its YOLO boxes (each box
+    on its own, so overlapping boxes stay apart)."""
+    box_mask_files = _by_image_id(raw_box_masks)
+    names = annotations.get("yolo_class_names") or {}
+    rows = []
+    for row in progress_bar(list(manifest.itertuples()), desc="box lists", unit="img", leave=False):
+        if row.image_id in box_mask_files:
+            boxes = boxes_from_mask(raw_box_masks[box_mask_files[row.image_id][0]]())
+            classes = [""] * len(boxes)
+        else:  # YOLO: box by box, so that a box clipped away by the frame takes its class name with it
+            pixel = [(yolo_pixel_boxes([b], int(row.height), int(row.width)), names.get(b.class_id, str(b.class_id)))
+                     for b in annotations["yolo_boxes"].get(row.image_id, [])]  # fmt: skip
+            kept = [(box, name) for box, name in pixel if len(box)]
+            boxes = np.concatenate([box for box, _ in kept]) if kept else np.zeros((0, 4), np.int64)
+            classes = [name for _, name in kept]
+        rows.append((str(row.image_id), boxes, classes))
+    return box_table(rows)
+
+
 def publish_data_engineering(
-    assignment: pd.DataFrame, excluded: pd.DataFrame, clusters: pd.DataFrame, report: dict, **written_folders
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The tables of this run (excluded files, duplicate clusters, split manifest), returned only once
+    assignment: pd.DataFrame, excluded: pd.DataFrame, clusters: pd.DataFrame, report: dict, box_lists: pd.DataFrame, **written_folders
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The tables of this run (excluded files, duplicate clusters, box lists, split manifest), returned only once
     every split folder and the data report are written and agree with the assignment
     (``written_folders``: ``<split>__<kind>`` -> that folder's partitions, just listed).
 
@@ -370,10 +394,13 @@ def publish_data_engineering(
     images changed: the next reader refuses instead of mixing two runs.
     """
     check_splits_agree(assignment, {name.replace("__", "/"): folder for name, folder in written_folders.items()})
+    stray = sorted(set(box_lists.image_id.astype(str)) - set(assignment.image_id.astype(str)))
+    if stray:
+        raise RuntimeError(f"box_lists.csv holds {len(stray)} frames that no split holds ({', '.join(stray[:3])})")
     counts = assignment.split.value_counts().to_dict()
     if any(report["split_counts"].get(split, 0) != counts.get(split, 0) for split in SPLITS):
         raise RuntimeError(f"the data report counts {report['split_counts']} but the splits hold {counts}")
-    return excluded, clusters, assignment
+    return excluded, clusters, box_lists, assignment
 
 
 # --------------------------------------------------------------------------------------------------

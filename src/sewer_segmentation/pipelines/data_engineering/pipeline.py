@@ -10,6 +10,7 @@ from .nodes import (
     assign_splits,
     build_data_report,
     cluster_duplicates,
+    extract_box_lists,
     inspect_raw_files,
     parse_annotations,
     publish_data_engineering,
@@ -77,6 +78,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="write_weak_split",
         ),
         Node(
+            extract_box_lists,
+            inputs=["split_assignment", "raw_box_masks", "annotations"],
+            outputs="box_table",
+            name="extract_box_lists",
+        ),
+        Node(
             build_data_report,
             inputs=[
                 "split_assignment", "excluded_table", "cluster_table", "annotations",
@@ -90,8 +97,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(
             publish_data_engineering,
             inputs={"assignment": "split_assignment", "excluded": "excluded_table", "clusters": "cluster_table",
-                    "report": "data_report_json", **{_key(name): name for name in WRITTEN}},  # fmt: skip
-            outputs=["excluded_files", "duplicate_clusters", "split_manifest"],
+                    "report": "data_report_json", "box_lists": "box_table", **{_key(name): name for name in WRITTEN}},  # fmt: skip
+            outputs=["excluded_files", "duplicate_clusters", "box_lists", "split_manifest"],
             name="publish_data_engineering",
         ),
     ]
@@ -100,7 +107,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         namespace="data_engineering",
         inputs=set(RAW),
         outputs={
-            "split_manifest", "excluded_files", "duplicate_clusters", *WRITTEN,
+            "split_manifest", "excluded_files", "duplicate_clusters", "box_lists", *WRITTEN,
             "data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates",
         },  # fmt: skip
         parameters={PARAMS, "params:data_engineering.dedupe", "params:data_engineering.split", "params:seed", "params:dataset"},

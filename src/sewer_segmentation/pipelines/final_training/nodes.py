@@ -14,7 +14,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from sewer_segmentation.data.samples import check_image_size, load_samples
+from sewer_segmentation.data.boxes import frame_boxes
+from sewer_segmentation.data.samples import check_image_size, load_box_samples, load_samples
 from sewer_segmentation.data.splits import (
     BASELINE_TRAIN,
     BASELINE_VAL,
@@ -29,7 +30,7 @@ from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.io.imaging import binarize, by_image_id
 from sewer_segmentation.modelling.evaluation import score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
-from sewer_segmentation.modelling.plan import TrainingPlan
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, labelled_sampling_weights
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.reporting.reports import rounds_chart, rounds_markdown, summarize_rounds
 
@@ -46,17 +47,6 @@ def final_training_config(training: dict, final: dict) -> dict:
     return config
 
 
-def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None) -> list[float] | None:
-    """Per-sample draw weights giving the hand-labelled images ``labelled_share`` of all draws (weak
-    images first, then labelled); None draws every image equally often."""
-    if labelled_share is None or n_weak == 0 or n_labelled == 0:
-        return None
-    share = float(labelled_share)
-    if not 0 < share < 1:
-        raise ConfigurationError(f"final_training.labelled_share must be between 0 and 1 (or null), got {share}")
-    return [(1 - share) / n_weak] * n_weak + [share / n_labelled] * n_labelled
-
-
 def _round_model_config(model: dict, previous_model: TrainedModel, init_from: str) -> dict:
     """Fine-tuning continues the previous model as it was built (its architecture, encoder and freezing,
     even if ``params:model`` changed since), with no pretrained weights to fetch: they are overwritten."""
@@ -65,16 +55,22 @@ def _round_model_config(model: dict, previous_model: TrainedModel, init_from: st
     return {**previous_model.model_config, "encoder_weights": None}
 
 
+#: What the weak pool's frames train on in a round: their refined masks, their boxes (box losses), or both.
+WEAK_TARGETS = ("refined", "boxes", "both")
+
+
 def plan_round_training(
-    split_manifest: pd.DataFrame, refined: RefinedMasks, weak_images, train_images, train_masks, val_images, val_masks, eval_images,
-    previous_model: TrainedModel, model: dict, image_size: dict, training: dict, final: dict, round_number: int,
+    split_manifest: pd.DataFrame, refined: RefinedMasks, weak_images, train_images, train_masks, val_images, val_masks, val_box_masks,
+    eval_images, box_lists: pd.DataFrame, previous_model: TrainedModel, model: dict, image_size: dict, training: dict, final: dict,
+    round_number: int,
 ) -> TrainingPlan:  # fmt: skip
-    """Refined weak masks (with their weight maps) plus the hand-labelled baseline_train, starting from
-    the best model so far (or fresh). The split folders and the refined masks are checked against the
-    manifest first: no eval image (and no image of another split) can reach the training set."""
+    """The weak pool (its refined masks with their weight maps, its boxes through the box losses, or both:
+    ``final.weak_targets``) plus the hand-labelled baseline_train, starting from the best model so far
+    (or fresh). The split folders and the refined masks are checked against the manifest first: no eval
+    image (and no image of another split) can reach the training set."""
     check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
                                         f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
-                                        EVAL: eval_images, WEAK: weak_images})  # fmt: skip
+                                        f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images})  # fmt: skip
     check_model_matches_splits(split_manifest, previous_model.metadata, "the model this round starts from")
     check_no_eval_images(split_manifest, refined.masks, "the refined masks of this round")
     stray = sorted(set(refined.masks) - set(weak_images))
@@ -83,21 +79,33 @@ def plan_round_training(
                             "they were made before the last data_engineering run; "
                             f"run `kedro run --pipeline=refine --params=round:{round_number}` again")  # fmt: skip
     height, width = check_image_size(image_size["height"], image_size["width"])
-    weak = load_samples({i: weak_images[i] for i in refined.masks}, refined.masks, height, width, refined.weights, description="refined weak")
+    targets = final.get("weak_targets", "both")
+    if targets not in WEAK_TARGETS:
+        raise ConfigurationError(f"final_training.weak_targets must be one of {', '.join(WEAK_TARGETS)}, got {targets!r}")
+    frames = {i: weak_images[i] for i in refined.masks}
+    if targets == "refined":
+        weak = load_samples(frames, refined.masks, height, width, refined.weights, description="refined weak")
+    else:
+        masks, weights = (refined.masks, refined.weights) if targets == "both" else (None, None)
+        weak = load_box_samples(frames, frame_boxes(box_lists, split_manifest, frames), height, width, masks, weights, description="weak boxes")
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
     init_from = _init_from(final)
+    val = load_samples(val_images, val_masks, height, width, description="baseline_val")
+    round_training = final_training_config(training, final)
     return TrainingPlan(
         stage=f"round_{int(round_number)}",
         train=weak + labelled,
-        val=load_samples(val_images, val_masks, height, width, description="baseline_val"),
+        val=val,
+        box_validation_score=box_validation_score(val, load_samples(val_images, val_box_masks, height, width, description="baseline_val box masks"),
+                                                  check_training_config(round_training)),  # fmt: skip
         model_config=_round_model_config(model, previous_model, init_from),
-        training=final_training_config(training, final),
+        training=round_training,
         image_size=image_size,
         initial_state=previous_model.model.state_dict() if init_from == "best" else None,
         sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
         min_improvement=float(final.get("min_improvement", 0.0)),
         starts_from=previous_model.metadata,
-        metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": int(round_number)},
+        metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": int(round_number), "weak_targets": targets},
     )
 
 
@@ -111,7 +119,8 @@ def _init_from(final: dict) -> str:
 def train_oracle(round_plan: TrainingPlan, weak_images, train_images, eval_images, eval_masks, ground_truth, final: dict,
                  seed: int, inference: dict) -> dict:  # fmt: skip
     """Synthetic data only, off by default: the round's start, model and budget trained on the true masks
-    of the same images; its eval IoU is the ceiling refinement is closing in on."""
+    of the same images, with no validation guard and the last step's weights; its eval IoU is the
+    ceiling refinement (and box supervision) is closing in on."""
     truth = by_image_id(ground_truth)
     if not (final.get("oracle") or {}).get("enabled") or not truth:
         return {"enabled": False}
@@ -126,7 +135,7 @@ def train_oracle(round_plan: TrainingPlan, weak_images, train_images, eval_image
 
     weak, labelled = with_truth(weak_images, "oracle weak"), with_truth(train_images, "oracle labelled")
     trained = train_model(weak + labelled, round_plan.val, round_plan.model_config, round_plan.training, round_plan.image_size, seed,
-                          stage="oracle", initial_state=round_plan.initial_state, min_improvement=round_plan.min_improvement,
+                          stage="oracle", initial_state=round_plan.initial_state, keep_last=True,
                           sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")))  # fmt: skip
     predictions = {i: binarize(p) for i, p in predict_split(trained, eval_images, inference).items()}
     summary, _ = score_predictors({"oracle": predictions}, {"polygons": eval_masks})

@@ -9,7 +9,8 @@ from .nodes import assemble_round_metrics, build_rounds_report, plan_round_train
 
 STAGE = "round"
 SPLITS = {"split_manifest", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images", "baseline_val_masks",
-          "eval_images", "eval_masks", "raw_ground_truth"}  # fmt: skip
+          "baseline_val_box_masks",
+          "eval_images", "eval_masks", "raw_ground_truth", "box_lists"}  # fmt: skip
 PARAMETERS = {"params:model", "params:image_size", "params:baseline_training.training", "params:final_training", "params:seed",
               "params:round", "params:inference"}  # fmt: skip
 
@@ -19,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(
             plan_round_training,
             inputs=["split_manifest", "refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images",
-                    "baseline_val_masks", "eval_images", "previous_model", "params:model", "params:image_size",
+                    "baseline_val_masks", "baseline_val_box_masks", "eval_images", "box_lists", "previous_model", "params:model", "params:image_size",
                     "params:baseline_training.training", "params:final_training", "params:round"],  # fmt: skip
             outputs="training_plan",
             name="plan_training",

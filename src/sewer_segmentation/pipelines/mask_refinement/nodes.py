@@ -72,6 +72,10 @@ def choose_refinement_method(
         logger.info("Refinement method chosen on %d baseline_val images: %s (agreement with polygons %.3f; next: %s)",
                     choice["selection_images"], choice["label"], ranked[0][1],
                     ", ".join(f"{k} {v:.3f}" for k, v in ranked[1:4]))  # fmt: skip
+        if choice.get("kept_boxes"):
+            logger.warning("No refinement candidate beat the box masks by more than %.1f standard errors on baseline_val (best: %s %.3f, "
+                           "box %.3f): the box masks are used as they are", choice["box_margin"], ranked[0][0], ranked[0][1],
+                           choice["scores"].get("box", float("nan")))  # fmt: skip
         if choice["selection_images"] < 5:
             logger.warning("Only %d baseline_val images chose the refinement method: the choice is noisy "
                            "(raise data_engineering.split.val_fraction or label more images)", choice["selection_images"])  # fmt: skip

@@ -33,6 +33,9 @@ def train_stage_model(plan: TrainingPlan, seed: int) -> tuple[TrainedModel, dict
         initial_state=plan.initial_state, sample_weights=plan.sample_weights, min_improvement=plan.min_improvement,
     )  # fmt: skip
     trained.metadata.update(plan.metadata)
+    trained.metadata.update(box_comparison(trained.metadata.get("best_validation_score"), plan.box_validation_score))
+    if trained.metadata["below_boxes_on_validation"]:
+        logger.warning("%s: %s", plan.stage, below_boxes_message(trained.metadata))
     if plan.starts_from is not None:
         trained.metadata.update(improvement_record(plan.starts_from, trained.metadata))
         if not trained.metadata["improved_on_validation"]:
@@ -41,6 +44,20 @@ def train_stage_model(plan: TrainingPlan, seed: int) -> tuple[TrainedModel, dict
                            trained.metadata["selected_by"], _fmt(trained.metadata.get("best_validation_score")),
                            _fmt(plan.starts_from.get("best_validation_score")), "its starting weights were kept" if kept else "see rounds.md")  # fmt: skip
     return trained, trained.metadata["history"]
+
+
+def box_comparison(score: float | None, box_score: float | None) -> dict:
+    """The box masks' validation score beside the model's, and whether the model is below it."""
+    below = score is not None and box_score is not None and score < box_score
+    return {"box_validation_score": box_score, "below_boxes_on_validation": bool(below)}
+
+
+def below_boxes_message(record: dict) -> str:
+    """What a model below its box masks on validation means, and what to try (log, rounds.md, run summary)."""
+    return (f"the model scores BELOW THE BOX MASKS on validation ({record.get('selected_by', 'validation')} "
+            f"{_fmt(record.get('best_validation_score'))} vs {_fmt(record.get('box_validation_score'))}): it is worse than the boxes it was "
+            "given. Try more steps (baseline_training.training.steps), a larger image_size, box supervision "
+            "(final_training.weak_targets: both) or more hand-labelled images")  # fmt: skip
 
 
 def improvement_record(start: dict, trained: dict) -> dict:
@@ -77,7 +94,8 @@ def evaluate_predictions(
         {"model": model_masks, "box_mask": box_masks, "all_background": background},
         {"polygons": eval_masks, "ground_truth": truth},
     )
-    described = ("version", "selected_by", "best_validation_score", "refined_from", "improved_on_validation")
+    described = ("version", "selected_by", "best_validation_score", "box_validation_score", "below_boxes_on_validation", "refined_from",
+                 "improved_on_validation")  # fmt: skip
     report = {
         "stage": stage,
         **{("model_version" if key == "version" else key): trained.metadata.get(key) for key in described},

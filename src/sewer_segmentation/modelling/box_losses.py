@@ -1,0 +1,142 @@
+"""Losses that take detection boxes themselves as the label (box supervision).
+
+A box says two things a filled box mask gets wrong: the defect lies inside it, and the defect touches
+every row and every column of it (a tight box). Three terms follow, each usable on any per-pixel output:
+
+- **projection** (BoxInst, Tian et al. CVPR 2021; the tightness prior of Kervadec et al. MIDL 2020):
+  inside each box, the maximum of the predicted mask along every row and every column should be 1.
+  Computed per box (a Dice term between the projections and the box's all-ones projection), so
+  overlapping boxes never merge into one.
+- **background**: outside every box of a frame the prediction should be 0 (BCE towards 0).
+- **pairwise** (BoxInst): inside the boxes, neighbouring pixels of similar colour (LAB distance) share a
+  label: ``-log P(same label)`` over the pairs whose colour similarity is at least ``similarity``.
+
+A thin diagonal crack satisfies both projections and is consistent in colour, so thin defects are
+learned where thresholded pseudo-masks fail. Boxes are ``(x0, y0, x1, y1)`` in pixels, end-exclusive;
+rows with ``x1 <= x0`` are padding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: 8-neighbourhood offsets (dy, dx), at ``dilation`` pixels (BoxInst uses a dilated 3x3 neighbourhood).
+NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def box_pixel_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``N x K x 4`` boxes -> ``N x K x H x W`` booleans (padding boxes are empty)."""
+    ys = torch.arange(height, device=boxes.device, dtype=boxes.dtype).view(1, 1, height, 1)
+    xs = torch.arange(width, device=boxes.device, dtype=boxes.dtype).view(1, 1, 1, width)
+    x0, y0, x1, y1 = (boxes[..., i, None, None] for i in range(4))
+    return (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
+
+
+def _integer_boxes(boxes: torch.Tensor, height: int, width: int) -> list[list[tuple[int, int, int, int]]]:
+    """Per frame, the non-empty boxes rounded to whole pixels and clipped to the frame."""
+    out = []
+    for frame in boxes.detach().round().long().cpu().tolist():
+        kept = []
+        for x0, y0, x1, y1 in frame:
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+            if x1 > x0 and y1 > y0:
+                kept.append((x0, y0, x1, y1))
+        out.append(kept)
+    return out
+
+
+def projection_loss(probs: torch.Tensor, boxes: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean over boxes of ``1 - Dice(projection, 1)`` for the row and the column projections.
+
+    ``probs``: ``N x 1 x H x W`` in [0, 1]. 0 when the prediction reaches 1 in every row and column of
+    each box; positive when a row or column of a box is empty. Returns 0 when there is no box."""
+    height, width = probs.shape[-2:]
+    terms = []
+    for n, frame_boxes in enumerate(_integer_boxes(boxes, height, width)):
+        for x0, y0, x1, y1 in frame_boxes:
+            region = probs[n, 0, y0:y1, x0:x1]
+            for projection in (region.amax(dim=1), region.amax(dim=0)):  # one value per row, per column
+                dice = (2 * projection.sum() + eps) / ((projection**2).sum() + projection.numel() + eps)
+                terms.append(1 - dice)
+    if not terms:
+        return probs.sum() * 0
+    return torch.stack(terms).mean()
+
+
+def background_loss(logits: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """BCE towards 0 of the pixels outside every box (``inside``: ``N x 1 x H x W`` booleans, the union of
+    a frame's boxes); 0 when no pixel is outside."""
+    outside = (~inside).float()
+    per_pixel = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    return (per_pixel * outside).sum() / outside.sum().clamp_min(1.0)
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int, fill: float = 0.0) -> torch.Tensor:
+    """``x`` moved so that position (i, j) holds x[i + dy, j + dx] (``fill`` off the frame)."""
+    height, width = x.shape[-2:]
+    pad = max(abs(dy), abs(dx))
+    padded = F.pad(x, (pad, pad, pad, pad), value=fill)
+    return padded[..., pad + dy : pad + dy + height, pad + dx : pad + dx + width]
+
+
+def colour_similarity(lab: torch.Tensor, dilation: int, theta: float) -> torch.Tensor:
+    """``N x 8 x H x W``: ``exp(-||lab_i - lab_j|| / theta)`` between each pixel and its 8 neighbours at
+    ``dilation`` pixels (0 where the neighbour is off the frame)."""
+    similarities = []
+    for dy, dx in NEIGHBOURS:
+        other = _shifted(lab, dy * dilation, dx * dilation, fill=float("nan"))
+        distance = (lab - other).norm(dim=1)
+        similarities.append(torch.nan_to_num(torch.exp(-distance / theta), nan=0.0))
+    return torch.stack(similarities, dim=1)
+
+
+def pairwise_loss(logits: torch.Tensor, lab: torch.Tensor, inside: torch.Tensor, dilation: int = 2, theta: float = 2.0,
+                  similarity: float = 0.3) -> torch.Tensor:  # fmt: skip
+    """``-log P(pixel and neighbour share a label)`` averaged over the similar-coloured pairs inside boxes.
+
+    P(same) = p_i p_j + (1 - p_i)(1 - p_j), computed from log-sigmoids for stability. Pairs count where
+    both pixels are inside a box of the frame and their colour similarity is at least ``similarity``."""
+    log_fg, log_bg = F.logsigmoid(logits), F.logsigmoid(-logits)
+    sim = colour_similarity(lab, dilation, theta)
+    inside_f = inside.float()
+    total, count = logits.new_zeros(()), logits.new_zeros(())
+    for index, (dy, dx) in enumerate(NEIGHBOURS):
+        fg_j, bg_j = _shifted(log_fg, dy * dilation, dx * dilation), _shifted(log_bg, dy * dilation, dx * dilation)
+        log_same = torch.logaddexp(log_fg + fg_j, log_bg + bg_j)
+        pairs = (sim[:, index : index + 1] >= similarity).float() * inside_f * _shifted(inside_f, dy * dilation, dx * dilation)
+        total = total - (log_same * pairs).sum()
+        count = count + pairs.sum()
+    return total / count.clamp_min(1.0)
+
+
+class BoxSupervisionLoss(nn.Module):
+    """The weighted sum of the three box terms over the box-supervised frames of a batch.
+
+    ``forward(logits, boxes, box_supervised, lab)``: ``boxes`` ``N x K x 4`` (padding rows empty),
+    ``box_supervised`` ``N`` flags (frames whose label is their boxes; hand-labelled frames are 0),
+    ``lab`` ``N x 3 x H x W`` LAB colours of the (augmented) input. Returns the loss and its terms."""
+
+    def __init__(self, projection: float = 1.0, background: float = 1.0, pairwise: float = 1.0, dilation: int = 2, theta: float = 2.0,
+                 similarity: float = 0.3):  # fmt: skip
+        super().__init__()
+        self.weights = {"projection": float(projection), "background": float(background), "pairwise": float(pairwise)}
+        self.dilation, self.theta, self.similarity = int(dilation), float(theta), float(similarity)
+
+    def forward(self, logits: torch.Tensor, boxes: torch.Tensor, box_supervised: torch.Tensor, lab: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        chosen = box_supervised > 0.5
+        if not bool(chosen.any()):
+            zero = logits.sum() * 0
+            return zero, {}
+        logits, boxes, lab = logits[chosen].float(), boxes[chosen].float(), lab[chosen].float()
+        inside = box_pixel_masks(boxes, *logits.shape[-2:]).any(dim=1, keepdim=True)
+        terms = {}
+        if self.weights["projection"]:
+            terms["projection"] = projection_loss(torch.sigmoid(logits), boxes)
+        if self.weights["background"]:
+            terms["background"] = background_loss(logits, inside)
+        if self.weights["pairwise"]:
+            terms["pairwise"] = pairwise_loss(logits, lab, inside, self.dilation, self.theta, self.similarity)
+        total = sum(self.weights[name] * value for name, value in terms.items())
+        return total, {name: float(value.detach()) for name, value in terms.items()}

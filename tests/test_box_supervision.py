@@ -1,0 +1,226 @@
+"""Box supervision: the three box losses, the per-box lists, and boxes through the training data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sewer_segmentation.data.annotations import YoloBox, yolo_box_mask
+from sewer_segmentation.data.boxes import FrameBoxes, boxes_from_mask, frame_boxes, yolo_pixel_boxes
+from sewer_segmentation.data.samples import Sample, SegmentationDataset, build_augmentation, load_box_samples, max_boxes_of
+from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.modelling.box_losses import (
+    BoxSupervisionLoss,
+    background_loss,
+    box_pixel_masks,
+    pairwise_loss,
+    projection_loss,
+)
+
+
+def frame_probs(height=24, width=32) -> torch.Tensor:
+    return torch.zeros(1, 1, height, width)
+
+
+BOX = torch.tensor([[[4.0, 3.0, 20.0, 15.0]]])  # x0, y0, x1, y1
+
+
+# -- projection ---------------------------------------------------------------------------------------
+
+
+def test_projection_is_zero_when_every_row_and_column_of_the_box_is_reached():
+    probs = frame_probs()
+    # a thin diagonal line across the box touches every row and every column
+    for i in range(16):
+        probs[0, 0, 3 + min(11, int(i * 12 / 16)), 4 + i] = 1.0
+    assert float(projection_loss(probs, BOX)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_projection_is_positive_when_a_row_of_the_box_is_empty():
+    probs = frame_probs()
+    probs[0, 0, 3:15, 4:20] = 1.0
+    full = float(projection_loss(probs, BOX))
+    probs[0, 0, 9, :] = 0.0
+    assert full == pytest.approx(0.0, abs=1e-6) and float(projection_loss(probs, BOX)) > 0.01
+
+
+def test_projection_is_computed_per_box_so_overlapping_boxes_do_not_merge():
+    probs = frame_probs()
+    probs[0, 0, 3:15, 4:12] = 1.0  # fills the left box only
+    left_only = torch.tensor([[[4.0, 3.0, 12.0, 15.0], [0.0, 0.0, 0.0, 0.0]]])
+    both = torch.tensor([[[4.0, 3.0, 12.0, 15.0], [8.0, 3.0, 20.0, 15.0]]])  # the second box overlaps the first
+    assert float(projection_loss(probs, left_only)) == pytest.approx(0.0, abs=1e-6)
+    # as one merged box [4, 20) the rows would all be reached; per box, the right box misses its columns 12..19
+    assert float(projection_loss(probs, both)) > 0.05
+
+
+def test_projection_gradient_flows_into_the_prediction():
+    logits = torch.zeros(1, 1, 24, 32, requires_grad=True)
+    projection_loss(torch.sigmoid(logits), BOX).backward()
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+
+
+# -- background ----------------------------------------------------------------------------------------
+
+
+def test_background_is_positive_when_the_prediction_leaks_outside_the_boxes():
+    inside = box_pixel_masks(BOX, 24, 32).any(dim=1, keepdim=True)
+    logits = torch.full((1, 1, 24, 32), -10.0)
+    logits[0, 0, 3:15, 4:20] = 10.0
+    tight = float(background_loss(logits, inside))
+    logits[0, 0, 0:2, :] = 10.0  # leak above the box
+    assert tight < 1e-3 and float(background_loss(logits, inside)) > 0.5
+
+
+# -- pairwise ------------------------------------------------------------------------------------------
+
+
+def two_colour_frame() -> tuple[torch.Tensor, torch.Tensor]:
+    """LAB colours of a frame whose left half is dark and right half bright, and the box over all of it."""
+    lab = torch.zeros(1, 3, 24, 32)
+    lab[:, 0, :, 16:] = 80.0
+    inside = torch.ones(1, 1, 24, 32, dtype=torch.bool)
+    return lab, inside
+
+
+def test_pairwise_prefers_a_colour_consistent_mask_to_a_noisy_one_of_the_same_area():
+    lab, inside = two_colour_frame()
+    consistent = torch.full((1, 1, 24, 32), -6.0)
+    consistent[..., 16:] = 6.0  # the bright half, exactly
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(24 * 32, generator=generator)[: 24 * 16]
+    noisy = torch.full((24 * 32,), -6.0)
+    noisy[order] = 6.0
+    noisy = noisy.view(1, 1, 24, 32)
+    assert int((consistent > 0).sum()) == int((noisy > 0).sum())
+    assert float(pairwise_loss(consistent, lab, inside)) < 0.1 < float(pairwise_loss(noisy, lab, inside))
+
+
+def test_pairwise_ignores_pairs_across_a_colour_edge():
+    lab, inside = two_colour_frame()
+    split = torch.full((1, 1, 24, 32), -6.0)
+    split[..., 16:] = 6.0
+    # the label changes only where the colour does: no similar pair disagrees
+    assert float(pairwise_loss(split, lab, inside, dilation=1)) < 0.01
+
+
+# -- the combined loss ---------------------------------------------------------------------------------
+
+
+def test_box_loss_skips_frames_that_are_not_box_supervised():
+    loss = BoxSupervisionLoss()
+    logits = torch.randn(2, 1, 24, 32)
+    boxes = BOX.repeat(2, 1, 1)
+    lab = torch.zeros(2, 3, 24, 32)
+    none, terms = loss(logits, boxes, torch.tensor([0.0, 0.0]), lab)
+    assert float(none) == 0.0 and terms == {}
+    one, terms = loss(logits, boxes, torch.tensor([1.0, 0.0]), lab)
+    assert float(one) > 0 and set(terms) == {"projection", "background", "pairwise"}
+
+
+def test_a_zero_weight_turns_a_term_off():
+    loss = BoxSupervisionLoss(pairwise=0.0, background=0.0)
+    _, terms = loss(torch.randn(1, 1, 24, 32), BOX, torch.tensor([1.0]), torch.zeros(1, 3, 24, 32))
+    assert set(terms) == {"projection"}
+
+
+def test_unknown_box_loss_keys_are_a_configuration_error():
+    from sewer_segmentation.modelling.training import build_box_loss
+
+    with pytest.raises(ConfigurationError, match=r"training.box_loss has unknown keys \['projektion'\]"):
+        build_box_loss({"box_loss": {"projektion": 1.0}})
+
+
+# -- per-box lists -------------------------------------------------------------------------------------
+
+
+def test_mask_components_become_one_box_each():
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:15, 10:30] = 255
+    mask[20:35, 40:55] = 255
+    assert sorted(map(tuple, boxes_from_mask(mask).tolist())) == [(10, 5, 30, 15), (40, 20, 55, 35)]
+    assert boxes_from_mask(np.zeros((8, 8), np.uint8)).shape == (0, 4)
+
+
+def test_overlapping_yolo_boxes_stay_apart_and_match_the_drawn_box_mask():
+    boxes = [YoloBox(0, 0.3, 0.5, 0.4, 0.5), YoloBox(0, 0.45, 0.5, 0.4, 0.3)]  # the second overlaps the first
+    pixel = yolo_pixel_boxes(boxes, 100, 200)
+    assert len(pixel) == 2  # a box mask would have merged them into one component
+    drawn = np.zeros((100, 200), np.uint8)
+    for x0, y0, x1, y1 in pixel:
+        drawn[y0:y1, x0:x1] = 255
+    assert np.array_equal(drawn, yolo_box_mask(boxes, 100, 200))
+
+
+def test_yolo_boxes_outside_the_frame_are_clipped_or_dropped():
+    pixel = yolo_pixel_boxes([YoloBox(0, 0.95, 0.5, 0.3, 0.2), YoloBox(0, 1.5, 0.5, 0.2, 0.2)], 100, 100)
+    assert pixel.tolist() == [[80, 40, 100, 60]]
+
+
+def test_frame_boxes_gives_frames_without_rows_no_boxes_and_refuses_boxes_off_the_frame():
+    manifest = pd.DataFrame({"image_id": ["001", "002"], "height": [40, 40], "width": [60, 60]})
+    table = pd.DataFrame({"image_id": ["001"], "x0": [1], "y0": [2], "x1": [10], "y1": [12], "class": [""]})
+    boxes = frame_boxes(table, manifest, ["001", "002"])
+    assert boxes["001"].boxes.tolist() == [[1, 2, 10, 12]] and boxes["002"].boxes.shape == (0, 4)
+    with pytest.raises(BadInputError, match="001 lies outside its 60x40 frame"):
+        frame_boxes(table.assign(x1=[61]), manifest, ["001"])
+    with pytest.raises(BadInputError, match="003 is not in the split manifest"):
+        frame_boxes(table, manifest, ["003"])
+
+
+# -- boxes through the training data -------------------------------------------------------------------
+
+
+def test_box_samples_scale_boxes_to_the_training_size_and_carry_no_mask_target():
+    image = np.zeros((40, 80, 3), np.uint8)
+    samples = load_box_samples({"a": lambda: image}, {"a": FrameBoxes(np.array([[8, 4, 40, 20]]), 40, 80)}, 20, 40)
+    (sample,) = samples
+    assert sample.box_supervised and sample.boxes.tolist() == [[4.0, 2.0, 20.0, 10.0]]
+    assert sample.target.shape == (20, 40) and not sample.weight.any()  # weight 0: the mask losses skip it
+    with pytest.raises(BadInputError, match="no box list for b"):
+        load_box_samples({"b": lambda: image}, {}, 20, 40)
+
+
+def test_boxes_move_with_the_image_under_augmentation():
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[8:16, 4:20] = 255
+    sample = Sample("a", image, np.zeros((32, 64), np.float32), np.zeros((32, 64), np.float32), np.array([[4.0, 8.0, 20.0, 16.0]]), True)
+    flip = build_augmentation({"hflip": 1.0}, seed=0, with_boxes=True)
+    dataset = SegmentationDataset([sample, Sample("b", image, np.ones((32, 64), np.float32))], (0, 0, 0), (1, 1, 1), flip,
+                                  max_boxes=max_boxes_of([sample]))  # fmt: skip
+    flipped, _, _, boxes, supervised, lab = dataset[0]
+    assert boxes.tolist() == [[44.0, 8.0, 60.0, 16.0]] and float(supervised) == 1.0
+    assert float(flipped[0, 8:16, 44:60].min()) == 1.0 and float(flipped[0].sum()) == 8 * 16  # the bright patch went with the box
+    assert lab.shape == (3, 32, 64) and float(lab[0, 10, 50]) == pytest.approx(100.0, abs=0.5)
+    _, _, _, none, labelled, _ = dataset[1]
+    assert float(labelled) == 0.0 and not none.any()
+
+
+@pytest.mark.parametrize("value", [-1.0, "abc"])
+def test_a_negative_or_non_numeric_box_loss_weight_is_refused_before_training(value):
+    from sewer_segmentation.modelling.plan import check_training_config
+
+    training = {"learning_rate": 1e-3, "batch_size": 2, "steps": 1, "box_loss": {"pairwise": value}}
+    with pytest.raises(ConfigurationError, match="training.box_loss.pairwise must be"):
+        check_training_config(training)
+
+
+def test_box_lists_survive_yolo_and_box_mask_ingestion_with_overlapping_boxes():
+    from sewer_segmentation.pipelines.data_engineering.nodes import extract_box_lists
+
+    manifest = pd.DataFrame({"image_id": ["yolo_frame", "mask_frame"], "height": [100, 40], "width": [200, 60]})
+    overlapping = [YoloBox(2, 0.3, 0.5, 0.4, 0.5), YoloBox(5, 0.45, 0.5, 0.4, 0.3), YoloBox(5, 1.5, 0.5, 0.1, 0.1)]  # the last is off the frame
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:15, 10:30] = 255
+    mask[20:35, 40:55] = 255
+    annotations = {"yolo_boxes": {"yolo_frame": overlapping}, "yolo_class_names": {2: "Rupture", 5: "Deposition"}}
+    table = extract_box_lists(manifest, {"mask_frame.png": lambda: mask}, annotations)
+    yolo = table[table.image_id == "yolo_frame"]
+    assert yolo[["x0", "y0", "x1", "y1"]].values.tolist() == [[20, 25, 100, 75], [50, 35, 130, 65]]  # two boxes, not one merged
+    assert yolo["class"].tolist() == ["Rupture", "Deposition"]  # the clipped-away box took its class with it
+    from_mask = table[table.image_id == "mask_frame"]
+    assert sorted(from_mask[["x0", "y0", "x1", "y1"]].values.tolist()) == [[10, 5, 30, 15], [40, 20, 55, 35]]
+    boxes = frame_boxes(table, manifest, ["yolo_frame", "mask_frame"])
+    assert len(boxes["yolo_frame"].boxes) == 2 and (boxes["yolo_frame"].height, boxes["yolo_frame"].width) == (100, 200)
