@@ -224,3 +224,17 @@ def test_box_lists_survive_yolo_and_box_mask_ingestion_with_overlapping_boxes():
     assert sorted(from_mask[["x0", "y0", "x1", "y1"]].values.tolist()) == [[10, 5, 30, 15], [40, 20, 55, 35]]
     boxes = frame_boxes(table, manifest, ["yolo_frame", "mask_frame"])
     assert len(boxes["yolo_frame"].boxes) == 2 and (boxes["yolo_frame"].height, boxes["yolo_frame"].width) == (100, 200)
+
+
+def test_a_missing_box_list_names_the_command_that_writes_it(tmp_path):
+    from kedro.io.core import DatasetError
+
+    from sewer_segmentation.cli import _find_user_error
+    from sewer_segmentation.errors import MissingArtifactError
+    from sewer_segmentation.io.datasets import CSVFileDataset
+
+    with pytest.raises(DatasetError) as caught:
+        CSVFileDataset(str(tmp_path / "box_lists.csv"), missing_hint="kedro run --pipeline=data_engineering").load()
+    user_error = _find_user_error(caught.value)  # what the project CLI prints, as one line
+    assert isinstance(user_error, MissingArtifactError)
+    assert "box_lists.csv does not exist. Run `kedro run --pipeline=data_engineering` first" in str(user_error)

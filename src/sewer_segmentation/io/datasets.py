@@ -116,14 +116,21 @@ TEXT_COLUMNS = ("image_id", "class", "file", "source_file", "mask_source", "repr
 
 
 class CSVFileDataset(AbstractDataset[Any, Any]):
-    """A pandas table as CSV (no index), written atomically; id and file-name columns load as text."""
+    """A pandas table as CSV (no index), written atomically; id and file-name columns load as text.
+    ``missing_hint``: the command that writes the table, named in the error when it is missing."""
 
-    def __init__(self, filepath: str, metadata: dict | None = None):
+    def __init__(self, filepath: str, metadata: dict | None = None, missing_hint: str | None = None):
         self._filepath = Path(filepath)
         self.metadata = metadata
+        self._missing_hint = missing_hint
 
     def load(self):
         import pandas as pd  # noqa: PLC0415
+
+        if self._missing_hint and not self._filepath.is_file():
+            from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
+
+            raise MissingArtifactError(f"{self._filepath} does not exist. Run `{self._missing_hint}` first.")
 
         text = dict.fromkeys(TEXT_COLUMNS, str)
         return pd.read_csv(self._filepath, dtype=text)

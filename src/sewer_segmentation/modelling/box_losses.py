@@ -129,7 +129,8 @@ class BoxSupervisionLoss(nn.Module):
         if not bool(chosen.any()):
             zero = logits.sum() * 0
             return zero, {}
-        logits, boxes, lab = logits[chosen].float(), boxes[chosen].float(), lab[chosen].float()
+        # Whole pixels for every term, so that a box's edge rows count as inside for all three alike.
+        logits, boxes, lab = logits[chosen].float(), boxes[chosen].float().round(), lab[chosen].float()
         inside = box_pixel_masks(boxes, *logits.shape[-2:]).any(dim=1, keepdim=True)
         terms = {}
         if self.weights["projection"]:

@@ -68,7 +68,8 @@ def below_boxes_warning(name: str, stage: dict) -> str | None:
         return None
     return (f"**{name} is worse than the box masks it was given** on validation ({_num(stage.get('best_validation_score'))} vs "
             f"{_num(stage.get('box_validation_score'))}): try more steps, a larger image_size, box supervision "
-            "(`final_training.weak_targets: both`) or more hand-labelled images.")  # fmt: skip
+            "(a round with `final_training.weak_targets: both`, or `baseline_training.joint.enabled` for the baseline) "
+            "or more hand-labelled images.")  # fmt: skip
 
 
 def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:

@@ -44,7 +44,8 @@ def stage_line(stage: str, metrics: dict) -> str:
         text += f"; refinement {method}"
     if metrics.get("below_boxes_on_validation"):
         text += (f"; WORSE THAN THE BOX MASKS on validation ({metrics['best_validation_score']:.3f} vs {metrics['box_validation_score']:.3f}): "
-                 "try more steps, a larger image_size, box supervision (final_training.weak_targets=both) or more hand labels")  # fmt: skip
+                 "try more steps, a larger image_size, box supervision (a round with final_training.weak_targets=both, "
+                 "or baseline_training.joint.enabled=true) or more hand labels")  # fmt: skip
     return text
 
 

@@ -69,9 +69,10 @@ def choose_refinement_method(
     choice = choose_refinement(selection_probabilities, images, box_masks, masks, refinement)
     if choice["scores"]:
         ranked = sorted(choice["scores"].items(), key=lambda kv: -kv[1])
+        others = [(k, v) for k, v in ranked if k != choice["label"]]
         logger.info("Refinement method chosen on %d baseline_val images: %s (agreement with polygons %.3f; next: %s)",
-                    choice["selection_images"], choice["label"], ranked[0][1],
-                    ", ".join(f"{k} {v:.3f}" for k, v in ranked[1:4]))  # fmt: skip
+                    choice["selection_images"], choice["label"], choice["scores"][choice["label"]],
+                    ", ".join(f"{k} {v:.3f}" for k, v in others[:3]))  # fmt: skip
         if choice.get("kept_boxes"):
             logger.warning("No refinement candidate beat the box masks by more than %.1f standard errors on baseline_val (best: %s %.3f, "
                            "box %.3f): the box masks are used as they are", choice["box_margin"], ranked[0][0], ranked[0][1],

@@ -57,7 +57,8 @@ def below_boxes_message(record: dict) -> str:
     return (f"the model scores BELOW THE BOX MASKS on validation ({record.get('selected_by', 'validation')} "
             f"{_fmt(record.get('best_validation_score'))} vs {_fmt(record.get('box_validation_score'))}): it is worse than the boxes it was "
             "given. Try more steps (baseline_training.training.steps), a larger image_size, box supervision "
-            "(final_training.weak_targets: both) or more hand-labelled images")  # fmt: skip
+            "(a round with final_training.weak_targets both or boxes; baseline_training.joint.enabled for the baseline) "
+            "or more hand-labelled images")  # fmt: skip
 
 
 def improvement_record(start: dict, trained: dict) -> dict:
