@@ -15,6 +15,7 @@ import torch
 
 from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.io.imaging import resize_mask
 from sewer_segmentation.modelling.metrics import confusion_counts, soft_sums, validation_values
 
 # Validation metrics the kept weights can be chosen by: all "higher is better", so that every comparison
@@ -46,16 +47,18 @@ class TrainingPlan:
     metadata: dict = field(default_factory=dict)  # added to the trained model's metadata
 
 
-def box_validation_score(val: list[Sample], val_boxes: list[Sample], metric: str) -> float | None:
-    """The validation metric of the box masks themselves (``val_boxes``: the box masks of ``val``'s
-    images as targets, at the same size), computed as validation scores a model; None without images."""
+def box_validation_score(val: list[Sample], val_box_masks, metric: str) -> float | None:
+    """The validation metric of the box masks themselves (``val_box_masks``: loaders of the box masks of
+    ``val``'s images, resized to the samples' size; the frames are not decoded again), computed as
+    validation scores a model; None without images."""
     if not val:
         return None
-    boxes = {s.image_id: s.target for s in val_boxes}
-    missing = sorted(s.image_id for s in val if s.image_id not in boxes)
+    missing = sorted(s.image_id for s in val if s.image_id not in val_box_masks)
     if missing:
         raise BadInputError(f"baseline_val: no box mask for {', '.join(missing[:5])}; run `kedro run --pipeline=data_engineering` again")
-    predicted = torch.from_numpy(np.stack([boxes[s.image_id] for s in val]))[:, None]
+    height, width = val[0].target.shape
+    boxes = [resize_mask(val_box_masks[s.image_id]().astype(np.float32) / 255.0, height, width) for s in val]
+    predicted = torch.from_numpy(np.stack(boxes))[:, None]
     targets = torch.from_numpy(np.stack([s.target for s in val]))[:, None]
     return validation_values(confusion_counts(predicted, targets), soft_sums(predicted, targets))[metric]
 

@@ -38,12 +38,11 @@ def plan_baseline_training(
         weak = load_box_samples(weak_images, frame_boxes(box_lists, split_manifest, weak_images), height, width, description="weak boxes")
         sample_weights = labelled_sampling_weights(len(weak), len(labelled), joint.get("labelled_share"), "baseline_training.joint")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
-    val_boxes = load_samples(val_images, val_box_masks, height, width, description="baseline_val box masks")
     return TrainingPlan(
         stage=STAGE,
         train=weak + labelled,
         val=val,
-        box_validation_score=box_validation_score(val, val_boxes, check_training_config(training)),
+        box_validation_score=box_validation_score(val, val_box_masks, check_training_config(training)),
         model_config=model,
         training=training,
         image_size=image_size,

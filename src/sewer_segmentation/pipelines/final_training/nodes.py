@@ -96,8 +96,7 @@ def plan_round_training(
         stage=f"round_{int(round_number)}",
         train=weak + labelled,
         val=val,
-        box_validation_score=box_validation_score(val, load_samples(val_images, val_box_masks, height, width, description="baseline_val box masks"),
-                                                  check_training_config(round_training)),  # fmt: skip
+        box_validation_score=box_validation_score(val, val_box_masks, check_training_config(round_training)),
         model_config=_round_model_config(model, previous_model, init_from),
         training=round_training,
         image_size=image_size,
