@@ -219,3 +219,22 @@ def test_a_model_worse_than_its_box_masks_is_flagged_in_the_log_the_report_and_t
     assert "**baseline is worse than the box masks it was given**" in warnings
     summary = "\n".join(summary_lines(["baseline"], "tiny", 1.0, ([], []), {"baseline": metrics}, None, None, 1))
     assert "WORSE THAN THE BOX MASKS on validation" in summary and "box supervision" in summary
+
+
+def test_native_mode_trains_on_crops_and_predicts_every_frame_at_its_own_size(engineered):
+    """image_size.mode native through the pipelines: the samples keep the frames' size, eval is predicted
+    by tiles at each frame's size, and a round refines with that model and trains on crops too."""
+    data, params = engineered
+    native = {**params, "image_size": {**params["image_size"], "mode": "native", "tile": {"overlap": 32}}}
+    out = run_in_memory(baseline_training.pipeline.create_pipeline(), native, data,
+                        keep=("baseline.model", "baseline.training_plan", "baseline.eval_probabilities"))  # fmt: skip
+    plan, model = out["baseline.training_plan"], out["baseline.model"]
+    assert all(s.image.shape[:2] == data["baseline_train_images"][s.image_id]().shape[:2] for s in plan.train + plan.val)
+    assert model.image_size == {"height": 64, "width": 96, "mode": "native", "tile": {"overlap": 32}}
+    for image_id, probability in out["baseline.eval_probabilities"].items():
+        assert probability.shape == data["eval_images"][image_id]().shape[:2]
+    data = {**data, "previous_model": model, "all_stage_metrics": {}}
+    refined = run_in_memory(mask_refinement.pipeline.create_pipeline(), native, data, keep=("refined_masks",))
+    assert refined["refined_masks"].ids() == sorted(data["weak_images"])
+    final = run_in_memory(final_training.pipeline.create_pipeline(), native, {**data, **refined}, keep=("round.model",))
+    assert final["round.model"].image_size["mode"] == "native" and final["round.model"].metadata["box_supervised_images"] > 0

@@ -232,16 +232,13 @@ def check_parameter_keys(context, runtime: dict) -> None:
 def check_training_parameters(params: dict) -> None:
     """The image size and the baseline's and the rounds' training parameters, checked when the run starts
     (a bad ``batch_size`` or ``learning_rate`` would otherwise surface only after data_engineering)."""
-    from sewer_segmentation.data.samples import check_image_size  # noqa: PLC0415
+    from sewer_segmentation.data.samples import frame_size  # noqa: PLC0415
     from sewer_segmentation.modelling.plan import check_training_config  # noqa: PLC0415
     from sewer_segmentation.pipelines.final_training.nodes import final_training_config  # noqa: PLC0415
 
     size = params.get("image_size") or {}
     if size:
-        try:
-            check_image_size(size.get("height"), size.get("width"))
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"image_size.height and image_size.width must be whole numbers, got {size}") from None
+        frame_size(size)
     from sewer_segmentation.pipelines.final_training.nodes import WEAK_TARGETS  # noqa: PLC0415
 
     targets = (params.get("final_training") or {}).get("weak_targets", "both")

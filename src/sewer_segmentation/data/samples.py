@@ -1,8 +1,10 @@
-"""Training data: decode and resize once, augment on the fly.
+"""Training data: decode (and resize) once, crop and augment on the fly.
 
-``load_samples`` decodes every image and mask once and resizes it to the training size; the arrays stay
-in memory (``H x W x 3`` uint8 per image: 512x704 frames take about 1 MB each). Each epoch then only
-runs the albumentations pipeline and normalization, never the JPEG decoder.
+``load_samples`` decodes every image and mask once and, with ``image_size.mode: resize``, resizes it to
+the training size; with ``mode: native`` frames stay at their own scale and every draw is a crop of the
+training size (``FrameSize``). The arrays stay in memory (``H x W x 3`` uint8 per image: a 704x576 frame
+takes about 1.2 MB, its target and weight map 1.6 MB each). Each draw then only runs the albumentations
+pipeline and normalization, never the JPEG decoder.
 """
 
 from __future__ import annotations
@@ -36,6 +38,78 @@ def check_image_size(height: int, width: int) -> tuple[int, int]:
     return height, width
 
 
+#: How frames meet the model: resized to the training size, or cropped at their own scale.
+SIZE_MODES = ("resize", "native")
+
+
+@dataclass(frozen=True)
+class FrameSize:
+    """``image_size`` parameters, checked. ``resize``: every frame is resized to ``height x width`` for
+    training and prediction (the probabilities resized back). ``native``: training draws ``height x
+    width`` crops of frames at their own scale (``box_bias`` of them centred on a defect pixel of the
+    target or a box), and prediction runs by tiles of that size overlapping by ``overlap`` pixels
+    (``modelling/tiling.py``); frames smaller than a crop are padded, never resized."""
+
+    height: int
+    width: int
+    mode: str = "resize"
+    box_bias: float = 0.5
+    overlap: int = 64
+
+    @property
+    def native(self) -> bool:
+        return self.mode == "native"
+
+    @property
+    def resize(self) -> tuple[int | None, int | None]:
+        """(height, width) frames are resized to when loaded; (None, None) keeps them at their own size."""
+        return (None, None) if self.native else (self.height, self.width)
+
+
+def frame_size(image_size: dict) -> FrameSize:
+    """The ``image_size`` parameters as a ``FrameSize``, or a ``ConfigurationError`` naming the bad key."""
+    try:
+        height, width = check_image_size(image_size["height"], image_size["width"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigurationError(f"image_size.height and image_size.width must be whole numbers, got {image_size}") from None
+    mode = image_size.get("mode", "resize")
+    if mode not in SIZE_MODES:
+        raise ConfigurationError(f"image_size.mode must be one of {', '.join(SIZE_MODES)}, got {mode!r}")
+    crop, tile = image_size.get("crop") or {}, image_size.get("tile") or {}
+    try:
+        box_bias, overlap = float(crop.get("box_bias", 0.5)), int(tile.get("overlap", default_overlap(height, width)))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"image_size.crop.box_bias and image_size.tile.overlap must be numbers, got {crop}, {tile}") from None
+    if not 0 <= box_bias <= 1:
+        raise ConfigurationError(f"image_size.crop.box_bias must be between 0 and 1, got {box_bias}")
+    if mode == "native" and (overlap < 0 or overlap % 32 or overlap >= min(height, width)):
+        raise ConfigurationError(f"image_size.tile.overlap must be a multiple of 32 below the tile size {height}x{width}, got {overlap}")
+    return FrameSize(height, width, mode, box_bias, overlap)
+
+
+def default_overlap(height: int, width: int) -> int:
+    """64 pixels, or the largest multiple of 32 up to half the tile's shorter side for small tiles."""
+    return min(64, min(height, width) // 2 // 32 * 32)
+
+
+#: Frames more than this many times the training size (in height or width) lose thin defects to resizing.
+DOWNSCALE_WARNING = 3.0
+
+
+def downscale_warning(heights, widths, size: FrameSize) -> str | None:
+    """A warning when ``resize`` shrinks the median frame more than ``DOWNSCALE_WARNING`` times, naming
+    the remedies; None otherwise (and always in native mode)."""
+    if size.native or not len(heights):
+        return None
+    height, width = float(np.median(heights)), float(np.median(widths))
+    factor = max(height / size.height, width / size.width)
+    if factor <= DOWNSCALE_WARNING:
+        return None
+    return (f"frames are {width:.0f}x{height:.0f} (median) and image_size resizes them {factor:.1f}x down to {size.width}x{size.height}: "
+            "thin defects vanish at that scale. Use a larger image_size, or --params=image_size.mode=native,image_size.height=256,"
+            "image_size.width=256 (crops at the frames' own scale, tiled prediction; docs/training.md, section 7)")  # fmt: skip
+
+
 def normalization_for(model_config: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std of the encoder's pretraining data: ImageNet statistics (what every smp encoder's
     ``imagenet`` weights expect), unless ``model.normalization: {mean: [...], std: [...]}`` says otherwise.
@@ -63,13 +137,14 @@ def _to_unit(mask: np.ndarray) -> np.ndarray:
 def load_samples(
     images: Mapping[str, Callable],
     masks: Mapping[str, Callable],
-    height: int,
-    width: int,
+    height: int | None,
+    width: int | None,
     weights: Mapping[str, Callable] | None = None,
     description: str = "load",
 ) -> list[Sample]:
-    """Decode and resize every image/mask pair once. Every image must have a mask (and a weight map
-    when ``weights`` is given); a missing one is an error naming the image."""
+    """Decode every image/mask pair once and resize it to ``height x width`` (``None``: keep the frame's
+    own size, ``FrameSize.resize`` of native mode). Every image must have a mask (and a weight map when
+    ``weights`` is given); a missing one is an error naming the image."""
     missing = sorted(set(images) ^ set(masks))
     if missing:
         raise BadInputError(f"{description}: images and masks do not match for {', '.join(missing[:10])}")
@@ -83,16 +158,28 @@ def load_samples(
         if weights is not None:
             if image_id not in weights:
                 raise BadInputError(f"{description}: no weight map for {image_id}")
-            weight = resize_mask(_to_unit(weights[image_id]()), height, width)
-        samples.append(
-            Sample(image_id, resize_image(image, height, width), resize_mask(_to_unit(mask), height, width), weight)
-        )
+            weight = _to_unit(weights[image_id]())
+            if weight.shape[:2] != image.shape[:2]:
+                raise BadInputError(f"{description}: weight map of {image_id} is {weight.shape[:2]}, image is {image.shape[:2]}")
+            weight = _sized_mask(weight, height, width)
+        samples.append(Sample(image_id, _sized_image(image, height, width), _sized_mask(_to_unit(mask), height, width), weight))
     return samples
 
 
-def scale_boxes(boxes: np.ndarray, source_shape: tuple[int, int], height: int, width: int) -> np.ndarray:
-    """Pixel boxes ``K x 4`` of a frame of ``source_shape`` (h, w) at the training size, float32."""
+def _sized_image(image: np.ndarray, height: int | None, width: int | None) -> np.ndarray:
+    return image if height is None else resize_image(image, height, width)
+
+
+def _sized_mask(mask: np.ndarray, height: int | None, width: int | None) -> np.ndarray:
+    return mask if height is None else resize_mask(mask, height, width)
+
+
+def scale_boxes(boxes: np.ndarray, source_shape: tuple[int, int], height: int | None, width: int | None) -> np.ndarray:
+    """Pixel boxes ``K x 4`` of a frame of ``source_shape`` (h, w) at the training size (``None``: the
+    frame's own), float32."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if height is None:
+        return boxes
     sy, sx = height / source_shape[0], width / source_shape[1]
     return boxes * np.array([sx, sy, sx, sy], np.float32)
 
@@ -100,8 +187,8 @@ def scale_boxes(boxes: np.ndarray, source_shape: tuple[int, int], height: int, w
 def load_box_samples(
     images: Mapping[str, Callable],
     boxes: Mapping[str, FrameBoxes],
-    height: int,
-    width: int,
+    height: int | None,
+    width: int | None,
     masks: Mapping[str, Callable] | None = None,
     weights: Mapping[str, Callable] | None = None,
     description: str = "load boxes",
@@ -117,8 +204,9 @@ def load_box_samples(
     else:
         samples = []
         for image_id in progress_bar(sorted(images), desc=description, unit="img", leave=False):
-            zeros = np.zeros((height, width), np.float32)
-            samples.append(Sample(image_id, resize_image(images[image_id](), height, width), zeros, zeros.copy()))
+            image = _sized_image(images[image_id](), height, width)
+            zeros = np.zeros(image.shape[:2], np.float32)
+            samples.append(Sample(image_id, image, zeros, zeros.copy()))
     for sample in samples:
         frame = boxes[sample.image_id]
         sample.boxes = scale_boxes(frame.boxes, (frame.height, frame.width), height, width)
@@ -126,12 +214,33 @@ def load_box_samples(
     return samples
 
 
-def build_augmentation(config: dict | None, seed: int | None = None, with_boxes: bool = False) -> A.Compose | None:
+def build_augmentation(config: dict | None, seed: int | None = None, with_boxes: bool = False,
+                       crop: FrameSize | None = None) -> A.Compose | None:  # fmt: skip
     """Albumentations pipeline from parameters; geometric transforms move masks and weights with the image
     (and, ``with_boxes``, the boxes: a rotated box becomes the box around it, clipped to the frame).
-    ``seed`` makes the augmentation sequence reproducible (albumentations has its own generators)."""
-    if not config or not config.get("enabled", True):
+    ``crop`` (native mode) first cuts a crop of its size: padded where the frame is smaller (weight 0
+    there), centred on a defect pixel of the ``mask`` (the dataset's focus mask) with chance
+    ``crop.box_bias``, anywhere otherwise; then the augmentation applies to the crop, which stays in the
+    pipeline even with augmentation off. ``seed`` makes the sequence reproducible (albumentations has
+    its own generators)."""
+    transforms = _crop_transforms(crop) if crop is not None else []
+    if config and config.get("enabled", True):
+        transforms += _augmentation_transforms(config)
+    if not transforms:
         return None
+    boxes = A.BboxParams(format="pascal_voc", clip=True, filter_invalid_bboxes=True, min_area=1.0) if with_boxes else None
+    return A.Compose(transforms, bbox_params=boxes, seed=seed)
+
+
+def _crop_transforms(crop: FrameSize) -> list:
+    h, w = crop.height, crop.width
+    pad = A.PadIfNeeded(min_height=h, min_width=w, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0)
+    focused = A.CropNonEmptyMaskIfExists(height=h, width=w, p=crop.box_bias)
+    anywhere = A.RandomCrop(height=h, width=w, p=1 - crop.box_bias)
+    return [pad, A.OneOf([focused, anywhere], p=1.0)]
+
+
+def _augmentation_transforms(config: dict) -> list:
     transforms = []
     if config.get("hflip", 0) > 0:
         transforms.append(A.HorizontalFlip(p=config["hflip"]))
@@ -153,10 +262,17 @@ def build_augmentation(config: dict | None, seed: int | None = None, with_boxes:
         transforms.append(A.RandomBrightnessContrast(brightness_limit=limit, contrast_limit=limit, p=0.5))
     if config.get("noise_p", 0) > 0:
         transforms.append(A.GaussNoise(std_range=(0.02, 0.08), p=config["noise_p"]))
-    if not transforms:
-        return None
-    boxes = A.BboxParams(format="pascal_voc", clip=True, filter_invalid_bboxes=True, min_area=1.0) if with_boxes else None
-    return A.Compose(transforms, bbox_params=boxes, seed=seed)
+    return transforms
+
+
+def focus_mask(sample: Sample) -> np.ndarray:
+    """Where a crop centred on a defect may be centred: the target's defect pixels and, for a
+    box-supervised frame, its boxes (uint8 0/1, the frame's size)."""
+    focus = (sample.target >= 0.5).astype(np.uint8)
+    if sample.box_supervised and sample.boxes is not None:
+        for x0, y0, x1, y1 in np.round(sample.boxes).astype(int):
+            focus[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 1
+    return focus
 
 
 class SegmentationDataset(Dataset):
@@ -165,11 +281,14 @@ class SegmentationDataset(Dataset):
     ``max_boxes`` (box supervision) adds ``boxes`` (``max_boxes x 4``, padded with empty rows),
     ``box_supervised`` (0/1) and ``lab`` (``3HW``, CIE LAB colours of the augmented frame, for the pairwise
     term) to each item; boxes move with the image under augmentation (which must then be built
-    ``with_boxes``)."""
+    ``with_boxes``). ``crops`` (native mode: the augmentation starts with ``build_augmentation``'s crop)
+    hands the crop its focus mask (``focus_mask``)."""
 
-    def __init__(self, samples: list[Sample], mean, std, augmentation: A.Compose | None = None, max_boxes: int = 0):
+    def __init__(self, samples: list[Sample], mean, std, augmentation: A.Compose | None = None, max_boxes: int = 0,
+                 crops: bool = False):  # fmt: skip
         self.samples = samples
         self.augmentation = augmentation
+        self.crops = bool(crops)
         self.mean = np.asarray(mean, np.float32) * 255.0
         self.std = np.asarray(std, np.float32) * 255.0
         self.max_boxes = int(max_boxes)
@@ -184,6 +303,8 @@ class SegmentationDataset(Dataset):
         boxes = s.boxes if s.boxes is not None else np.zeros((0, 4), np.float32)
         if self.augmentation is not None:
             extra = {"bboxes": boxes} if self.max_boxes else {}
+            if self.crops:
+                extra["mask"] = focus_mask(s)
             out = self.augmentation(image=image, masks=[target, weight], **extra)
             image, (target, weight) = out["image"], out["masks"]
             boxes = out.get("bboxes", boxes)
@@ -194,12 +315,24 @@ class SegmentationDataset(Dataset):
         )
         if not self.max_boxes:
             return tensors
-        padded = np.zeros((self.max_boxes, 4), np.float32)
         kept = np.asarray(boxes, np.float32).reshape(-1, 4)[: self.max_boxes]
+        if self.crops:  # which projections still hold (modelling/box_losses.py): a box at the crop's edge may be cut
+            kept = np.concatenate([kept, projection_flags(kept, *target.shape[:2])], axis=1)
+        padded = np.zeros((self.max_boxes, kept.shape[1]), np.float32)
         padded[: len(kept)] = kept
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)  # L 0..100, a/b in LAB units
         return (*tensors, torch.from_numpy(padded), torch.tensor(float(s.box_supervised)),
                 torch.from_numpy(np.ascontiguousarray(lab.transpose(2, 0, 1))))  # fmt: skip
+
+
+def projection_flags(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``K x 2`` (rows_hold, columns_hold) for boxes of a crop: a box touching the crop's left or right
+    edge may have been cut there, so its defect need no longer cross every row (and top or bottom: every
+    column). A box at the frame's own edge is counted as cut too when the crop shares that edge."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    cut_sideways = (boxes[:, 0] <= 0.5) | (boxes[:, 2] >= width - 0.5)
+    cut_vertically = (boxes[:, 1] <= 0.5) | (boxes[:, 3] >= height - 0.5)
+    return np.stack([~cut_sideways, ~cut_vertically], axis=1).astype(np.float32)
 
 
 def max_boxes_of(samples: list[Sample]) -> int:
@@ -210,9 +343,10 @@ def max_boxes_of(samples: list[Sample]) -> int:
     return max(1, *(len(s.boxes) for s in supervised if s.boxes is not None))
 
 
-def to_model_input(images: list[np.ndarray], height: int, width: int, mean, std) -> torch.Tensor:
-    """Resize and normalize full-size frames for inference: ``N x 3 x height x width``."""
+def to_model_input(images: list[np.ndarray], height: int | None, width: int | None, mean, std) -> torch.Tensor:
+    """Resize (``None``: keep the size; the frames must then share it) and normalize frames for
+    inference: ``N x 3 x height x width``."""
     mean = np.asarray(mean, np.float32) * 255.0
     std = np.asarray(std, np.float32) * 255.0
-    batch = np.stack([(resize_image(im, height, width).astype(np.float32) - mean) / std for im in images])
+    batch = np.stack([(_sized_image(im, height, width).astype(np.float32) - mean) / std for im in images])
     return torch.from_numpy(batch.transpose(0, 3, 1, 2).copy())

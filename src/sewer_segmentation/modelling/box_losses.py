@@ -13,7 +13,10 @@ every row and every column of it (a tight box). Three terms follow, each usable 
 
 A thin diagonal crack satisfies both projections and is consistent in colour, so thin defects are
 learned where thresholded pseudo-masks fail. Boxes are ``(x0, y0, x1, y1)`` in pixels, end-exclusive;
-rows with ``x1 <= x0`` are padding.
+rows with ``x1 <= x0`` are padding. A training crop can cut a box: the defect then still crosses every
+column of a box cut at its top or bottom, but no longer every row (and the reverse). Boxes may carry two
+more numbers, ``(rows_hold, columns_hold)`` (1 or 0, from ``data/samples.py``), that say which of the
+two projections still holds; a box without them is whole.
 """
 
 from __future__ import annotations
@@ -34,15 +37,17 @@ def box_pixel_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tenso
     return (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
 
 
-def _integer_boxes(boxes: torch.Tensor, height: int, width: int) -> list[list[tuple[int, int, int, int]]]:
-    """Per frame, the non-empty boxes rounded to whole pixels and clipped to the frame."""
+def _integer_boxes(boxes: torch.Tensor, height: int, width: int) -> list[list[tuple[int, ...]]]:
+    """Per frame, the non-empty boxes rounded to whole pixels and clipped to the frame, each with its
+    two projection flags ``(x0, y0, x1, y1, rows_hold, columns_hold)`` (1, 1 when not given)."""
     out = []
     for frame in boxes.detach().round().long().cpu().tolist():
         kept = []
-        for x0, y0, x1, y1 in frame:
+        for x0, y0, x1, y1, *flags in frame:
+            rows_hold, columns_hold = flags if flags else (1, 1)
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
             if x1 > x0 and y1 > y0:
-                kept.append((x0, y0, x1, y1))
+                kept.append((x0, y0, x1, y1, rows_hold, columns_hold))
         out.append(kept)
     return out
 
@@ -51,13 +56,16 @@ def projection_loss(probs: torch.Tensor, boxes: torch.Tensor, eps: float = 1.0) 
     """Mean over boxes of ``1 - Dice(projection, 1)`` for the row and the column projections.
 
     ``probs``: ``N x 1 x H x W`` in [0, 1]. 0 when the prediction reaches 1 in every row and column of
-    each box; positive when a row or column of a box is empty. Returns 0 when there is no box."""
+    each box; positive when a row or column of a box is empty. A projection a box's flags say no longer
+    holds (a box cut by the crop) is left out. Returns 0 when there is no box."""
     height, width = probs.shape[-2:]
     terms = []
     for n, frame_boxes in enumerate(_integer_boxes(boxes, height, width)):
-        for x0, y0, x1, y1 in frame_boxes:
+        for x0, y0, x1, y1, rows_hold, columns_hold in frame_boxes:
             region = probs[n, 0, y0:y1, x0:x1]
-            for projection in (region.amax(dim=1), region.amax(dim=0)):  # one value per row, per column
+            projections = [region.amax(dim=1)] if rows_hold else []  # one value per row
+            projections += [region.amax(dim=0)] if columns_hold else []  # one value per column
+            for projection in projections:
                 dice = (2 * projection.sum() + eps) / ((projection**2).sum() + projection.numel() + eps)
                 terms.append(1 - dice)
     if not terms:

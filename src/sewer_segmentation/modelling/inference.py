@@ -14,9 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sewer_segmentation.data.samples import check_image_size, normalization_for, to_model_input
+from sewer_segmentation.data.samples import FrameSize, frame_size, normalization_for, to_model_input
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.io.imaging import to_uint8
+from sewer_segmentation.modelling.tiling import predict_tiled
 from sewer_segmentation.progress import progress_bar
 
 # --------------------------------------------------------------------------------------------------
@@ -76,29 +77,42 @@ def predict_probabilities(
 ) -> list[np.ndarray]:
     """Defect probability per pixel for each frame, at the frame's own size (float32 in [0, 1]).
 
-    Frames are resized to the training size, predicted in batches and the probabilities resized back
-    (bilinear). ``flip_tta`` averages with the prediction of the horizontally flipped frame.
+    ``resize`` models: frames are resized to the training size, predicted in batches and the
+    probabilities resized back (bilinear). ``native`` models: each frame is predicted at its own scale by
+    overlapping tiles of the training size, ``batch_size`` tiles at a time (``modelling/tiling.py``).
+    ``flip_tta`` averages with the prediction of the horizontally flipped frame (or tile).
     """
-    height, width = check_image_size(image_size["height"], image_size["width"])
+    size = frame_size(image_size)
     device = inference_device(accelerator)
     precision = resolve_precision(precision, accelerator)
     use_bf16 = precision.startswith("bf16")
     model = model.to(device).eval()
     mean, std = normalization_for(model_config)
-    out: list[np.ndarray] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        batch = to_model_input(chunk, height, width, mean, std).to(device)
+
+    def probabilities(batch: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             probs = torch.sigmoid(model(batch).float())
             if flip_tta:
-                flipped = torch.sigmoid(model(batch.flip(-1)).float()).flip(-1)
-                probs = (probs + flipped) / 2
+                probs = (probs + torch.sigmoid(model(batch.flip(-1)).float()).flip(-1)) / 2
+        return probs.float()
+
+    if size.native:
+        return [_predict_native(probabilities, image, size, mean, std, batch_size, device) for image in images]
+    out: list[np.ndarray] = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        probs = probabilities(to_model_input(chunk, size.height, size.width, mean, std).to(device))
         for image, prob in zip(chunk, probs, strict=True):
             h, w = image.shape[:2]
-            full = F.interpolate(prob[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+            full = F.interpolate(prob[None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
             out.append(full.clamp(0, 1).cpu().numpy())
     return out
+
+
+def _predict_native(probabilities, image: np.ndarray, size: FrameSize, mean, std, batch_size: int, device: torch.device) -> np.ndarray:
+    frame = to_model_input([image], None, None, mean, std)[0].to(device)
+    probs = predict_tiled(probabilities, frame, size.height, size.width, size.overlap, batch_size)
+    return probs[0].clamp(0, 1).cpu().numpy()
 
 
 @dataclass

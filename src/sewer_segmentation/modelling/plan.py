@@ -56,11 +56,13 @@ def box_validation_score(val: list[Sample], val_box_masks, metric: str) -> float
     missing = sorted(s.image_id for s in val if s.image_id not in val_box_masks)
     if missing:
         raise BadInputError(f"baseline_val: no box mask for {', '.join(missing[:5])}; run `kedro run --pipeline=data_engineering` again")
-    height, width = val[0].target.shape
-    boxes = [resize_mask(val_box_masks[s.image_id]().astype(np.float32) / 255.0, height, width) for s in val]
-    predicted = torch.from_numpy(np.stack(boxes))[:, None]
-    targets = torch.from_numpy(np.stack([s.target for s in val]))[:, None]
-    return validation_values(confusion_counts(predicted, targets), soft_sums(predicted, targets))[metric]
+    counts, soft = [], torch.zeros(7)
+    for s in val:  # one by one: in native mode every frame has its own size
+        box = resize_mask(val_box_masks[s.image_id]().astype(np.float32) / 255.0, *s.target.shape)
+        predicted, target = torch.from_numpy(box)[None, None], torch.from_numpy(s.target)[None, None]
+        counts.append(confusion_counts(predicted, target))
+        soft += soft_sums(predicted, target)
+    return validation_values(torch.cat(counts), soft)[metric]
 
 
 def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None, name: str = "final_training") -> list[float] | None:

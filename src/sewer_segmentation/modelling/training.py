@@ -25,10 +25,11 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from torch.utils.data import DataLoader, Sampler
 
 from sewer_segmentation.data.samples import (
+    FrameSize,
     Sample,
     SegmentationDataset,
     build_augmentation,
-    check_image_size,
+    frame_size,
     max_boxes_of,
     normalization_for,
 )
@@ -46,6 +47,7 @@ from sewer_segmentation.modelling.metrics import (
 from sewer_segmentation.modelling.models import build_model, set_batchnorm_frozen
 from sewer_segmentation.modelling.plan import SELECTION_METRICS, check_box_loss_config, check_training_config, resolve_budget
 from sewer_segmentation.modelling.precision import probe_precision
+from sewer_segmentation.modelling.tiling import predict_tiled
 from sewer_segmentation.progress import on_terminal
 
 logger = logging.getLogger(__name__)
@@ -69,9 +71,10 @@ def _quiet_lightning() -> None:
 
 class SegmentationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, training: dict, freeze_batchnorm: bool, total_steps: int,
-                 box_loss: BoxSupervisionLoss | None = None):  # fmt: skip
+                 box_loss: BoxSupervisionLoss | None = None, tiles: FrameSize | None = None):  # fmt: skip
         super().__init__()
         self.model = model
+        self.tiles = tiles  # native mode: validation frames (one per batch) are predicted by tiles
         self.loss = loss
         self.box_loss = box_loss
         self.training_config = training
@@ -106,7 +109,7 @@ class SegmentationModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         images, targets, weights = batch
-        logits = self(images)
+        logits = validation_logits(self.model, images, self.tiles, int(self.training_config["batch_size"]))
         self._val_loss_sum += self.loss(logits, targets, weights).detach().float()
         self._val_batches += 1
         probs = torch.sigmoid(logits.float())
@@ -362,9 +365,18 @@ def _loader(dataset, batch_size, num_workers, sampler=None) -> DataLoader:
     )
 
 
+def validation_logits(model: torch.nn.Module, images: torch.Tensor, tiles: FrameSize | None, batch_size: int) -> torch.Tensor:
+    """Logits of a validation batch: the model on the batch (resize mode), or on one whole frame by
+    overlapping tiles (native mode: validation frames keep their own size, one per batch), as eval is
+    predicted."""
+    if tiles is None:
+        return model(images)
+    return torch.stack([predict_tiled(model, image, tiles.height, tiles.width, tiles.overlap, batch_size) for image in images])
+
+
 @torch.inference_mode()
 def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, metric: str, batch_size: int = 16,
-                     device: torch.device | None = None, precision: str = "32") -> float:  # fmt: skip
+                     device: torch.device | None = None, precision: str = "32", tiles: FrameSize | None = None) -> float:  # fmt: skip
     """The validation metric of ``model`` on cached samples, computed as the validation loop does, on
     the training device and at the training precision (it scores the starting weights of a fine-tuning
     run before any step, to compare like for like with the validations that follow)."""
@@ -373,10 +385,11 @@ def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, m
     dataset = SegmentationDataset(samples, mean, std)
     counts, soft = [], torch.zeros(7)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
-    for start in range(0, len(dataset), batch_size):
-        images, targets, _ = (torch.stack(t) for t in zip(*[dataset[i] for i in range(start, min(len(dataset), start + batch_size))], strict=True))
+    step = 1 if tiles is not None else batch_size  # native frames differ in size: one per batch
+    for start in range(0, len(dataset), step):
+        images, targets, _ = (torch.stack(t) for t in zip(*[dataset[i] for i in range(start, min(len(dataset), start + step))], strict=True))
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(images.to(device))
+            logits = validation_logits(model, images.to(device), tiles, batch_size)
         probs = torch.sigmoid(logits.float()).cpu()
         counts.append(confusion_counts(probs, targets))
         soft += soft_sums(probs, targets)
@@ -405,7 +418,7 @@ def build_box_loss(training: dict) -> BoxSupervisionLoss:
 
 
 def _starting_model(model_config: dict, training: dict, initial_state: dict | None, val_samples: list[Sample], metric: str,
-                    precision: str, stage: str) -> tuple[torch.nn.Module, float | None]:  # fmt: skip
+                    precision: str, stage: str, tiles: FrameSize | None) -> tuple[torch.nn.Module, float | None]:  # fmt: skip
     """A fresh model, or one fine-tuned from ``initial_state`` with those weights' validation score."""
     model = build_model(model_config)
     initial_score = None
@@ -414,7 +427,7 @@ def _starting_model(model_config: dict, training: dict, initial_state: dict | No
         if val_samples:
             mean, std = normalization_for(model_config)
             device = inference_device(training.get("accelerator", "auto"))
-            initial_score = validation_score(model, val_samples, mean, std, metric, device=device, precision=precision)
+            initial_score = validation_score(model, val_samples, mean, std, metric, int(training["batch_size"]), device, precision, tiles)
             model.train()  # validation_score switched to eval mode; training must start in train mode
             logger.info("%s: the starting weights score %s %.4f on validation", stage, metric, initial_score)
     if training.get("channels_last", True):
@@ -471,15 +484,18 @@ def _load_best_weights(module: SegmentationModule, best: BestWeights, checkpoint
 
 
 def _data_loaders(train_samples: list[Sample], val_samples: list[Sample], training: dict, normalization: tuple, steps: int, seed: int,
-                  sample_weights: list[float] | None) -> tuple[DataLoader, DataLoader | None]:  # fmt: skip
-    """Training batches drawn by ``StepSampler`` (exactly ``steps`` batches, augmented; with boxes when
-    any sample is box-supervised), and the validation batches (None without validation images)."""
+                  sample_weights: list[float] | None, size: FrameSize) -> tuple[DataLoader, DataLoader | None]:  # fmt: skip
+    """Training batches drawn by ``StepSampler`` (exactly ``steps`` batches, augmented, cropped in native
+    mode; with boxes when any sample is box-supervised), and the validation batches (None without
+    validation images; one whole frame per batch in native mode)."""
     batch_size, workers = int(training["batch_size"]), int(training.get("num_workers", 0))
     sampler = StepSampler(len(train_samples), steps * batch_size, seed, sample_weights)
     max_boxes = max_boxes_of(train_samples)
-    augmentation = build_augmentation(training.get("augmentation"), seed, with_boxes=max_boxes > 0)
-    train = _loader(SegmentationDataset(train_samples, *normalization, augmentation, max_boxes), batch_size, workers, sampler)
-    val = _loader(SegmentationDataset(val_samples, *normalization), batch_size, workers) if val_samples else None
+    crop = size if size.native else None
+    augmentation = build_augmentation(training.get("augmentation"), seed, with_boxes=max_boxes > 0, crop=crop)
+    train = _loader(SegmentationDataset(train_samples, *normalization, augmentation, max_boxes, crops=crop is not None), batch_size, workers, sampler)
+    val_batch = 1 if size.native else batch_size
+    val = _loader(SegmentationDataset(val_samples, *normalization), val_batch, workers) if val_samples else None
     return train, val
 
 
@@ -516,7 +532,8 @@ def train_model(
     (``training.box_loss``). ``keep_last`` keeps the last step's weights, not the best validated ones
     (the ceiling of ``bench/quality.py``: no validation guard).
     """
-    height, width = check_image_size(image_size["height"], image_size["width"])
+    size = frame_size(image_size)
+    tiles = size if size.native else None
     if not train_samples:
         raise ConfigurationError(f"{stage}: no training images")
     metric = check_training_config(training)
@@ -525,12 +542,12 @@ def train_model(
     precision = _training_precision(training, model_config, image_size)  # before seeding: the probe draws numbers
     L.seed_everything(seed, workers=True, verbose=False)
     mean, std = normalization_for(model_config)
-    model, initial_score = _starting_model(model_config, training, initial_state, val_samples, metric, precision, stage)
+    model, initial_score = _starting_model(model_config, training, initial_state, val_samples, metric, precision, stage, tiles)
     loss = build_loss(training["loss"]["name"], training["loss"].get("args"))
     box_loss = build_box_loss(training) if any(s.box_supervised for s in train_samples) else None
-    module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps, box_loss)
+    module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps, box_loss, tiles)
 
-    train_loader, val_loader = _data_loaders(train_samples, val_samples, training, (mean, std), steps, seed, sample_weights)
+    train_loader, val_loader = _data_loaders(train_samples, val_samples, training, (mean, std), steps, seed, sample_weights, size)
     fingerprint = run_fingerprint(stage, model_config, training, image_size, seed, min_improvement, sample_weights, keep_last,
                                   samples_digest(train_samples), samples_digest(val_samples))  # fmt: skip
     checkpoint_dir = Path(checkpoint_root) / f"{stage}-{fingerprint}"
@@ -554,8 +571,9 @@ def train_model(
     resume = training.get("resume", True) and last.is_file()
     if resume:
         logger.info("%s: resuming the interrupted run from %s", stage, last)
-    logger.info("%s: %d train / %d val images, %dx%d, precision %s, %d steps of batch %d, validation every %d steps",
-                stage, len(train_samples), len(val_samples), height, width, precision, steps, batch_size, val_interval)  # fmt: skip
+    shape = f"{size.height}x{size.width} crops of native frames" if size.native else f"{size.height}x{size.width}"
+    logger.info("%s: %d train / %d val images, %s, precision %s, %d steps of batch %d, validation every %d steps",
+                stage, len(train_samples), len(val_samples), shape, precision, steps, batch_size, val_interval)  # fmt: skip
     (checkpoint_dir / "best.pt").unlink(missing_ok=True)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
 
@@ -582,4 +600,11 @@ def train_model(
         "seed": seed,
         "history": history_log,
     }
-    return TrainedModel(final_model, dict(model_config), {"height": height, "width": width}, metadata)
+    return TrainedModel(final_model, dict(model_config), size_metadata(size), metadata)
+
+
+def size_metadata(size: FrameSize) -> dict:
+    """The ``image_size`` a trained model is saved with: what prediction needs to feed it frames."""
+    if not size.native:
+        return {"height": size.height, "width": size.width}
+    return {"height": size.height, "width": size.width, "mode": "native", "tile": {"overlap": size.overlap}}

@@ -1,12 +1,14 @@
 """The MLflow pyfunc model of a trained model (MLflow "models from code").
 
 MLflow copies this file into every logged model, so it imports nothing from the project: a logged model
-is a TorchScript network plus this file, and loads with torch, numpy and opencv alone, in any process
+is a TorchScript network plus this file and ``tiling.py`` (shipped as MLflow ``code_paths``, torch only),
+and loads with torch, numpy and opencv alone, in any process
 (``mlflow.pyfunc.load_model("models:/sewer-segmentation-<dataset>@best")``, ``mlflow models serve``).
 
 Input: a batch ``N x H x W x 3`` of RGB uint8 frames of one size (any size: each is resized to the
-model's). Output: the defect probability per pixel, float32 in [0, 1], at the frames' own size
-(``N x H x W``); threshold at 0.5 for a mask. The same resizing and normalization as the project's own predictions.
+model's, or, for a model trained with ``image_size.mode: native``, predicted at its own scale by tiles).
+Output: the defect probability per pixel, float32 in [0, 1], at the frames' own size (``N x H x W``);
+threshold at 0.5 for a mask. The same resizing, tiling and normalization as the project's own predictions.
 """
 
 import json
@@ -29,6 +31,7 @@ class SewerSegmentationPyfunc(PythonModel):
         self.height, self.width = int(config["height"]), int(config["width"])
         self.mean = np.asarray(config["mean"], np.float32) * 255.0
         self.std = np.asarray(config["std"], np.float32) * 255.0
+        self.native, self.overlap = config.get("mode") == "native", int(config.get("overlap", 64))
 
     def _resize(self, frame: np.ndarray) -> np.ndarray:
         if frame.shape[:2] == (self.height, self.width):
@@ -44,6 +47,8 @@ class SewerSegmentationPyfunc(PythonModel):
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"expected RGB frames H x W x 3 or N x H x W x 3, got shape {frames.shape}")
         frames = frames.astype(np.uint8)
+        if self.native:
+            return self._predict_tiled(frames[0] if single else frames, single)
         batch = np.stack([(self._resize(f).astype(np.float32) - self.mean) / self.std for f in frames])
         with torch.no_grad():
             logits = self.network(torch.from_numpy(batch.transpose(0, 3, 1, 2).copy()))
@@ -51,6 +56,21 @@ class SewerSegmentationPyfunc(PythonModel):
             full = torch.nn.functional.interpolate(probabilities, size=frames.shape[1:3], mode="bilinear", align_corners=False)
         out = full[:, 0].clamp(0, 1).numpy().astype(np.float32)
         return out[0] if single else out
+
+
+    def _predict_tiled(self, frames: np.ndarray, single: bool) -> np.ndarray:
+        from tiling import predict_tiled  # noqa: PLC0415 - shipped beside this file (code_paths)
+
+        def probabilities(tiles):
+            return torch.sigmoid(self.network(tiles).float())
+
+        out = []
+        with torch.no_grad():
+            for frame in frames[None] if single else frames:
+                x = torch.from_numpy(((frame.astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1).copy())
+                out.append(predict_tiled(probabilities, x, self.height, self.width, self.overlap)[0].clamp(0, 1).numpy())
+        stacked = np.stack(out).astype(np.float32)
+        return stacked[0] if single else stacked
 
 
 mlflow.models.set_model(SewerSegmentationPyfunc())

@@ -26,6 +26,8 @@ from sewer_segmentation.io.stages import best_stage, saved_stages
 logger = logging.getLogger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("mlflow_pyfunc.py")
+#: Shipped with every pyfunc model (MLflow ``code_paths``): native-mode models predict by tiles.
+TILING_CODE = Path(__file__).parents[1] / "modelling" / "tiling.py"
 #: What the pyfunc model needs at load time (nothing of this project).
 PYFUNC_REQUIREMENTS = ("torch", "numpy", "opencv-python-headless", "mlflow")
 
@@ -57,11 +59,14 @@ def log_pyfunc_model(trained, name: str, registered_model: str | None, tags: dic
         with torch.no_grad():
             torch.jit.trace(network, torch.zeros(1, 3, height, width), check_trace=False).save(str(scripted))
         preprocessing = Path(tmp) / "preprocessing.json"
-        preprocessing.write_text(json.dumps({"height": height, "width": width, "mean": list(mean), "std": list(std)}))
+        size = trained.image_size
+        preprocessing.write_text(json.dumps({"height": height, "width": width, "mean": list(mean), "std": list(std),
+                                             "mode": size.get("mode", "resize"), "overlap": int((size.get("tile") or {}).get("overlap", 64))}))  # fmt: skip
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(PYFUNC_CODE),
             artifacts={"network": str(scripted), "preprocessing": str(preprocessing)},
+            code_paths=[str(TILING_CODE)],
             signature=signature,
             input_example=example,
             pip_requirements=[_pinned(p) for p in PYFUNC_REQUIREMENTS],

@@ -8,15 +8,19 @@ evaluation on eval and the figures are the shared ``training_stage`` pipeline's.
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from sewer_segmentation.data.boxes import frame_boxes
-from sewer_segmentation.data.samples import check_image_size, load_box_samples, load_samples
+from sewer_segmentation.data.samples import downscale_warning, frame_size, load_box_samples, load_samples
 from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, check_splits_agree, split_fingerprint
 from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, labelled_sampling_weights
 
 STAGE = "baseline"
+
+logger = logging.getLogger(__name__)
 
 
 def plan_baseline_training(
@@ -29,7 +33,12 @@ def plan_baseline_training(
     check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
                                         f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
                                         f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images})  # fmt: skip
-    height, width = check_image_size(image_size["height"], image_size["width"])
+    size = frame_size(image_size)
+    height, width = size.resize  # (None, None) in native mode: frames keep their size
+    labelled_frames = split_manifest[split_manifest.split.isin([BASELINE_TRAIN, BASELINE_VAL])]
+    warning = downscale_warning(labelled_frames.height.astype(int), labelled_frames.width.astype(int), size)
+    if warning:
+        logger.warning(warning)
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
     weak, sample_weights = [], None
     if joint.get("enabled"):

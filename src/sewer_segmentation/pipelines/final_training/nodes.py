@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.data.boxes import frame_boxes
-from sewer_segmentation.data.samples import check_image_size, load_box_samples, load_samples
+from sewer_segmentation.data.samples import frame_size, load_box_samples, load_samples
 from sewer_segmentation.data.splits import (
     BASELINE_TRAIN,
     BASELINE_VAL,
@@ -78,7 +78,7 @@ def plan_round_training(
         raise BadInputError(f"the refined masks hold {len(stray)} images that are not in the weak pool ({', '.join(stray[:5])}): "
                             "they were made before the last data_engineering run; "
                             f"run `kedro run --pipeline=refine --params=round:{round_number}` again")  # fmt: skip
-    height, width = check_image_size(image_size["height"], image_size["width"])
+    height, width = frame_size(image_size).resize  # (None, None) in native mode: frames keep their size
     targets = final.get("weak_targets", "both")
     if targets not in WEAK_TARGETS:
         raise ConfigurationError(f"final_training.weak_targets must be one of {', '.join(WEAK_TARGETS)}, got {targets!r}")
@@ -123,7 +123,7 @@ def train_oracle(round_plan: TrainingPlan, weak_images, train_images, eval_image
     truth = by_image_id(ground_truth)
     if not (final.get("oracle") or {}).get("enabled") or not truth:
         return {"enabled": False}
-    height, width = check_image_size(round_plan.image_size["height"], round_plan.image_size["width"])
+    height, width = frame_size(round_plan.image_size).resize
     trained_ids = {s.image_id for s in round_plan.train}
 
     def with_truth(images, description):
