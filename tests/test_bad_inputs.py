@@ -30,7 +30,7 @@ import pytest
 from sewer_segmentation.data.splits import EVAL, SPLITS, check_splits_agree
 from sewer_segmentation.errors import BadInputError
 
-from .conftest import make_dataset, new_project, project_catalog, run_kedro, run_pipeline
+from .conftest import make_dataset, new_project, project_catalog, run_cli, run_kedro, run_pipeline
 
 SMALL = dict(num_images=20, num_hand_labelled=10, duplicate_fraction=0.0, junk_fraction=0.0)
 OUTPUT_LAYERS = ("02_intermediate", "03_primary", "08_reporting")
