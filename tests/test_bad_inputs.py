@@ -549,3 +549,15 @@ def test_a_second_run_training_the_same_stage_stops_at_once_naming_the_lock(engi
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_polygon_wholly_outside_its_image_leaves_the_image_out_naming_the_row(engineered, raw):
+    name = _frame(raw, labelled=True)
+    with open(raw / "labels.csv", "a") as f:
+        f.write(f'{name},1,{{}},1,0,"{{""name"":""polygon"",""all_points_x"":[5000,5010,5005],""all_points_y"":[1,1,9]}}","{{}}"\n')
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    excluded = pd.read_csv(engineered / "data/02_intermediate/tiny/excluded_files.csv")
+    hit = excluded[excluded.file.str.startswith("labels.csv row") & excluded.file.str.contains(name, regex=False)]
+    assert any(hit.reason.str.contains("polygon lies wholly outside the")), excluded
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    assert Path(name).stem not in set(manifest.image_id)

@@ -24,6 +24,7 @@ from sewer_segmentation.data.annotations import (
     parse_yolo_labels,
     parse_yolo_names,
     rasterize_shapes,
+    shape_outside,
     yolo_box_mask,
 )
 from sewer_segmentation.data.boxes import box_table, boxes_from_mask, yolo_pixel_boxes
@@ -252,6 +253,10 @@ def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_mask
         problems.append(Problem(mask_file, f"mask is {box_mask.shape[1]}x{box_mask.shape[0]} but its image is {w}x{h}"))
         return None
     shapes = annotations["polygons"].get(label_key(pid), [])
+    outside = [shape for shape in shapes if shape_outside(shape, h, w)]
+    if outside:
+        problems += [Problem(f"{s.source} ({pid})", f"{s.name} lies wholly outside the {w}x{h} image") for s in outside]
+        return None  # its other polygons are not the whole label either
     if shapes:
         _, warnings = rasterize_shapes(shapes, h, w, params["via"]["polyline_thickness"])
         problems += [Problem(f"labels.csv ({pid})", text, fatal=False) for text in warnings]
