@@ -114,3 +114,35 @@ def test_class_filter():
     assert class_is_kept("Obstacle", keep=["obstacle"], drop=["Obstacle"])  # keep wins
     assert not class_is_kept("Deposition", keep=["Obstacle"], drop=[])
     assert class_is_kept(None, keep=["Obstacle"], drop=[])  # unnamed regions belong to the dataset's class
+
+
+def test_shapes_that_cannot_be_a_label_are_errors_naming_the_row():
+    text = HEADER + "".join(
+        [
+            via_row("negative.jpg", {"name": "rect", "x": 10, "y": 10, "width": -5, "height": 4}),
+            via_row("radius.jpg", {"name": "circle", "cx": 10, "cy": 10, "r": -2}),
+            via_row("nan_angle.jpg", '{"name": "ellipse", "cx": 10, "cy": 10, "rx": 4, "ry": 2, "theta": NaN}'),
+            via_row("huge.jpg", {"name": "polygon", "all_points_x": [1, 1e20, 5], "all_points_y": [1, 1, 5]}),
+            via_row("digits.jpg", '{"name": "circle", "cx": ' + "9" * 400 + ', "cy": 1, "r": 2}'),
+            via_row("text.jpg", {"name": "circle", "cx": "left", "cy": 1, "r": 2}),
+        ]
+    )
+    parsed = parse_via_csv(text)
+    assert parsed.shapes == {}
+    by_file = {p.file: p.reason for p in parsed.problems}
+    assert "'width' -5: it must be above 0" in by_file["labels.csv row 2 (negative.jpg)"]
+    assert "'r' -2: it must be above 0" in by_file["labels.csv row 3 (radius.jpg)"]
+    assert "'theta' holds a non-finite number" in by_file["labels.csv row 4 (nan_angle.jpg)"]
+    assert "beyond any frame" in by_file["labels.csv row 5 (huge.jpg)"]
+    assert "'cx' is not a number of pixels: '99999" in by_file["labels.csv row 6 (digits.jpg)"]
+    assert "'cx' is not a number of pixels: 'left'" in by_file["labels.csv row 7 (text.jpg)"]
+
+
+def test_a_shape_wholly_outside_the_image_is_found():
+    from sewer_segmentation.data.annotations import Shape, shape_outside
+
+    assert shape_outside(Shape("polygon", {"x": [200, 220, 210], "y": [5, 5, 9]}), 100, 150)
+    assert shape_outside(Shape("rect", {"x": -30, "y": 5, "width": 20, "height": 5}), 100, 150)
+    assert shape_outside(Shape("circle", {"cx": 10, "cy": -20, "r": 5}), 100, 150)
+    assert not shape_outside(Shape("polygon", {"x": [140, 220, 210], "y": [5, 5, 9]}), 100, 150)  # partly inside: clipped
+    assert not shape_outside(Shape("ellipse", {"cx": 155, "cy": 50, "rx": 10, "ry": 3, "theta": 0}), 100, 150)

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import cv2
@@ -29,7 +30,7 @@ import pytest
 from sewer_segmentation.data.splits import EVAL, SPLITS, check_splits_agree
 from sewer_segmentation.errors import BadInputError
 
-from .conftest import make_dataset, new_project, project_catalog, run_kedro, run_pipeline
+from .conftest import make_dataset, new_project, project_catalog, run_cli, run_kedro, run_pipeline
 
 SMALL = dict(num_images=20, num_hand_labelled=10, duplicate_fraction=0.0, junk_fraction=0.0)
 OUTPUT_LAYERS = ("02_intermediate", "03_primary", "08_reporting")
@@ -435,3 +436,128 @@ def test_sigkill_of_data_engineering_and_of_training_leaves_one_consistent_state
     training_started = lambda: checkpoints.exists() and any(p.is_file() for p in checkpoints.rglob("*"))  # noqa: E731
     assert _kill_when(process, training_started), "training ended before the kill"
     assert not models.exists() or not any(models.iterdir())
+
+
+# -- reliability, round 2: valid datasets are accepted ---------------------------------------------------
+
+
+def test_box_masks_drawn_in_colour_are_boxes(engineered, raw):
+    """Red boxes on black (luminance 76) and palette PNGs: the strongest channel decides, not the grey."""
+    weak_before = _split_sizes(engineered)["weak"]
+    for path in sorted((raw / "masks").iterdir()):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        red = np.zeros((*mask.shape, 3), np.uint8)
+        red[..., 2] = mask  # BGR: red channel
+        path.write_bytes(_png_bytes(red))
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    assert _split_sizes(engineered)["weak"] == weak_before > 0
+    box = cv2.imread(str(next((engineered / "data/03_primary/tiny/weak/box_masks").iterdir())), cv2.IMREAD_GRAYSCALE)
+    assert box.max() == 255
+
+
+def test_two_masks_for_one_frame_are_named_and_the_frame_left_out(engineered, raw):
+    name = _frame(raw, labelled=False)
+    shutil.copy(raw / "masks" / name, raw / "masks" / f"{Path(name).stem}.png")
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    excluded = pd.read_csv(engineered / "data/02_intermediate/tiny/excluded_files.csv")
+    assert any(excluded.file.str.startswith("masks/") & excluded.reason.str.contains(f"a second mask for {Path(name).stem}"))
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    assert Path(name).stem not in set(manifest.image_id)
+
+
+def test_a_dataset_whose_frames_are_all_hand_labelled_trains_a_baseline_and_refine_says_why_not(tmp_path):
+    project = new_project(tmp_path / "project")
+    raw = make_dataset(project, num_images=16, num_hand_labelled=16, duplicate_fraction=0.0, junk_fraction=0.0)
+    with_polygons = {r["filename"] for r in csv.DictReader(io.StringIO((raw / "labels.csv").read_text())) if int(r["region_count"]) > 0}
+    for path in [*(raw / "images").iterdir(), *(raw / "masks").iterdir()]:
+        if path.name not in with_polygons:
+            path.unlink()  # frames without a polygon would be the weak pool
+    fast = {"dataset": "tiny", "image_size.height": 64, "image_size.width": 96, "baseline_training.training.steps": 2,
+            "baseline_training.training.validations": 1}  # fmt: skip
+    run_pipeline(project, "baseline", **fast)
+    manifest = pd.read_csv(project / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    assert "weak" not in set(manifest.split) and (project / "data/03_primary/tiny/weak/images").is_dir()
+    assert (project / "data/08_reporting/tiny/baseline_metrics.json").is_file()
+    with pytest.raises(Exception) as info:
+        run_pipeline(project, "mask_refinement", round=1, **fast)
+    assert "the weak pool is empty" in str(_user_error(info.value)) and "nothing to refine" in str(_user_error(info.value))
+
+
+def test_yolo_label_files_in_upper_case_are_read(tmp_path):
+    from sewer_segmentation.pipelines.data_engineering.nodes import parse_annotations  # noqa: PLC0415
+
+    params = {"classes": {"keep": [], "drop": []}, "via": {"class_attribute": "name"}}
+    labels = {"frame_1.TXT": lambda: "0 0.5 0.5 0.2 0.2\n", "frame_2.txt": lambda: "0 0.4 0.4 0.1 0.1\n"}
+    parsed = parse_annotations(None, labels, "names: [crack]\n", params)
+    assert sorted(parsed["yolo_boxes"]) == ["frame_1", "frame_2"] and not parsed["problems"]
+    clash = parse_annotations(None, {**labels, "frame_1.txt": lambda: "0 0.5 0.5 0.2 0.2\n"}, "names: [crack]\n", params)
+    assert any("a second label file for frame_1" in p["reason"] for p in clash["problems"])
+
+
+def test_labels_csv_names_in_another_unicode_form_or_extension_case_keep_their_polygons(engineered, raw):
+    labelled_before = _split_sizes(engineered)
+    rows = list(csv.reader(io.StringIO((raw / "labels.csv").read_text())))
+    names = sorted({r[0] for r in rows[1:] if r[3] != "0"})
+    accented = "frame_é.jpg"  # on disk in NFC; labels.csv in NFD, as macOS writes it
+    for folder in ("images", "masks"):
+        (raw / folder / names[0]).rename(raw / folder / accented)
+    spelled = {names[0]: unicodedata.normalize("NFD", accented), names[1]: names[1].replace(".jpg", ".JPG")}
+    out = io.StringIO()
+    csv.writer(out).writerows([spelled.get(r[0], r[0]), *r[1:]] for r in rows)
+    (raw / "labels.csv").write_text(out.getvalue())
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    by_id = manifest.set_index("image_id")
+    assert by_id.loc["frame_é", "split"] != "weak" and by_id.loc[Path(names[1]).stem, "split"] != "weak"
+    assert _split_sizes(engineered) == labelled_before
+
+
+def test_a_labels_csv_name_that_differs_in_case_leaves_the_image_out_not_in_the_weak_pool(engineered, raw):
+    rows = list(csv.reader(io.StringIO((raw / "labels.csv").read_text())))
+    name = sorted({r[0] for r in rows[1:] if r[3] != "0"})[0]
+    out = io.StringIO()
+    csv.writer(out).writerows([r[0].upper() if r[0] == name else r[0], *r[1:]] for r in rows)
+    (raw / "labels.csv").write_text(out.getvalue())
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    assert Path(name).stem not in set(manifest.image_id)
+    excluded = pd.read_csv(engineered / "data/02_intermediate/tiny/excluded_files.csv")
+    assert any((excluded.file == f"images/{name}") & excluded.reason.str.contains("the case differs"))
+
+
+LOCK_HOLDER = """
+import sys, time
+from sewer_segmentation.io.locks import StageLock
+lock = StageLock(sys.argv[1], "tiny", "baseline")
+lock.acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_run_training_the_same_stage_stops_at_once_naming_the_lock(engineered):
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(engineered / "data/06_models")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = output_fingerprint(engineered)
+        start = time.monotonic()
+        result = run_cli(engineered, "--pipeline=baseline_training", "--params=dataset=tiny")
+        assert result.exit_code != 0 and time.monotonic() - start < 30
+        assert "another run is training baseline of dataset tiny" in result.output and f"process {holder.pid}" in result.output
+        assert "data/06_models/tiny/.locks/baseline.lock" in result.output and "Traceback" not in result.output
+        assert output_fingerprint(engineered) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_polygon_wholly_outside_its_image_leaves_the_image_out_naming_the_row(engineered, raw):
+    name = _frame(raw, labelled=True)
+    with open(raw / "labels.csv", "a") as f:
+        f.write(f'{name},1,{{}},1,0,"{{""name"":""polygon"",""all_points_x"":[5000,5010,5005],""all_points_y"":[1,1,9]}}","{{}}"\n')
+    run_pipeline(engineered, "data_engineering", dataset="tiny")
+    excluded = pd.read_csv(engineered / "data/02_intermediate/tiny/excluded_files.csv")
+    hit = excluded[excluded.file.str.startswith("labels.csv row") & excluded.file.str.contains(name, regex=False)]
+    assert any(hit.reason.str.contains("polygon lies wholly outside the")), excluded
+    manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
+    assert Path(name).stem not in set(manifest.image_id)

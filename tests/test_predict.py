@@ -30,3 +30,14 @@ def test_a_model_is_chosen_by_stage_name_round_number_or_best(tmp_path):
             TrainedModel(build_model(MODEL).eval(), MODEL, {"height": 64, "width": 64}, {"stage": stage, "best_validation_score": score}))
     chosen = {choice: load_chosen_model(choice, str(tmp_path)).metadata["stage"] for choice in ("baseline", "1", "round_2", "best")}
     assert chosen == {"baseline": "baseline", "1": "round_1", "round_2": "round_2", "best": "round_1"}
+
+
+def test_two_folders_of_frames_predicted_by_one_model_get_two_output_folders(tmp_path):
+    from .conftest import new_project, project_catalog
+
+    project = new_project(tmp_path / "project")
+    paths = set()
+    for folder in ("survey_a/frames", "survey_b/frames"):
+        catalog = project_catalog(project, dataset="tiny", predict_model="baseline", inference_folder=str(tmp_path / folder))
+        paths.add(catalog.get("prediction_masks")._root)
+    assert len(paths) == 2 and all("/predictions/baseline/frames-" in p for p in paths)

@@ -30,8 +30,8 @@ def test_masks_are_written_at_each_frames_size_and_an_unreadable_frame_is_named(
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert result.stderr.strip().startswith(f"Error: {broken}: unreadable") and not (tmp_path / "out/broken.jpg.png").exists()
-    mask = cv2.imread(str(tmp_path / "out/frame 1.jpg.png"), cv2.IMREAD_GRAYSCALE)
+    assert result.stderr.strip().startswith(f"Error: {broken}: unreadable") and not (tmp_path / "out/broken.png").exists()
+    mask = cv2.imread(str(tmp_path / "out/frame 1.png"), cv2.IMREAD_GRAYSCALE)
     trained = SegmentationModelDataset(path=str(tmp_path / "models/baseline")).load()
     expected = predict_probabilities(trained.model, [decode_image(frame.read_bytes())], CONFIG, SIZE)[0] >= 0.5
     assert mask.shape == (90, 130) and np.array_equal(mask > 0, expected)
@@ -42,3 +42,10 @@ def test_a_missing_model_or_frame_is_one_line(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"Error: no trained model in {tmp_path / 'models'}. Run `kedro run --pipeline=baseline` first."
+
+
+def test_frames_that_share_a_name_get_masks_that_never_overwrite_each_other():
+    from sewer_segmentation.quick_predict import mask_names
+
+    names = mask_names(["survey/d1/a.jpg", "survey/d2/a.jpg", "b.jpg", "b.png", "c.jpg"])
+    assert names == {"survey/d1/a.jpg": "d1__a", "survey/d2/a.jpg": "d2__a", "b.jpg": "b.jpg", "b.png": "b.png", "c.jpg": "c"}

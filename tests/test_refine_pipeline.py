@@ -149,7 +149,7 @@ def check_predict_pipeline(project):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     samples = sorted((project / "data/01_raw/inference").iterdir())
     assert len(samples) >= 8 and {p.suffix for p in samples} == {".jpg", ".png"}
-    out = project / "data/07_model_output/tiny/predictions/baseline"
+    (out,) = (project / "data/07_model_output/tiny/predictions/baseline").glob("inference-*")  # one folder of frames
     table = pd.read_csv(out / "predictions.csv")
     assert list(table.columns) == ["image", "status", "width", "height", "defect_area_fraction", "mean_confidence", "regions", "boxes"]
     assert (table.status == "ok").all() and len(table) == len(samples)
@@ -165,7 +165,8 @@ def check_predict_pipeline(project):
     for choice, folder in ((run_id, run_id), ("best", "best")):  # a round number: tests/test_predict.py
         result = run_kedro(project, "--pipeline=predict", f"--params=dataset=tiny,predict_model={choice}")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        table = pd.read_csv(project / f"data/07_model_output/tiny/predictions/{folder}/predictions.csv")
+        (table_file,) = (project / f"data/07_model_output/tiny/predictions/{folder}").glob("inference-*/predictions.csv")
+        table = pd.read_csv(table_file)
         assert table.set_index("image").loc["broken.png", "status"].startswith("unreadable")
         assert (table.status == "ok").sum() == len(samples)
     result = run_kedro(project, "--pipeline=predict", "--params=dataset=tiny,predict_model=7")

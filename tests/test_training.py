@@ -241,3 +241,21 @@ def test_keep_last_returns_the_last_step_weights(tmp_path):
     # the returned weights score what the validation after the last step measured
     score = validation_score(last.model, val, *normalization_for(MODEL), "val_iou")
     assert score == pytest.approx(history[-1]["val_iou"], abs=1e-4)
+
+
+def test_a_diverged_validation_is_never_kept_and_nan_weights_are_never_handed_on():
+    import torch
+
+    from sewer_segmentation.errors import TrainingDivergedError
+    from sewer_segmentation.modelling.training import BestWeights, check_finite_weights
+
+    best = BestWeights("val_mean_iou", "max")
+    for step, score in enumerate([float("nan"), 0.3, float("nan"), 0.2], 1):
+        validated = _Validated(score, step)
+        best.on_validation_end(validated, validated)
+    assert best.best_score == pytest.approx(0.3) and best.best_step == 2
+    model = torch.nn.Linear(2, 1)
+    check_finite_weights(model, "baseline")  # finite: nothing to say
+    model.weight.data[0, 0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="baseline: training diverged, the weights hold NaN or inf \\(weight\\)"):
+        check_finite_weights(model, "baseline")

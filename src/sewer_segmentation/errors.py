@@ -19,3 +19,11 @@ class ConfigurationError(SewerSegmentationError):
 
 class MissingArtifactError(SewerSegmentationError):
     """An output of an earlier pipeline (a model, a refinement round) does not exist yet."""
+
+
+class RunLockedError(SewerSegmentationError):
+    """Another run of the same dataset and stage is in progress."""
+
+
+class TrainingDivergedError(SewerSegmentationError):
+    """Training ended with weights that hold NaN or inf."""

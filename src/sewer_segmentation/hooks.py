@@ -432,6 +432,53 @@ class NodeTimingHook:
 STAGE_METRICS = {"baseline.metrics": "baseline", "round.metrics": "round"}
 
 
+class StageLockHook:
+    """One run at a time per dataset and training stage (``io/locks.py``): a run that trains the
+    baseline or round r takes that stage's lock before any node runs, and a second such run stops at
+    once naming the holder (or waits ``run_lock_wait_seconds``). Released when the run ends."""
+
+    def __init__(self) -> None:
+        self._params: dict = {}
+        self._project_path = Path.cwd()
+        self._locks: list = []
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params = context.params
+        self._project_path = Path(context.project_path)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        from sewer_segmentation.io.locks import StageLock  # noqa: PLC0415
+
+        names = {node.name for node in pipeline.nodes}
+        stages = [stage for stage, node in (("baseline", "baseline.train_model"), ("round", "round.train_model")) if node in names]
+        dataset = str(self._params.get("dataset"))
+        wait = float(self._params.get("run_lock_wait_seconds") or 0)
+        try:
+            for stage in stages:
+                name = f"round_{parse_round(self._params.get('round'))}" if stage == "round" else stage
+                lock = StageLock(self._project_path / "data/06_models", dataset, name, wait)
+                lock.acquire()
+                self._locks.append(lock)
+        except Exception:
+            self._release()
+            _end_mlflow_run_failed()  # kedro-mlflow may have opened it already; no error hook follows
+            raise
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._locks:
+            self._locks.pop().release()
+
+
 class RunSummaryHook:
     """End every run with a short summary: where the outputs went, the eval metrics of each stage it
     trained, the MLflow run and the next command to try (also after a failure, without the metrics)."""

@@ -2,12 +2,14 @@
 
 For people who just want masks: no catalog, no MLflow run, no configuration loaded. The model is chosen
 as the predict pipeline chooses it (``best``, ``baseline`` or a round number, from
-``data/06_models/<dataset>``); each mask is written as ``<out>/<frame name>.png`` (0/255, the frame's size).
+``data/06_models/<dataset>``); each mask is written as ``<out>/<frame stem>.png`` (0/255, the frame's size;
+frames that share a stem keep their folders in the name: ``mask_names``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -40,17 +42,40 @@ def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:
     missing = [f"{frame}: no such file" for frame in args.frames if not frame.is_file()]
     readers = {str(frame): partial(_decode, frame) for frame in args.frames if frame.is_file()}
     args.out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, names = [], mask_names(list(readers))
     for prediction in predict_frames(trained, readers, {"batch_size": 8}):
         if prediction.error:
             missing.append(f"{prediction.image_id}: {prediction.error}")
             continue
         mask = np.where(prediction.probability >= args.threshold, 255, 0).astype(np.uint8)
-        target = args.out / f"{Path(prediction.image_id).name}.png"
+        target = args.out / f"{names[prediction.image_id]}.png"
         target.write_bytes(encode_image(mask, ".png"))
         print(f"{prediction.image_id} -> {target} (defect area {float((mask > 0).mean()):.1%})")
         written.append(target)
     return written, missing
+
+
+def mask_names(frames: list[str]) -> dict[str, str]:
+    """The name each frame's mask gets (``.png`` added): its stem (``a.jpg`` -> ``a``); where two frames
+    share a stem, their paths below the folder they share, joined by ``__`` (``d1/a.jpg`` ->
+    ``d1__a``), with the extension kept if that is all that differs (``a.jpg``, ``a.png``). No mask
+    overwrites another."""
+    paths = {frame: Path(os.path.abspath(frame)) for frame in frames}
+    by_stem: dict[str, list[str]] = {}
+    for frame, path in paths.items():
+        by_stem.setdefault(path.stem, []).append(frame)
+    names = {}
+    for stem, group in by_stem.items():
+        if len(group) == 1:
+            names[group[0]] = stem
+            continue
+        common = Path(os.path.commonpath([str(paths[f].parent) for f in group]))
+        relative = {f: paths[f].relative_to(common) for f in group}
+        joined = {f: "__".join((*r.parent.parts, r.stem)) for f, r in relative.items()}
+        for f in group:
+            clash = sum(v == joined[f] for v in joined.values()) > 1
+            names[f] = "__".join((*relative[f].parent.parts, relative[f].name)) if clash else joined[f]
+    return names
 
 
 def _decode(frame: Path) -> np.ndarray:

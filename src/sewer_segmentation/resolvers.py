@@ -1,9 +1,14 @@
 """OmegaConf resolvers used in ``conf/`` (registered in ``settings.py``).
 
-``model_folder_name`` names the predict pipeline's output folder after the chosen model.
+``model_folder_name`` and ``input_folder_name`` name the predict pipeline's output folder after the
+chosen model and the folder of frames it predicted.
 """
 
 from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
 
 
 def model_folder_name(choice) -> str:
@@ -12,6 +17,14 @@ def model_folder_name(choice) -> str:
     return f"round_{text}" if text.isdigit() else text
 
 
+def input_folder_name(folder) -> str:
+    """``<folder name>-<8 hex digits of its absolute path>``: predicting a second folder never overwrites
+    the first's results, even when both are called ``frames``."""
+    path = os.path.abspath(str(folder))
+    return f"{Path(path).name or 'frames'}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+
+
 CUSTOM_RESOLVERS = {
     "model_folder_name": model_folder_name,
+    "input_folder_name": input_folder_name,
 }

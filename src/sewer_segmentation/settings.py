@@ -11,6 +11,7 @@ from sewer_segmentation.hooks import (
     PlainLogsHook,
     PredictionRunHook,
     RunSummaryHook,
+    StageLockHook,
     StageRunsHook,
     SyntheticDataHook,
 )
@@ -24,7 +25,8 @@ warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is depreca
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
 # Hooks run last-in-first-out; kedro-mlflow registers its own hook through its entry point.
-HOOKS = (PlainLogsHook(), ParameterCheckHook(), SyntheticDataHook(), MlflowTagsHook(), StageRunsHook(), PredictionRunHook(), NodeTimingHook(), RunSummaryHook())
+HOOKS = (PlainLogsHook(), ParameterCheckHook(), StageLockHook(), SyntheticDataHook(), MlflowTagsHook(), StageRunsHook(), PredictionRunHook(),
+         NodeTimingHook(), RunSummaryHook())  # fmt: skip
 
 
 CONFIG_LOADER_ARGS = {

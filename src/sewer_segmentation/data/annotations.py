@@ -64,13 +64,26 @@ def is_escaping_path(filename: str) -> bool:
     )
 
 
+#: Coordinates beyond this many pixels are no CCTV frame's: a corrupt export, refused by row.
+MAX_COORDINATE = 1e6
+
+
+def _number(value, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
+        raise ValueError(f"'{key}' is not a number of pixels: {str(value)[:20]!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"'{key}' holds a non-finite number")
+    if abs(number) > MAX_COORDINATE:
+        raise ValueError(f"'{key}' is {number:.3g}, beyond any frame (at most {MAX_COORDINATE:.0e} pixels)")
+    return number
+
+
 def _number_list(value, key: str) -> list[float]:
     if not isinstance(value, list) or not value:
         raise ValueError(f"'{key}' must be a non-empty list of numbers")
-    out = [float(v) for v in value]
-    if not all(math.isfinite(v) for v in out):
-        raise ValueError(f"'{key}' holds a non-finite number")
-    return out
+    return [_number(v, key) for v in value]
 
 
 def _validate_shape(shape: dict) -> Shape:
@@ -90,12 +103,27 @@ def _validate_shape(shape: dict) -> Shape:
     for key in keys:
         if key not in shape:
             raise ValueError(f"{name} region lacks '{key}'")
-        params[key] = float(shape[key])
-        if not math.isfinite(params[key]):
-            raise ValueError(f"{name} region has a non-finite '{key}'")
+        params[key] = _number(shape[key], key)
+    for key in ("width", "height", "r", "rx", "ry"):
+        if key in params and params[key] <= 0:
+            raise ValueError(f"{name} region has '{key}' {params[key]:g}: it must be above 0")
     if name == "ellipse":
-        params["theta"] = float(shape.get("theta", 0.0))
+        params["theta"] = _number(shape.get("theta", 0.0), "theta")
     return Shape(name, params)
+
+
+def shape_outside(shape: Shape, height: int, width: int) -> bool:
+    """True when the shape lies wholly outside a ``width x height`` image (it would draw nothing: a
+    label for another image, or a corrupt row)."""
+    p = shape.params
+    if shape.name in ("polygon", "polyline"):
+        x0, x1, y0, y1 = min(p["x"]), max(p["x"]), min(p["y"]), max(p["y"])
+    elif shape.name == "rect":
+        x0, y0, x1, y1 = p["x"], p["y"], p["x"] + p["width"], p["y"] + p["height"]
+    else:
+        reach = p["r"] if shape.name == "circle" else max(p["rx"], p["ry"])
+        x0, x1, y0, y1 = p["cx"] - reach, p["cx"] + reach, p["cy"] - reach, p["cy"] + reach
+    return x1 < 0 or y1 < 0 or x0 > width - 1 or y0 > height - 1
 
 
 def parse_via_csv(text: str, source: str = "labels.csv", class_attribute: str = "class") -> ViaAnnotations:

@@ -149,6 +149,8 @@ class FolderDataset(PartitionedDataset):
     """A folder of files (Kedro ``PartitionedDataset``) with three additions.
 
     - ``optional: true``: a missing or empty folder loads as ``{}`` (raw folders a layout may not have).
+    - ``may_be_empty: true``: a folder that was written empty loads as ``{}`` (a missing one still fails
+      with ``missing_hint``): the weak pool of a dataset whose frames are all hand-labelled.
     - Saving is atomic: the whole folder is written under a temporary name and then swapped in, so the
       folder never mixes files of two runs and a killed run leaves the previous content intact.
     - ``missing_hint``: the command that makes the folder, named in the error when it is missing.
@@ -169,6 +171,7 @@ class FolderDataset(PartitionedDataset):
         load_version: str | None = None,
         missing_hint: str | None = None,
         confine_to_parent: bool = False,
+        may_be_empty: bool = False,
         **kwargs: Any,
     ):
         super().__init__(path=path, dataset=dataset, **kwargs)
@@ -176,6 +179,7 @@ class FolderDataset(PartitionedDataset):
         self._missing_hint = missing_hint
         self._root = path
         self._optional = optional
+        self._may_be_empty = may_be_empty
         self._versioned_folders = versioned_folders
         self._load_version = load_version
 
@@ -189,7 +193,7 @@ class FolderDataset(PartitionedDataset):
     def load(self) -> dict[str, Any]:
         target = self.resolve_load_path()
         if target is None or not Path(target).is_dir() or not any(Path(target).iterdir()):
-            if self._optional:
+            if self._optional or (self._may_be_empty and target is not None and Path(target).is_dir()):
                 return {}
             if self._missing_hint:
                 from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415

@@ -87,12 +87,13 @@ def decode_mask(data: bytes, source: str = "<bytes>", threshold: int | None = 12
     """Bytes of a mask file -> uint8 mask.
 
     With ``threshold`` the mask is binarized to 0/255 (JPEG-compressed box masks hold values near, not
-    at, 0 and 255); masks stored as 0/1 are read as such. With ``threshold=None`` the grey levels are
-    kept (soft masks).
+    at, 0 and 255) by its strongest channel, so a box drawn in colour (red on black, a palette PNG) is
+    a box, not the dim grey its luminance would be; masks stored as 0/1 are read as such. With
+    ``threshold=None`` the grey levels are kept (soft masks).
     """
-    grey = _decode_with_pil(data, source, "L")
     if threshold is None:
-        return grey
+        return _decode_with_pil(data, source, "L")
+    grey = _decode_with_pil(data, source, "RGB").max(axis=2)
     if grey.max(initial=0) == 1:  # a 0/1 label image: 1 is foreground
         return (grey * 255).astype(np.uint8)
     return np.where(grey >= threshold, 255, 0).astype(np.uint8)

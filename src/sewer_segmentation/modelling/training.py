@@ -33,7 +33,7 @@ from sewer_segmentation.data.samples import (
     max_boxes_of,
     normalization_for,
 )
-from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.errors import ConfigurationError, TrainingDivergedError
 from sewer_segmentation.modelling.box_losses import BoxSupervisionLoss
 from sewer_segmentation.modelling.inference import TrainedModel, cpu_has_fast_bf16, inference_device, resolve_precision
 from sewer_segmentation.modelling.losses import build_loss
@@ -218,6 +218,8 @@ class BestWeights(Callback):
         self.from_initial = initial_score is not None
 
     def _better(self, score: float) -> bool:
+        if not math.isfinite(score):  # a diverged validation never becomes the kept weights
+            return False
         if self.best_score is None:
             return True
         margin = self.min_improvement if self.from_initial else 0.0
@@ -255,7 +257,7 @@ class ResumeCheckpoint(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or time.monotonic() - self._last < self.every_seconds:
             return
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")  # unique per process
         trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
@@ -408,6 +410,14 @@ def _training_precision(training: dict, model_config: dict, image_size: dict) ->
         precision = probe_precision(model_config, image_size, int(training["batch_size"]), inference_device(accelerator),
                                     bool(training.get("channels_last", True)), cpu_has_fast_bf16())  # fmt: skip
     return resolve_precision(precision, accelerator)
+
+
+def check_finite_weights(model: torch.nn.Module, stage: str) -> None:
+    """A model whose weights hold NaN or inf is never saved, registered or made ``best``: the run stops."""
+    bad = [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise TrainingDivergedError(f"{stage}: training diverged, the weights hold NaN or inf ({', '.join(bad[:3])}); nothing was saved. "
+                                    "Lower training.learning_rate, set gradient_clip_val, or use precision 32")  # fmt: skip
 
 
 def build_box_loss(training: dict) -> BoxSupervisionLoss:
@@ -580,6 +590,7 @@ def train_model(
     best_score, best_step, kept_initial = (None, None, False) if keep_last else _load_best_weights(module, best, checkpoint_dir)
     history_log = _final_history(history, checkpoint_dir, stage)
     final_model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
+    check_finite_weights(final_model, stage)
     if trainer.is_global_zero:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
     if kept_initial:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from sewer_segmentation.data.annotations import (
     parse_yolo_labels,
     parse_yolo_names,
     rasterize_shapes,
+    shape_outside,
     yolo_box_mask,
 )
 from sewer_segmentation.data.boxes import box_table, boxes_from_mask, yolo_pixel_boxes
@@ -69,17 +71,17 @@ def parse_annotations(
     kept_classes: Counter = Counter()
     dropped_classes: Counter = Counter()
 
-    polygons: dict[str, list] = {}
+    polygons: dict[str, list] = {}  # by label_key of the file name
     listed: set[str] = set()
     if via_labels is not None:
         via = parse_via_csv(via_labels, "labels.csv", params["via"]["class_attribute"])
         problems += via.problems
-        listed = set(via.unlabelled) | set(via.shapes)
+        listed = {label_key(f) for f in (*via.unlabelled, *via.shapes)}
         for filename, shapes in via.shapes.items():
             kept = [s for s in shapes if class_is_kept(s.class_name, keep, drop)]
             for s in shapes:
                 (kept_classes if s in kept else dropped_classes)[s.class_name or "unnamed"] += 1
-            polygons[filename] = kept
+            polygons.setdefault(label_key(filename), []).extend(kept)
 
     boxes: dict[str, list] = {}
     names: dict[int, str] = {}
@@ -91,7 +93,7 @@ def parse_annotations(
         except ValueError as exc:
             raise BadInputError(str(exc)) from exc
         for pid, load in sorted(yolo_labels.items()):
-            if not pid.endswith(".txt"):
+            if not pid.lower().endswith(".txt"):  # labels.TXT too: cameras and Windows tools write upper case
                 continue
             parsed, label_problems = parse_yolo_labels(load(), f"labels/{pid}")
             problems += label_problems
@@ -106,7 +108,11 @@ def parse_annotations(
                     kept_classes[name] += 1
                 else:
                     dropped_classes[name] += 1
-            boxes[image_id_of(pid[: -len(".txt")] + ".jpg")] = kept_boxes
+            image_id = image_id_of(pid[: -len(".txt")] + ".jpg")
+            if image_id in boxes:
+                problems.append(Problem(f"labels/{pid}", f"a second label file for {image_id} (the name differs only in case); remove one"))
+                continue
+            boxes[image_id] = kept_boxes
     return {
         "polygons": polygons,
         "listed_in_csv": sorted(listed),
@@ -116,6 +122,16 @@ def parse_annotations(
         "kept_classes": dict(kept_classes),
         "dropped_classes": dict(dropped_classes),
     }
+
+
+def label_key(name: str) -> str:
+    """What a labels.csv file name and an image file are matched by: Unicode NFC (macOS writes NFD),
+    ``/`` for a Windows ``\\``, and a lower-case extension (``.JPG``). Nothing looser: a name that still
+    differs (in the case of its stem, say) is reported, and that image left out, never demoted to the
+    weak pool with its polygons lost."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/")
+    stem, dot, extension = name.rpartition(".")
+    return f"{stem}.{extension.lower()}" if dot else name
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,9 +174,11 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
     if policy not in ("skip", "error"):
         raise ConfigurationError(f"on_bad_file must be 'skip' or 'error', got {policy!r}")
     images, box_mask_files = _by_image_id(raw_images), _by_image_id(raw_box_masks)
-    problems, filtered = _layout_problems(raw_images, images, box_mask_files, annotations)
+    problems, filtered, unmatched = _layout_problems(raw_images, images, box_mask_files, annotations)
     rows = []
     for image_id, pids in progress_bar(sorted(images.items()), desc="inspect raw images", unit="img"):
+        if pids[0] in unmatched:
+            continue  # labels.csv names it in another spelling: its polygons would be lost
         row = _inspect_image(image_id, pids[0], raw_images, raw_box_masks, box_mask_files, annotations, params, problems, filtered)
         if row is not None:
             rows.append(row)
@@ -180,21 +198,34 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
     return inventory, excluded
 
 
-def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict, annotations: dict) -> tuple[list[Problem], list[Problem]]:
+def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict, annotations: dict) -> tuple[list[Problem], list[Problem], set[str]]:
     """Problems of the dataset's layout, before any image is decoded: the annotation parser's, files that
-    are not images, two images with one name, labels.csv rows without a file, masks without an image."""
+    are not images, two images with one name, labels.csv rows without a file, masks without an image.
+    Also the images a labels.csv row names in another case (left out: their polygons would be lost)."""
     problems = [Problem(p["file"], p["reason"], p["severity"] == "error") for p in annotations["problems"]]
     filtered = [Problem(f"images/{pid}", "not an image file extension; ignored", False) for pid in sorted(raw_images) if not has_image_extension(pid)]
     for pids in images.values():
         if len(pids) > 1:
             problems.append(Problem(f"images/{pids[1]}", f"same name as images/{pids[0]} with another extension"))
+    keys = {label_key(pid): pid for pid in raw_images}
+    folded = {key.casefold(): pid for key, pid in keys.items()}
+    unmatched = set()
     for filename in annotations["listed_in_csv"]:
-        if filename not in raw_images:
+        if filename in keys:
+            continue
+        near = folded.get(filename.casefold())
+        if near is not None:
+            unmatched.add(near)
+            problems.append(Problem(f"images/{near}", f"labels.csv names it {filename!r} (the case differs): left out, not "
+                                    "used without its polygons; rename the file or the labels.csv row"))  # fmt: skip
+        else:
             problems.append(Problem(f"labels.csv ({filename})", "file listed in labels.csv does not exist in images/"))
     for mask_id, pids in sorted(box_mask_files.items()):
         if mask_id not in images:
             problems.append(Problem(f"masks/{pids[0]}", "mask without an image"))
-    return problems, filtered
+        elif len(pids) > 1:  # which one is the label? Refuse rather than guess.
+            problems.append(Problem(f"masks/{pids[1]}", f"a second mask for {mask_id} (same name as masks/{pids[0]} with another extension); remove one"))
+    return problems, filtered, unmatched
 
 
 def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_masks: Partitions, box_mask_files: dict, annotations: dict,
@@ -202,6 +233,8 @@ def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_mask
     """The inventory row of one image, or None with the reason appended to ``problems`` (bad input) or
     ``filtered`` (left out by a setting)."""
     mask_file = f"masks/{box_mask_files[image_id][0]}" if image_id in box_mask_files else None
+    if len(box_mask_files.get(image_id, ())) > 1:
+        return None  # two masks for one frame: named by _layout_problems, the frame is left out
     try:
         image = raw_images[pid]()
     except (DatasetError, OSError) as exc:
@@ -219,7 +252,11 @@ def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_mask
     if box_mask.shape != (h, w):
         problems.append(Problem(mask_file, f"mask is {box_mask.shape[1]}x{box_mask.shape[0]} but its image is {w}x{h}"))
         return None
-    shapes = annotations["polygons"].get(pid, [])
+    shapes = annotations["polygons"].get(label_key(pid), [])
+    outside = [shape for shape in shapes if shape_outside(shape, h, w)]
+    if outside:
+        problems += [Problem(f"{s.source} ({pid})", f"{s.name} lies wholly outside the {w}x{h} image") for s in outside]
+        return None  # its other polygons are not the whole label either
     if shapes:
         _, warnings = rasterize_shapes(shapes, h, w, params["via"]["polyline_thickness"])
         problems += [Problem(f"labels.csv ({pid})", text, fatal=False) for text in warnings]
@@ -331,7 +368,7 @@ def _loaders(rows, raw_images, raw_box_masks, annotations, params):
         return lambda: raw_images[pid]()
 
     def polygon_mask(pid, h, w):
-        return lambda: rasterize_shapes(annotations["polygons"][pid], h, w, params["via"]["polyline_thickness"])[0]
+        return lambda: rasterize_shapes(annotations["polygons"][label_key(pid)], h, w, params["via"]["polyline_thickness"])[0]
 
     def box_mask(image_id, h, w):
         return lambda: _box_mask_for(image_id, (h, w), box_mask_files, raw_box_masks, annotations)
@@ -482,7 +519,7 @@ def _report_galleries(manifest, clusters, annotations, raw_images, raw_box_masks
         source = image_files[image_id][0]
         image = raw_images[source]()
         box = _box_mask_for(image_id, image.shape[:2], box_mask_files, raw_box_masks, annotations)
-        shapes = annotations["polygons"].get(source)
+        shapes = annotations["polygons"].get(label_key(source))
         polygon = rasterize_shapes(shapes, *image.shape[:2], params["via"]["polyline_thickness"])[0] if shapes else None
         truth = ground_truth[truth_files[image_id][0]]() if image_id in truth_files else None
         return image, box, polygon, truth

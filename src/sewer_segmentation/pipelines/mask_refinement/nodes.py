@@ -46,6 +46,9 @@ def predict_pool(
     by an all-zero mask) and left out of the refined masks.
     """
     check_splits_agree(split_manifest, {WEAK: images})
+    if not images:
+        raise BadInputError("the weak pool is empty: every kept frame is hand-labelled (or no frame has boxes only), so there is "
+                            "nothing to refine. The baseline is the model: `kedro run --pipeline=predict --params=predict_model=baseline`")  # fmt: skip
     check_model_matches_splits(split_manifest, trained.metadata, "the refining model")
     shard_images = {i: images[i] for i in shard_of(list(images), shard)}
     probabilities: dict[str, np.ndarray] = {}
