@@ -2,7 +2,7 @@
 
 from kedro.config import OmegaConfigLoader
 
-from sewer_segmentation.data.samples import check_image_size
+from sewer_segmentation.data.samples import FrameSize, frame_size
 from sewer_segmentation.resolvers import CUSTOM_RESOLVERS, model_folder_name
 
 from .conftest import REPO
@@ -21,8 +21,8 @@ def test_base_and_gpu_environments_load_with_valid_sizes():
     base = load("local")["parameters"]
     gpu = load("gpu")["parameters"]
     assert base["dataset"] == "synthetic" and base["round"] == 1
-    assert check_image_size(**base["image_size"]) == (128, 160)
-    assert check_image_size(**gpu["image_size"]) == (512, 704)
+    assert frame_size(base["image_size"]) == FrameSize(128, 160, "resize", 0.5, 64)
+    assert frame_size(gpu["image_size"]) == FrameSize(512, 704, "resize", 0.5, 64)  # mode, crop and tile from base
     assert gpu["model"]["encoder_name"] == "resnet34" and gpu["model"]["encoder_weights"] == "imagenet"
     assert gpu["baseline_training"]["training"]["steps"] == 1000 and gpu["baseline_training"]["training"]["batch_size"] == 2
     assert gpu["model"]["freeze_encoder"] is True and gpu["model"]["architecture"] == "UNetAttention"  # kept from base

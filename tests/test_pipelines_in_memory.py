@@ -229,11 +229,12 @@ def test_native_mode_trains_on_crops_and_predicts_every_frame_at_its_own_size(en
     out = run_in_memory(baseline_training.pipeline.create_pipeline(), native, data,
                         keep=("baseline.model", "baseline.training_plan", "baseline.eval_probabilities"))  # fmt: skip
     plan, model = out["baseline.training_plan"], out["baseline.model"]
-    assert all(s.image.shape[:2] == data["baseline_train_images"][s.image_id]().shape[:2] for s in plan.train + plan.val)
+    assert all(s.image.shape[:2] == data["baseline_train_images"][s.image_id]().shape[:2] for s in plan.train)
+    assert all(s.image.shape[:2] == data["baseline_val_images"][s.image_id]().shape[:2] for s in plan.val)
     assert model.image_size == {"height": 64, "width": 96, "mode": "native", "tile": {"overlap": 32}}
     for image_id, probability in out["baseline.eval_probabilities"].items():
         assert probability.shape == data["eval_images"][image_id]().shape[:2]
-    data = {**data, "previous_model": model, "all_stage_metrics": {}}
+    data = {**data, **out, "previous_model": model, "all_stage_metrics": {}}
     refined = run_in_memory(mask_refinement.pipeline.create_pipeline(), native, data, keep=("refined_masks",))
     assert refined["refined_masks"].ids() == sorted(data["weak_images"])
     final = run_in_memory(final_training.pipeline.create_pipeline(), native, {**data, **refined}, keep=("round.model",))
