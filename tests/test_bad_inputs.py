@@ -442,7 +442,8 @@ def test_sigkill_of_data_engineering_and_of_training_leaves_one_consistent_state
 
 
 def test_box_masks_drawn_in_colour_are_boxes(engineered, raw):
-    """Red boxes on black (luminance 76) and palette PNGs: the strongest channel decides, not the grey."""
+    """Red boxes on black (luminance 76): the strongest channel decides, not the grey."""
+    run_pipeline(engineered, "data_engineering", dataset="tiny")  # on the restored dataset: the reference split sizes
     weak_before = _split_sizes(engineered)["weak"]
     for path in sorted((raw / "masks").iterdir()):
         mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -495,6 +496,7 @@ def test_yolo_label_files_in_upper_case_are_read(tmp_path):
 
 
 def test_labels_csv_names_in_another_unicode_form_or_extension_case_keep_their_polygons(engineered, raw):
+    run_pipeline(engineered, "data_engineering", dataset="tiny")  # on the restored dataset: the reference split sizes
     labelled_before = _split_sizes(engineered)
     rows = list(csv.reader(io.StringIO((raw / "labels.csv").read_text())))
     names = sorted({r[0] for r in rows[1:] if r[3] != "0"})
