@@ -191,12 +191,14 @@ def test_the_mlflow_model_of_a_native_model_predicts_by_tiles_without_project_co
     torch.manual_seed(0)
     trained = TrainedModel(build_model(MODEL).eval(), MODEL, NATIVE)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
-        with mlflow.start_run():
+        # an experiment of this store: an earlier test may have left another store's experiment selected
+        with mlflow.start_run(experiment_id=mlflow.create_experiment("native-pyfunc")):
             info = log_pyfunc_model(trained, "model", None, {})
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(before)
     frame = np.random.default_rng(3).integers(0, 255, (150, 250, 3), dtype=np.uint8)  # three tiles wide, three high
     np.save(tmp_path / "frame.npy", frame)
     result = subprocess.run([sys.executable, "-c", NATIVE_PYFUNC_SCRIPT, uri, info.model_uri, str(tmp_path / "frame.npy"), str(tmp_path / "out.npy")],
