@@ -69,7 +69,12 @@ def _too_large(source: str, pixels: int | None, size: str) -> str:
 
 def _to_mode(img: Image.Image, mode: str) -> np.ndarray:
     """PIL image -> uint8 array in ``mode``; 16-bit and 32-bit grey frames are scaled down to 8 bits
-    (PIL's own conversion clips them, turning a 16-bit frame all white)."""
+    (PIL's own conversion clips them, turning a 16-bit frame all white). ``mode="max"``: one channel,
+    the strongest of a colour image's channels (a grey image as it is)."""
+    if mode == "max":
+        if img.mode in ("L", "1", "F") or img.mode.startswith("I"):
+            return _to_mode(img, "L")
+        return np.asarray(img.convert("RGB")).max(axis=2)
     if img.mode.startswith("I") or img.mode == "F":
         values = np.asarray(img).astype(np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
@@ -93,7 +98,7 @@ def decode_mask(data: bytes, source: str = "<bytes>", threshold: int | None = 12
     """
     if threshold is None:
         return _decode_with_pil(data, source, "L")
-    grey = _decode_with_pil(data, source, "RGB").max(axis=2)
+    grey = _decode_with_pil(data, source, "max")
     if grey.max(initial=0) == 1:  # a 0/1 label image: 1 is foreground
         return (grey * 255).astype(np.uint8)
     return np.where(grey >= threshold, 255, 0).astype(np.uint8)
