@@ -12,15 +12,25 @@ boxes, and in a fresh project copy runs:
 
 1. ``--pipeline=baseline``: data engineering and the baseline (hand-drawn polygons only);
 2. round 1 once per way the weak pool trains (``final_training.weak_targets``): ``refined`` (pseudo-masks),
-   ``boxes`` (the box losses alone) and ``both``; each round fine-tunes the baseline and is kept only if it
-   beats it on validation, so its eval figure is the model ``predict_model: best`` would pick;
+   ``boxes`` (the box losses alone) and ``both``; each round fine-tunes the baseline and hands on its best
+   validated weights (no guard: ``min_improvement=-1``), so that every signal can be judged on it;
 3. the **ceiling**: the same start, data and budget with the weak pool's true masks as targets, no
    validation guard, the last weights (the round's oracle);
 4. **joint**: a baseline trained on the polygons and the weak pool's boxes together from the start.
 
-Every figure is eval mean IoU against the hand-drawn polygons (never used to choose anything). It prints
-mean ± sd over seeds per regime and column, then ``gain closed = Σ(final − baseline) / Σ(ceiling −
+Every figure is eval mean IoU against the hand-drawn polygons (never used to choose anything). The table
+shows each round as the guard would hand it on when stages are compared on validation (the round if it
+beats the baseline by ``min_improvement`` 0.01, else the baseline; the same decision the guard makes
+during training), with mean ± sd over seeds, then ``gain closed = Σ(final − baseline) / Σ(ceiling −
 baseline)`` per variant over the regimes whose gap (ceiling − baseline) exceeds 2 sd of the baseline.
+
+**Selection signals** (``model_selection.signal``): every stage's model is also scored on the weak_holdout
+frames' boxes (``box_agreement``). Per regime and seed, Kendall's tau-b between each signal (validation,
+box agreement, their mean) and eval over the five models (baseline, the three rounds, joint) says how
+well it ranks models as eval does; the round decision made with each signal says what it costs.
+
+``--rows FILE`` appends each finished (regime, seed) as a JSON line; ``--summarize FILE`` prints the tables
+of such a file without training (a stopped bench keeps its finished runs).
 """
 
 from __future__ import annotations
@@ -30,13 +40,19 @@ import json
 import shutil
 import statistics
 import time
+from pathlib import Path
 
 from _project import fresh_project, kedro_run
+from scipy.stats import kendalltau
 
 from sewer_segmentation.data.synthetic import REGIMES, config_for_regime, write_dataset
+from sewer_segmentation.modelling.box_agreement import selection_score
 
 VARIANTS = ("refined", "boxes", "both")
 COLUMNS = ("box_masks", "baseline", *VARIANTS, "joint", "ceiling")
+MODELS = ("baseline", *VARIANTS, "joint")  # the models every signal ranks
+SIGNALS = ("validation", "box_agreement", "combined")
+MIN_IMPROVEMENT = 0.01  # final_training.min_improvement's default
 
 
 def read(project, dataset, name):
@@ -47,29 +63,38 @@ def eval_iou(report: dict) -> float:
     return report["metrics"]["model"]["polygons"]["mean_iou"]
 
 
+def signals(report: dict) -> dict:
+    """The stage's validation score, box agreement on weak_holdout and their mean (model_selection.signal)."""
+    validation = report.get("best_validation_score")
+    agreement = (report.get("weak_holdout") or {}).get("box_agreement")
+    return {"validation": validation, "box_agreement": agreement, "combined": selection_score("combined", validation, agreement)}
+
+
 def run_once(regime: str, seed: int, args) -> dict:
     project = fresh_project(f"sewer-quality-{regime}-{seed}-")
     dataset = f"bench_{regime}"
     raw = project / "data/01_raw" / dataset
     config = config_for_regime(regime, num_images=args.images, num_hand_labelled=args.labelled, seed=seed, layout="yolo")
     write_dataset(config, raw, raw.parent / f"{dataset}_ground_truth")
-    params = f"dataset={dataset},seed={seed}" + (f",{args.params}" if args.params else "")
+    params = f"dataset={dataset},seed={seed},model_selection.signal=validation" + (f",{args.params}" if args.params else "")
     start = time.perf_counter()
     kedro_run(project, "--pipeline=baseline", f"--params={params}", log=project / "baseline.log")
-    row = {"regime": regime, "seed": seed, "baseline": eval_iou(read(project, dataset, "baseline_metrics.json"))}
+    report = read(project, dataset, "baseline_metrics.json")
+    row = {"regime": regime, "seed": seed, "baseline": eval_iou(report), "signals": {"baseline": signals(report)}}
     for variant in VARIANTS:
         oracle = "true" if variant == VARIANTS[0] else "false"
-        kedro_run(project, "--pipeline=refine", f"--params={params},round=1,final_training.weak_targets={variant},final_training.oracle.enabled={oracle}",
-                  log=project / f"round_{variant}.log")  # fmt: skip
+        kedro_run(project, "--pipeline=refine", f"--params={params},round=1,final_training.weak_targets={variant},"
+                  f"final_training.oracle.enabled={oracle},final_training.min_improvement=-1", log=project / f"round_{variant}.log")  # fmt: skip
         report = read(project, dataset, "round_1_metrics.json")
-        row[variant] = eval_iou(report)
-        row[f"{variant}_kept"] = bool(report.get("improved_on_validation"))
+        row[f"{variant}_trained"] = eval_iou(report)
+        row["signals"][variant] = signals(report)
         if variant == VARIANTS[0]:
             row["ceiling"] = report["oracle"]["eval"]["mean_iou"]
             row["box_masks"] = report["refinement"]["box_masks_vs_ground_truth"]["mean_iou"]
     # Last: it writes a new baseline version (the rounds above started from the polygon-only baseline).
     kedro_run(project, "--pipeline=baseline_training", f"--params={params},baseline_training.joint.enabled=true", log=project / "joint.log")
-    row["joint"] = eval_iou(read(project, dataset, "baseline_metrics.json"))
+    report = read(project, dataset, "baseline_metrics.json")
+    row["joint"], row["signals"]["joint"] = eval_iou(report), signals(report)
     row["seconds"] = time.perf_counter() - start
     if args.keep:
         print(f"{regime} seed {seed}: project kept in {project}")
@@ -78,12 +103,28 @@ def run_once(regime: str, seed: int, args) -> dict:
     return row
 
 
+def kept(row: dict, variant: str, signal: str) -> bool:
+    """Whether a round is handed on when stages are compared on ``signal`` (it must beat its start by 0.01)."""
+    score, start = row["signals"][variant][signal], row["signals"]["baseline"][signal]
+    return score is not None and start is not None and score > start + MIN_IMPROVEMENT
+
+
+def final(row: dict, variant: str, signal: str = "validation") -> float:
+    """Eval IoU of the model a round hands on, compared on ``signal``."""
+    return row[f"{variant}_trained"] if kept(row, variant, signal) else row["baseline"]
+
+
+def with_finals(row: dict) -> dict:
+    return {**row, **{v: final(row, v) for v in VARIANTS}, **{f"{v}_kept": kept(row, v, "validation") for v in VARIANTS}}
+
+
 def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def summarize(rows: list[dict]) -> tuple[list[str], dict]:
     """The table's lines, and per variant its gain closed over the regimes with a clear gap."""
+    rows = [with_finals(r) for r in rows]
     lines = ["| regime | seeds | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
     gains = {v: [0.0, 0.0] for v in (*VARIANTS, "joint")}
     clear = []
@@ -92,8 +133,8 @@ def summarize(rows: list[dict]) -> tuple[list[str], dict]:
         stats = {c: mean_sd([r[c] for r in runs]) for c in COLUMNS}
         cells = []
         for c in COLUMNS:
-            kept = f" (kept {sum(r[f'{c}_kept'] for r in runs)}/{len(runs)})" if c in VARIANTS else ""
-            cells.append(f"{stats[c][0]:.3f} ± {stats[c][1]:.3f}{kept}")
+            kept_count = f" (kept {sum(r[f'{c}_kept'] for r in runs)}/{len(runs)})" if c in VARIANTS else ""
+            cells.append(f"{stats[c][0]:.3f} ± {stats[c][1]:.3f}{kept_count}")
         lines.append(f"| {regime} | {len(runs)} | " + " | ".join(cells) + " |")
         gap = stats["ceiling"][0] - stats["baseline"][0]
         if gap > 2 * stats["baseline"][1] and gap > 0:
@@ -105,6 +146,40 @@ def summarize(rows: list[dict]) -> tuple[list[str], dict]:
     return lines + ["", f"regimes with a clear gap (ceiling - baseline > 2 sd): {', '.join(clear) or 'none'}"], closed
 
 
+def signal_table(rows: list[dict]) -> list[str]:
+    """Per signal: Kendall's tau-b with eval over the five models of each (regime, seed), mean ± sd; and
+    the round decision (weak_targets both) made with it: eval gained over the baseline, and how often
+    it kept a round that eval says is worse or refused one that eval says is better."""
+    lines = ["| signal | tau with eval (mean ± sd) | runs | final (both) − baseline | wrong round calls |", "|---|---|---|---|---|"]
+    for signal in SIGNALS:
+        taus = []
+        for r in rows:
+            pairs = [(r["signals"][m][signal], r[m if m in ("baseline", "joint") else f"{m}_trained"]) for m in MODELS]
+            pairs = [(s, e) for s, e in pairs if s is not None]
+            if len(pairs) >= 3:
+                tau = kendalltau(*zip(*pairs, strict=True)).statistic
+                if tau == tau:  # NaN when a side is constant
+                    taus.append(float(tau))
+        gains = [final(r, "both", signal) - r["baseline"] for r in rows]
+        wrong = sum(kept(r, "both", signal) != (r["both_trained"] > r["baseline"]) for r in rows)
+        tau_text = "{:.2f} ± {:.2f}".format(*mean_sd(taus)) if taus else "n/a"
+        lines.append(f"| {signal} | {tau_text} | {len(taus)} | {statistics.fmean(gains):+.3f} | {wrong}/{len(rows)} |")
+    return lines
+
+
+def print_tables(rows: list[dict]) -> None:
+    lines, closed = summarize(rows)
+    print()
+    print("\n".join(lines))
+    print("gain closed: " + ", ".join(f"{v} {g:+.2f}" for v, g in closed.items()))
+    finals = [with_finals(r) for r in rows]
+    for v in (*VARIANTS, "joint"):
+        worst = min(r[v] - r["baseline"] for r in finals)
+        print(f"{v}: worst final - baseline {worst:+.3f}")
+    print()
+    print("\n".join(signal_table(rows)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
@@ -114,22 +189,24 @@ def main() -> None:
     parser.add_argument("--labelled", type=int, default=48)
     parser.add_argument("--params", default="", help="extra --params for every kedro run")
     parser.add_argument("--keep", action="store_true", help="keep the project folders")
+    parser.add_argument("--rows", type=Path, help="append each finished run to this JSON-lines file")
+    parser.add_argument("--summarize", type=Path, help="print the tables of a --rows file and stop")
     args = parser.parse_args()
+    if args.summarize:
+        print_tables([json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()])
+        return
     if args.quick:
         args.regimes, args.seeds = ["crack", "deposition"], [1]
     rows = []
     for seed in args.seeds:  # every regime once before the next seed: a stopped bench still covers them all
         for regime in args.regimes:
             rows.append(run_once(regime, seed, args))
-            r = rows[-1]
+            r = with_finals(rows[-1])
+            if args.rows:
+                with args.rows.open("a") as out:
+                    out.write(json.dumps(rows[-1]) + "\n")
             print(f"{regime} seed {seed}: " + ", ".join(f"{c} {r[c]:.3f}" for c in COLUMNS) + f" ({r['seconds']:.0f} s)", flush=True)
-    lines, closed = summarize(rows)
-    print()
-    print("\n".join(lines))
-    print("gain closed: " + ", ".join(f"{v} {g:+.2f}" for v, g in closed.items()))
-    for v in (*VARIANTS, "joint"):
-        worst = min(r[v] - r["baseline"] for r in rows)
-        print(f"{v}: worst final - baseline {worst:+.3f}")
+    print_tables(rows)
 
 
 if __name__ == "__main__":

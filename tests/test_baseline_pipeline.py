@@ -61,6 +61,9 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     run = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
     assert run["tags.pipeline"] == "baseline" and run["tags.round"] == "1" and run["tags.mlflow.runName"] == "baseline · tiny"
     assert run["tags.code_version"]  # the git commit, or the package version outside a checkout
+    # no absolute paths or user names in the run: the project path is relative, the user name dropped
+    assert run["tags.project_path"] == "." and run["tags.mlflow.user"] == "" and "/" not in run["tags.mlflow.source.name"]
+    assert run["tags.sewer.process"].rpartition(":")[2].isdigit()  # <host>:<pid>: a later run can tell a killed one
     stage = runs[runs["tags.mlflow.parentRunId"] == run["run_id"]].iloc[0]
     assert stage["tags.mlflow.runName"] == "baseline" and stage["tags.stage"] == "baseline"
     assert stage["metrics.eval.model.polygons.mean_iou"] == pytest.approx(metrics["model"]["polygons"]["mean_iou"])

@@ -62,3 +62,18 @@ def test_round_overrides_take_training_keys_and_catalog_keys_are_redirected():
     assert unknown_parameter_keys({"final_training": {"training_overrides": {"steps": 5}}}, known) == {}
     assert "final_training.training_overrides.stpes" in unknown_parameter_keys({"final_training": {"training_overrides": {"stpes": 5}}}, known)
     assert unknown_parameter_keys({"predict": {"model": 2}}, known) == {"predict.model": ["predict_model"]}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--pipeline=refin"], "no pipeline named 'refin' (did you mean refine?); the pipelines are: __default__, baseline,"),
+     (["--pipelines=baseline,nope"], "no pipeline named 'nope'"),
+     (["--env=nope", "--pipeline=data_engineering"], "--env nope: there is no folder conf/nope; the environments are: base,")],
+)  # fmt: skip
+def test_an_unknown_pipeline_or_environment_is_one_line_and_starts_nothing(kedro_project, args, message):
+    from .conftest import run_cli
+
+    result = run_cli(kedro_project, *args)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert message in result.output
+    assert not (kedro_project / "mlruns").exists() and not (kedro_project / "mlflow.db").exists()

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK
+from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, WEAK_HOLDOUT
 
 from .conftest import make_dataset, nested, run_cli, run_pipeline
 
@@ -23,17 +23,19 @@ def test_pipeline_builds_manifest_splits_and_report_and_lists_a_corrupt_image(ke
 
     manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv")
     assert {"image_id", "split", "cluster_id", "source_file", "has_polygon"} <= set(manifest.columns)
-    assert set(manifest.split) == {BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK}
+    assert set(manifest.split) == {BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, WEAK_HOLDOUT}
     assert manifest.image_id.is_unique and "corrupt" not in set(manifest.image_id)
     assert manifest.groupby("cluster_id").split.nunique().max() == 1
-    assert manifest[manifest.split != WEAK].has_polygon.all() and not manifest[manifest.split == WEAK].has_polygon.any()
+    box_only = manifest.split.isin([WEAK, WEAK_HOLDOUT])
+    assert manifest[~box_only].has_polygon.all() and not manifest[box_only].has_polygon.any()
     for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL):
         ids = set(manifest[manifest.split == split].image_id)
         for kind in ("images", "masks", "box_masks"):
             files = {p.stem for p in (kedro_project / f"data/03_primary/tiny/{split}/{kind}").iterdir()}
             assert files == ids, (split, kind)
-    weak_files = {p.stem for p in (kedro_project / "data/03_primary/tiny/weak/box_masks").iterdir()}
-    assert weak_files == set(manifest[manifest.split == WEAK].image_id)
+    for split in (WEAK, WEAK_HOLDOUT):
+        weak_files = {p.stem for p in (kedro_project / f"data/03_primary/tiny/{split}/box_masks").iterdir()}
+        assert weak_files == set(manifest[manifest.split == split].image_id)
 
     report = json.loads((kedro_project / "data/08_reporting/tiny/data_report.json").read_text())
     reasons = {e["file"]: e["reason"] for e in report["excluded_files"]}

@@ -55,6 +55,18 @@ def test_save_and_load_reproduce_outputs_without_pickle(tmp_path):
     assert meta["image_size"] == {"height": 64, "width": 64}
 
 
+@pytest.mark.parametrize("damaged", ["model.safetensors", "model_config.json"])
+def test_a_truncated_model_file_is_named_with_what_to_do(tmp_path, damaged):
+    from sewer_segmentation.errors import BadInputError
+
+    config = {"architecture": "UNetAttention", **SMALL}
+    save_model(build_model(config), config, tmp_path / "m")
+    path = tmp_path / "m" / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(BadInputError, match=rf"m/{damaged}: truncated or corrupt .*Remove the folder .* or train the stage again"):
+        load_model(tmp_path / "m")
+
+
 def test_offline_imagenet_request_fails_fast_with_a_clear_message(monkeypatch):
     monkeypatch.setattr(models, "_weights_host_reachable", lambda *a, **k: False)
     start = time.perf_counter()
@@ -73,3 +85,23 @@ def test_local_encoder_weights_file(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(ConfigurationError, match="does not exist"):
         build_model({"architecture": "Unet", **SMALL, "encoder_weights": str(tmp_path / "missing.pth")})
+
+
+def test_a_full_disk_while_saving_a_model_says_where_space_ran_out(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from sewer_segmentation.errors import StorageFullError
+
+    def short_write(*_args, **_kwargs):
+        raise RuntimeError("unexpected pos 1234")  # what torch and safetensors raise on a full disk
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(models, "save_file", short_write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9, 1024))
+    config = {"architecture": "UNetAttention", **SMALL}
+    with pytest.raises(StorageFullError, match=r"no space left on the disk holding .*m \(0 MB free\) while writing model.safetensors"):
+        save_model(build_model(config), config, tmp_path / "m")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**12, 0, 10**12))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # with space left it is another problem: shown as it is
+        save_model(build_model(config), config, tmp_path / "m")

@@ -64,7 +64,7 @@ def raw(tmp_path_factory):
 
 
 SPLIT_FOLDERS = (*(f"{split}_{kind}" for split in ("baseline_train", "baseline_val", "eval") for kind in ("images", "masks", "box_masks")),
-                 "weak_images", "weak_box_masks")  # fmt: skip
+                 "weak_images", "weak_box_masks", "weak_holdout_images", "weak_holdout_box_masks")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +77,10 @@ def engineered(raw):
 def test_data_engineering_splits_every_kept_image_once_and_keeps_eval_out_of_training(engineered):
     data, _ = engineered
     manifest = data["split_manifest"]
-    assert set(manifest.split) == {"baseline_train", "baseline_val", "eval", "weak"}
-    for split in ("baseline_train", "baseline_val", "eval", "weak"):
+    assert set(manifest.split) == {"baseline_train", "baseline_val", "eval", "weak", "weak_holdout"}
+    for split in ("baseline_train", "baseline_val", "eval", "weak", "weak_holdout"):
         assert sorted(data[f"{split}_images"]) == sorted(manifest.image_id[manifest.split == split])
-    labelled = set(manifest.image_id[manifest.split != "weak"])
+    labelled = set(manifest.image_id[~manifest.split.isin(["weak", "weak_holdout"])])
     assert set(data["baseline_train_masks"]) | set(data["baseline_val_masks"]) | set(data["eval_masks"]) == labelled
     assert "data_report_md" in data and "| eval |" in data["data_report_md"]
 
@@ -239,3 +239,60 @@ def test_native_mode_trains_on_crops_and_predicts_every_frame_at_its_own_size(en
     assert refined["refined_masks"].ids() == sorted(data["weak_images"])
     final = run_in_memory(final_training.pipeline.create_pipeline(), native, {**data, **refined}, keep=("round.model",))
     assert final["round.model"].image_size["mode"] == "native" and final["round.model"].metadata["box_supervised_images"] > 0
+
+
+@pytest.fixture(scope="module")
+def three_validation_images(raw):
+    """The tiny dataset split so that validation holds 3 images (as on small real sets)."""
+    data, params = raw
+    split = {**params["data_engineering"]["split"], "val_fraction": 0.375}
+    params = {**params, "data_engineering": {**params["data_engineering"], "split": split}}
+    out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, data, keep=("split_manifest", *SPLIT_FOLDERS))
+    return {**data, **out}, params
+
+
+def noise_frames(frames: dict) -> dict:
+    """Loaders of noise frames of the same sizes."""
+    rng = np.random.default_rng(0)
+    noise = {i: rng.integers(0, 256, load().shape, dtype=np.uint8) for i, load in frames.items()}
+    return {i: (lambda frame=frame: frame) for i, frame in noise.items()}
+
+
+def test_weak_holdout_frames_never_train_and_only_score_the_models(three_validation_images):
+    """Corrupting every weak_holdout frame changes the box agreement and nothing that was trained or refined."""
+    import torch
+
+    data, params = three_validation_images
+    manifest = data["split_manifest"]
+    assert (manifest.split == "baseline_val").sum() == 3
+    held = set(manifest.image_id[manifest.split == "weak_holdout"])
+    assert held and sorted(held) == sorted(data["weak_holdout_images"]) and not held & set(data["weak_images"])
+    refinement = mask_refinement.pipeline.create_pipeline()
+    assert not {name for name in refinement.inputs() if "holdout" in name}  # the holdout is never refined
+    by_validation = {**params, "model_selection": {"signal": "validation"}}  # the round's decision alone may read the holdout
+    runs = []
+    for frames in (data["weak_holdout_images"], noise_frames(data["weak_holdout_images"])):
+        run = {**data, "weak_holdout_images": frames}
+        base = run_in_memory(baseline_training.pipeline.create_pipeline(), by_validation, run, keep=("baseline.model", "baseline.training_plan"))
+        run = {**run, **base, "previous_model": base["baseline.model"], "all_stage_metrics": {}}
+        refined = run_in_memory(refinement, by_validation, run, keep=("refined_masks",))
+        final = run_in_memory(final_training.pipeline.create_pipeline(), by_validation, {**run, **refined},
+                              keep=("round.model", "round.training_plan"))  # fmt: skip
+        runs.append((base, refined["refined_masks"], final))
+    (base_a, refined_a, final_a), (base_b, refined_b, final_b) = runs
+    assert not {s.image_id for s in final_a["round.training_plan"].train} & held
+    for a, b in ((base_a["baseline.model"], base_b["baseline.model"]), (final_a["round.model"], final_b["round.model"])):
+        assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True))
+    assert refined_a.ids() == refined_b.ids() == sorted(data["weak_images"])
+    assert all(np.array_equal(refined_a.mask(i), refined_b.mask(i)) for i in refined_a.ids())
+    agreement_a = base_a["baseline.metrics"]["weak_holdout"]
+    assert agreement_a["frames"] == len(held)
+    assert agreement_a["box_agreement"] != base_b["baseline.metrics"]["weak_holdout"]["box_agreement"]
+    # rounds.md shows both signals for every stage
+    stages_table = final_a["rounds_report_md"].split("| stage |", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in stages_table.splitlines() if line.startswith(("| baseline |", "| round_1 |"))]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        validation, agreement, score = float(cells[4]), float(cells[6]), float(cells[7])
+        assert 0 <= validation <= 1 and 0 <= agreement <= 1 and score == pytest.approx(validation, abs=5e-4)

@@ -178,6 +178,8 @@ def check_predict_pipeline(project):
     predictions = mlflow.search_runs(experiment_names=["sewer_segmentation-tiny-predictions"])
     assert sorted(predictions.status) == ["FAILED"] + ["FINISHED"] * 3
     assert sorted(predictions.loc[predictions.status == "FINISHED", "metrics.frames_skipped"]) == [0, 1, 1]
+    assert not any(str(folder).startswith("/") for folder in predictions["params.input_folder"])  # relative, no home folders
+    assert set(predictions["tags.mlflow.user"]) == {""}
     assert len(mlflow_runs(project)) == len(runs) and "predict" not in set(runs["tags.pipeline"])
 
 

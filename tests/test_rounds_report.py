@@ -40,7 +40,20 @@ def test_report_shows_every_round_with_deltas_quality_and_oracle():
 def test_a_round_that_did_not_improve_is_flagged_at_the_top():
     md, _ = build_rounds_report(round_metrics(1, 0.60, improved=False), stage(0.60), {})
     head = md.split("| stage |")[0]
-    assert "**round_1 did not improve on baseline on validation** (its starting weights were kept)" in head
+    assert "**round_1 did not improve on baseline (validation)** (its starting weights were kept)" in head
     assert "| **no** |" in md
     good, _ = build_rounds_report(round_metrics(1, 0.65), stage(0.60), {})
     assert "## Warnings" not in good and "| yes |" in good
+
+
+def test_both_signals_are_shown_for_every_stage_with_the_one_that_compares_them():
+    def signals(report, validation, agreement, score):
+        return {**report, "best_validation_score": validation, "selection_signal": "combined", "selection_score": score,
+                "weak_holdout": {"frames": 17, "box_agreement": agreement, "box_coverage": 0.9, "outside_share": 0.1}}  # fmt: skip
+
+    round_1 = signals(round_metrics(1, 0.62, improved=False), 0.58, 0.70, 0.64)
+    md, _ = build_rounds_report(round_1, signals(stage(0.60), 0.55, 0.80, 0.675), {})
+    assert "(combined: the mean of the validation score on baseline_val and the box agreement on 17 weak_holdout frames;" in md
+    assert "| baseline | 0.600 | 0.650 | 0.610 | 0.550 | n/a | 0.800 | 0.675 |" in md
+    assert "| round_1 | 0.620 | 0.670 | 0.630 | 0.580 | n/a | 0.700 | 0.640 | **no** |" in md
+    assert "**round_1 did not improve on baseline (combined)**" in md

@@ -21,7 +21,7 @@ def test_a_stage_says_its_score_and_whether_it_helped():
     metrics = {"metrics": {"model": {"polygons": {"mean_iou": 0.7051}}, "box_mask": {"polygons": {"mean_iou": 0.5}}}}
     assert stage_line("baseline", metrics) == "baseline: eval mean IoU 0.705 (box masks 0.500)"
     worse = {**metrics, "improved_on_validation": False, "kept_initial_weights": True, "refinement": {"method": "grabcut"}}
-    assert stage_line("round_2", worse).endswith("DID NOT improve on validation (its starting weights were kept); refinement grabcut")
+    assert stage_line("round_2", worse).endswith("DID NOT improve (validation; its starting weights were kept); refinement grabcut")
 
 
 def test_the_next_command_follows_what_ran():

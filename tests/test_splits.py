@@ -44,7 +44,7 @@ def test_invalid_fractions_are_rejected():
 
 
 def test_split_folders_must_match_the_manifest_and_never_hold_eval():
-    from sewer_segmentation.data.splits import check_no_eval_images, check_splits_agree
+    from sewer_segmentation.data.splits import check_no_held_out_images, check_splits_agree
     from sewer_segmentation.errors import BadInputError
 
     manifest = pd.DataFrame({"image_id": ["001", "002", "003", "004"], "split": ["baseline_train", "baseline_val", "eval", "weak"]})
@@ -53,5 +53,5 @@ def test_split_folders_must_match_the_manifest_and_never_hold_eval():
     with pytest.raises(BadInputError, match=r"weak: 1 images the manifest does not put there \(003\).*data_engineering"):
         check_splits_agree(manifest, {"weak": ["004", "003"]})
     with pytest.raises(BadInputError, match="1 eval images \\(003\\)"):
-        check_no_eval_images(manifest, ["004", "003"], "the refined masks")
-    check_no_eval_images(manifest, ["004"], "the refined masks")
+        check_no_held_out_images(manifest, ["004", "003"], "the refined masks")
+    check_no_held_out_images(manifest, ["004"], "the refined masks")

@@ -10,10 +10,11 @@ from sewer_segmentation.modelling.plan import labelled_sampling_weights
 from sewer_segmentation.pipelines.final_training.nodes import final_training_config
 
 
-def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z"):
+def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z", selection=None):
     folder = root / stage / version
     folder.mkdir(parents=True)
-    (folder / "model_config.json").write_text(json.dumps({"model": {}, "metadata": {"best_validation_score": score}}))
+    metadata = {"best_validation_score": score, **({"selection_score": selection} if selection is not None else {})}
+    (folder / "model_config.json").write_text(json.dumps({"model": {}, "metadata": metadata}))
     return folder
 
 
@@ -37,6 +38,13 @@ def test_ties_and_newest_versions(tmp_path):
     assert best_stage(saved_stages(tmp_path)) == "baseline"  # a round must beat, not equal
     save_stage(tmp_path, "baseline", 0.1, version="2026-02-01T00.00.00.000000Z")  # a newer baseline
     assert best_stage(saved_stages(tmp_path)) == "round_1"
+
+
+def test_stages_are_compared_by_their_selection_score_when_they_have_one(tmp_path):
+    # round_1 is better on validation alone, but worse on the combined score (validation and box agreement)
+    save_stage(tmp_path, "baseline", 0.50, selection=0.70)
+    save_stage(tmp_path, "round_1", 0.55, selection=0.65)
+    assert best_stage(saved_stages(tmp_path)) == "baseline" and best_model_before(tmp_path, 2)[0] == "baseline"
 
 
 def test_missing_baseline_names_the_command(tmp_path):

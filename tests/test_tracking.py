@@ -26,6 +26,12 @@ def test_every_stage_logs_the_same_metric_names():
     below = {**REPORT, "box_validation_score": 0.7, "below_boxes_on_validation": True}
     assert stage_metrics(below)["validation.box_masks_score"] == 0.7
     assert stage_tags(below, {})["below_boxes_on_validation"] == "True"
+    signals = {**REPORT, "selection_signal": "combined", "selection_score": 0.66,
+               "weak_holdout": {"frames": 17, "box_agreement": 0.71, "box_coverage": 0.8, "outside_share": 0.1}}  # fmt: skip
+    logged = stage_metrics(signals)
+    assert logged["weak_holdout.box_agreement"] == 0.71 and logged["weak_holdout.frames"] == 17 and logged["selection.score"] == 0.66
+    assert stage_tags(signals, {})["selection_signal"] == "combined"
+    assert "weak_holdout.box_agreement" not in stage_metrics({**signals, "weak_holdout": {"frames": 0, "box_agreement": None}})
 
 
 def test_refinement_scores_have_valid_metric_names(tmp_path):
@@ -61,3 +67,57 @@ def test_code_version_is_the_commit_and_says_dirty(tmp_path):
     assert code_version(tmp_path) == head
     (tmp_path / "a.txt").write_text("2")
     assert code_version(tmp_path) == head + "+dirty"
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_killed_and_live_ones_are_not(tmp_path):
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from sewer_segmentation.tracking.runs import PROCESS_TAG, mark_dead_runs_killed, process_tag
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    host = process_tag().rpartition(":")[0]
+    dead = client.create_run(experiment, tags={PROCESS_TAG: f"{host}:{finished.stdout.strip()}"}).info.run_id  # kill -9
+    alive = client.create_run(experiment, tags={PROCESS_TAG: process_tag()}).info.run_id
+    elsewhere = client.create_run(experiment, tags={PROCESS_TAG: "another-host:1"}).info.run_id  # cannot be told: left
+    current = client.create_run(experiment, tags={PROCESS_TAG: f"{host}:{finished.stdout.strip()}"}).info.run_id
+    assert mark_dead_runs_killed(client, experiment, current) == [dead]
+    status = {run_id: client.get_run(run_id).info.status for run_id in (dead, alive, elsewhere, current)}
+    assert status == {dead: "KILLED", alive: "RUNNING", elsewhere: "RUNNING", current: "RUNNING"}
+
+
+def test_ctrl_c_ends_the_open_run_killed_not_finished(tmp_path):
+    from sewer_segmentation.cli import _with_clear_user_errors
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        mlflow.set_experiment("interrupted")  # not the experiment an earlier test left selected
+        started = {}
+
+        def interrupted_training(**_):
+            started["run"] = mlflow.start_run().info.run_id
+            raise SystemExit(1)  # what Lightning raises after a KeyboardInterrupt
+
+        with pytest.raises(SystemExit):
+            _with_clear_user_errors(interrupted_training)()
+        assert mlflow.active_run() is None
+        assert mlflow.get_run(started["run"]).info.status == "KILLED"
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_runs_record_paths_relative_to_the_project_and_no_user_name_unless_given(tmp_path, monkeypatch):
+    from sewer_segmentation.tracking.runs import USER_VARIABLE, portable_path, private_tags
+
+    project = tmp_path / "project"
+    assert portable_path(project / "data/01_raw/inference", project) == "data/01_raw/inference"
+    assert portable_path(project, project) == "."
+    assert portable_path("/home/alice/frames/site7", project) == "frames/site7"
+    tags = {"project_path": str(project), "mlflow.source.name": "/home/alice/.venv/bin/kedro", "mlflow.user": "alice"}
+    monkeypatch.delenv(USER_VARIABLE, raising=False)
+    assert private_tags(tags, project) == {"mlflow.user": "", "project_path": ".", "mlflow.source.name": "kedro"}
+    monkeypatch.setenv(USER_VARIABLE, "inspection-team")
+    assert private_tags(tags, project)["mlflow.user"] == "inspection-team"

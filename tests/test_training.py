@@ -259,3 +259,18 @@ def test_a_diverged_validation_is_never_kept_and_nan_weights_are_never_handed_on
     model.weight.data[0, 0] = float("nan")
     with pytest.raises(TrainingDivergedError, match="baseline: training diverged, the weights hold NaN or inf \\(weight\\)"):
         check_finite_weights(model, "baseline")
+
+
+def test_a_truncated_resume_checkpoint_is_moved_aside_and_training_starts_over(tmp_path, caplog):
+    train, val = samples(8, 0), samples(4, 1)
+    config = training(epochs=None, steps=6, validations=3, checkpoint_every_seconds=0)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_model(train, val, MODEL, config, SIZE, 0, "r", tmp_path, extra_callbacks=[CrashAfterSteps(4)])
+    last = next(tmp_path.rglob("last.ckpt"))
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 3])  # a disk that filled up mid-write
+    with caplog.at_level(logging.WARNING, logger="sewer_segmentation.modelling.training"):
+        again = train_model(train, val, MODEL, config, SIZE, 0, "r", tmp_path)
+    assert "the resume checkpoint" in caplog.text and "cannot be read" in caplog.text and "training starts over" in caplog.text
+    steps = [r["step"] for r in again.metadata["history"]["train"]]
+    assert min(steps) <= 1 and max(steps) == 6  # the whole budget, from the first step
+    assert [p.name.split(".unreadable-")[0] for p in tmp_path.glob("*.unreadable-*")] == [f"{last.parent.name}-last.ckpt"]

@@ -3,7 +3,8 @@
 1. ``--params`` accepts ``key:value`` as well as ``key=value``, so the documented
    ``kedro run --pipeline=refine --params=round:2`` works (Kedro 1.7 only splits on ``=``).
 2. Errors meant for the user (bad input, missing model, offline weights...) are printed as one
-   clear message with a non-zero exit instead of a traceback.
+   clear message with a non-zero exit instead of a traceback; so are an unknown ``--pipeline`` and an
+   ``--env`` without a folder under ``conf/``, checked before a session (and an MLflow store) starts.
 
 Every other option of Kedro's ``run`` is kept as it is: the command object is copied and only the
 ``--params`` callback and the command callback are wrapped.
@@ -12,14 +13,17 @@ Every other option of Kedro's ``run`` is kept as it is: the command object is co
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
+import os
+from pathlib import Path
 from typing import Any
 
 import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.cli.utils import _split_params
 
-from sewer_segmentation.errors import SewerSegmentationError
+from sewer_segmentation.errors import ConfigurationError, SewerSegmentationError
 
 
 def normalize_param_items(value: str) -> str:
@@ -54,11 +58,39 @@ def _find_user_error(exc: BaseException) -> SewerSegmentationError | None:
     return None
 
 
+def check_run_options(options: dict, registered: list[str], conf_root: Path) -> None:
+    """An unknown pipeline or environment, named with the ones that exist, before anything starts."""
+    several = options.get("pipelines") or []  # Kedro's callback has split it into a list already
+    asked = [options.get("pipeline"), *(several.split(",") if isinstance(several, str) else several)]
+    for name in (n.strip() for n in asked if n and n.strip()):
+        if name not in registered:
+            close = difflib.get_close_matches(name, registered, 2)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise ConfigurationError(f"no pipeline named {name!r}{hint}; the pipelines are: {', '.join(sorted(registered))}")
+    env = options.get("env") or os.environ.get("KEDRO_ENV")
+    if env and not (conf_root / env).is_dir():
+        found = sorted(p.name for p in conf_root.iterdir() if p.is_dir()) if conf_root.is_dir() else []
+        raise ConfigurationError(f"--env {env}: there is no folder {conf_root / env}; the environments are: {', '.join(found) or 'none'}")
+
+
+def _check_run_options(options: dict) -> None:
+    from kedro.framework.project import pipelines, settings  # noqa: PLC0415 - loaded once the project is bootstrapped
+
+    check_run_options(options, list(pipelines), Path(options.get("conf_source") or settings.CONF_SOURCE))
+
+
 def _with_clear_user_errors(callback):
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
         try:
+            _check_run_options(kwargs)
             return callback(*args, **kwargs)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            if not isinstance(exc, SystemExit) or exc.code not in (0, None):
+                from sewer_segmentation.tracking.runs import end_active_runs_killed  # noqa: PLC0415
+
+                end_active_runs_killed()  # else MLflow's exit handler records the interrupted run as FINISHED
+            raise
         except Exception as exc:  # noqa: BLE001 - re-raised unless it is a user error
             user_error = _find_user_error(exc)
             if user_error is None:

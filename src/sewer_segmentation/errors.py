@@ -27,3 +27,7 @@ class RunLockedError(SewerSegmentationError):
 
 class TrainingDivergedError(SewerSegmentationError):
     """Training ended with weights that hold NaN or inf."""
+
+
+class StorageFullError(SewerSegmentationError):
+    """A write failed because the disk holding the project's data is full."""

@@ -239,8 +239,15 @@ def check_training_parameters(params: dict) -> None:
     size = params.get("image_size") or {}
     if size:
         frame_size(size)
+    from sewer_segmentation.modelling.box_agreement import SIGNALS  # noqa: PLC0415
     from sewer_segmentation.pipelines.final_training.nodes import WEAK_TARGETS  # noqa: PLC0415
 
+    signal = (params.get("model_selection") or {}).get("signal", "validation")
+    if signal not in SIGNALS:
+        raise ConfigurationError(f"model_selection.signal must be one of {', '.join(SIGNALS)}, got {signal!r}")
+    holdout = ((params.get("data_engineering") or {}).get("split") or {}).get("weak_holdout_fraction", 0.0)
+    if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout < 1:
+        raise ConfigurationError(f"data_engineering.split.weak_holdout_fraction must be a number from 0 up to (not including) 1, got {holdout!r}")
     targets = (params.get("final_training") or {}).get("weak_targets", "both")
     if targets not in WEAK_TARGETS:
         raise ConfigurationError(f"final_training.weak_targets must be one of {', '.join(WEAK_TARGETS)}, got {targets!r}")
@@ -281,15 +288,23 @@ class MlflowTagsHook:
             return
         import mlflow  # noqa: PLC0415
 
-        if mlflow.active_run() is not None:  # none for untracked pipelines (predict): no git calls for them
+        active = mlflow.active_run()
+        if active is not None:  # none for untracked pipelines (predict): no git calls for them
+            from sewer_segmentation.tracking.runs import mark_dead_runs_killed, private_tags  # noqa: PLC0415
+
             mlflow.set_tags(self._tags(self._pipelines))
+            mlflow.set_tags(private_tags(mlflow.get_run(active.info.run_id).data.tags, self._project_path))
             self._pipelines = None
+            killed = mark_dead_runs_killed(mlflow.tracking.MlflowClient(), active.info.experiment_id, active.info.run_id)
+            if killed:
+                logger.info("MLflow: %d run(s) left RUNNING by a process that no longer exists marked KILLED (%s)", len(killed), ", ".join(killed))
 
     def _tags(self, names: list[str]) -> dict[str, str]:
-        from sewer_segmentation.tracking.runs import code_version, run_name  # noqa: PLC0415
+        from sewer_segmentation.tracking.runs import PROCESS_TAG, code_version, process_tag, run_name  # noqa: PLC0415
 
         dataset, round_number = str(self._params.get("dataset")), self._params.get("round", 1)
         return {
+            PROCESS_TAG: process_tag(),
             "pipeline": ",".join(names),
             "round": str(round_number),
             "dataset": dataset,
@@ -356,7 +371,7 @@ class PredictionRunHook:
     def _log(self, catalog, status: str) -> None:
         import mlflow  # noqa: PLC0415
 
-        from sewer_segmentation.tracking.runs import code_version  # noqa: PLC0415
+        from sewer_segmentation.tracking.runs import code_version, portable_path, private_tags  # noqa: PLC0415
 
         dataset, predict = str(self._params.get("dataset")), self._params.get("predict", {})
         try:
@@ -368,7 +383,10 @@ class PredictionRunHook:
                                     tags={"pipeline": "predict", "dataset": dataset, "code_version": code_version(self._project_path)})  # fmt: skip
             run_id = run.info.run_id
             for key in ("model", "input_folder", "threshold", "flip_tta"):
-                client.log_param(run_id, key, str(predict.get(key)))
+                value = predict.get(key)
+                client.log_param(run_id, key, portable_path(value, self._project_path) if key == "input_folder" and value else str(value))
+            for key, value in private_tags(client.get_run(run_id).data.tags, self._project_path).items():
+                client.set_tag(run_id, key, value)
             table_path = _description(catalog, "predictions_table").get("filepath")
             if status == "FINISHED" and table_path and Path(table_path).is_file():
                 import pandas as pd  # noqa: PLC0415

@@ -149,8 +149,8 @@ def parse_via_csv(text: str, source: str = "labels.csv", class_attribute: str = 
             attributes = json.loads(row.get("region_attributes") or "{}")
             if not isinstance(shape_json, dict) or not isinstance(attributes, dict):
                 raise ValueError("region attributes must be JSON objects")
-        except (ValueError, TypeError) as exc:
-            result.problems.append(Problem(f"{where} ({filename})", f"malformed region JSON: {exc}"))
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: region_count = inf
+            result.problems.append(Problem(f"{where} ({filename})", f"malformed region JSON or region_count: {exc}"))
             continue
         if region_count == 0 or not shape_json:
             result.unlabelled.add(filename)
@@ -228,8 +228,13 @@ class YoloBox:
 
 
 def parse_yolo_names(text: str, source: str = "data.yaml") -> dict[int, str]:
-    """Class names of a YOLO ``data.yaml``: ``names`` as a list or as an ``{id: name}`` mapping."""
+    """Class names of a YOLO ``data.yaml``: ``names`` as a list or as an ``{id: name}`` mapping.
+
+    YAML aliases are refused: a few hundred bytes of nested aliases ("billion laughs") expand to more
+    than any memory, and no exporter writes them."""
     try:
+        if any(isinstance(token, yaml.AliasToken) for token in yaml.scan(text)):
+            raise ValueError(f"{source}: YAML aliases (*name) are not accepted in data.yaml; write the class names out")
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"{source}: not valid YAML ({exc})") from exc

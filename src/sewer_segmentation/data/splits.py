@@ -15,7 +15,12 @@ import pandas as pd
 from sewer_segmentation.errors import BadInputError
 
 BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK = "baseline_train", "baseline_val", "eval", "weak"
-SPLITS = (BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK)
+#: Box-only frames held out of the weak pool: never trained on, never refined; they score models by how well
+#: their predictions agree with the boxes (``modelling.box_agreement``).
+WEAK_HOLDOUT = "weak_holdout"
+SPLITS = (BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, WEAK_HOLDOUT)
+#: Splits whose frames no training set and no refined mask may hold.
+HELD_OUT = (EVAL, WEAK_HOLDOUT)
 
 
 def split_clusters(
@@ -46,6 +51,22 @@ def split_clusters(
         else:
             assignment[int(cluster)] = BASELINE_TRAIN
     return assignment
+
+
+def holdout_clusters(cluster_sizes: pd.Series, fraction: float, seed: int) -> set[int]:
+    """The box-only clusters (index = cluster id, value = number of images) held out as ``weak_holdout``:
+    seeded like the other splits, on a stream of its own (the hand-labelled splits do not move when the
+    fraction changes), about ``fraction`` of the images, and never every cluster (the weak pool keeps one)."""
+    if not 0 <= fraction < 1:
+        raise ValueError("weak_holdout_fraction must be at least 0 and below 1")
+    if fraction == 0 or len(cluster_sizes) < 2:
+        return set()
+    ids = np.array(sorted(cluster_sizes.index))
+    ids = ids[np.random.default_rng([seed, 1]).permutation(len(ids))]
+    cumulative = np.cumsum(cluster_sizes.loc[ids].to_numpy())
+    target = fraction * cumulative[-1]
+    taken = int(np.argmin(np.abs(np.concatenate([[0], cumulative]) - target)))  # 0 .. len(ids) leading clusters
+    return {int(c) for c in ids[: min(taken, len(ids) - 1)]}
 
 
 def _take_until(sizes: np.ndarray, target: float, keep_after: int) -> int:
@@ -81,13 +102,16 @@ def check_splits_agree(manifest: pd.DataFrame, folders: dict[str, object]) -> No
         )
 
 
-def check_no_eval_images(manifest: pd.DataFrame, training_ids, what: str) -> None:
-    """Refuse to train on any image the manifest puts in eval (or anywhere but ``weak`` for refined masks)."""
-    eval_ids = set(manifest.image_id.astype(str)[manifest.split == EVAL])
-    leaked = sorted(eval_ids & set(training_ids))
-    if leaked:
-        raise BadInputError(f"{what} holds {len(leaked)} eval images ({', '.join(leaked[:5])}); eval images are never trained on. "
-                            "Run `kedro run --pipeline=data_engineering` and then the rounds again.")  # fmt: skip
+def check_no_held_out_images(manifest: pd.DataFrame, training_ids, what: str) -> None:
+    """Refuse to train on any image the manifest puts in eval or weak_holdout: those score models, and a
+    model that saw them would score itself."""
+    training_ids = set(training_ids)
+    for split in HELD_OUT:
+        held = set(manifest.image_id.astype(str)[manifest.split == split])
+        leaked = sorted(held & training_ids)
+        if leaked:
+            raise BadInputError(f"{what} holds {len(leaked)} {split} images ({', '.join(leaked[:5])}); {split} images are never trained on. "
+                                "Run `kedro run --pipeline=data_engineering` and then the rounds again.")  # fmt: skip
 
 
 def split_fingerprint(manifest: pd.DataFrame) -> str:

@@ -57,20 +57,32 @@ class ImageDataset(AbstractDataset[Any, Any]):
 
 
 class TextFileDataset(AbstractDataset[str, str]):
-    """A text file; with ``optional: true`` a missing file loads as ``None`` instead of failing."""
+    """A UTF-8 text file; with ``optional: true`` a missing file loads as ``None`` instead of failing.
+    With ``confine_to_parent: true`` a link to a file outside the file's own folder is refused (a raw
+    dataset's ``labels.csv`` or ``data.yaml``), as ``FolderDataset`` confines the files of its folder."""
 
-    def __init__(self, filepath: str, optional: bool = False, metadata: dict | None = None):
+    def __init__(self, filepath: str, optional: bool = False, confine_to_parent: bool = False, metadata: dict | None = None):
         self._filepath = Path(filepath)
         self._optional = optional
+        self._confine = confine_to_parent
         self.metadata = metadata
 
     def load(self) -> str | None:
+        from sewer_segmentation.errors import BadInputError  # noqa: PLC0415
+
         path = Path(self._filepath)
         if not path.is_file():
             if self._optional:
                 return None
             raise DatasetError(f"{self._filepath} does not exist")
-        return path.read_text(encoding="utf-8-sig")
+        if self._confine and not path.resolve().is_relative_to(path.parent.resolve()):
+            raise BadInputError(f"{path}: a link to {path.resolve()}, outside the dataset folder; copy the file in instead")
+        data = path.read_bytes()
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise BadInputError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8, "
+                                f"e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed && mv fixed {path.name}`") from None  # fmt: skip
 
     def save(self, data: str) -> None:
         atomic_write_bytes(self._filepath, data.encode("utf-8"))
@@ -79,7 +91,7 @@ class TextFileDataset(AbstractDataset[str, str]):
         return Path(self._filepath).is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "optional": self._optional}
+        return {"filepath": str(self._filepath), "optional": self._optional, "confine_to_parent": self._confine}
 
 
 class JSONFileDataset(AbstractDataset[Any, Any]):

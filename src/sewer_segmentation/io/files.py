@@ -6,14 +6,44 @@ timestamp, complete once it has its final name.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 VERSION_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}\.\d{6}Z$")
+
+
+#: Below this much free space a failed write is taken for a full disk (torch and safetensors report one as
+#: ``RuntimeError: unexpected pos`` or a short write, not as ENOSPC).
+FULL_DISK_BYTES = 64 * 2**20
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+@contextmanager
+def explaining_a_full_disk(path: str | Path):
+    """Turn a write failure on a full disk into one line naming where space ran out; anything else as it was."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        where = _existing_parent(Path(path).absolute())
+        free = shutil.disk_usage(where).free
+        if getattr(exc, "errno", None) == errno.ENOSPC or free < FULL_DISK_BYTES:
+            from sewer_segmentation.errors import StorageFullError  # noqa: PLC0415
+
+            raise StorageFullError(f"no space left on the disk holding {where} ({free / 2**20:.0f} MB free) while writing {Path(path).name}: "
+                                   "free some space (older versions under data/06_models/ and data/04_feature/ can go) and run "
+                                   "the same command again; earlier results are intact") from exc  # fmt: skip
+        raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -21,7 +51,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        tmp.write_bytes(data)
+        with explaining_a_full_disk(path):
+            tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sewer_segmentation.errors import BadInputError
 
@@ -53,6 +53,9 @@ def _decode_with_pil(data: bytes, source: str, mode: str) -> np.ndarray:
                 if width * height > MAX_PIXELS:
                     raise BadInputError(_too_large(source, width * height, f"{width}x{height} = "))
                 img.load()
+                # Phones and some CCTV exporters store frames sideways with an EXIF Orientation tag; labelling
+                # tools (and browsers, where VIA runs) show them turned, so polygons and boxes are drawn turned.
+                ImageOps.exif_transpose(img, in_place=True)
                 return _to_mode(img, mode)
     except Image.DecompressionBombError as exc:  # over twice the limit: PIL refuses before we see the size
         raise BadInputError(_too_large(source, None, "")) from exc

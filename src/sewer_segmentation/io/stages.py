@@ -1,20 +1,19 @@
 """Which model is which: the stages of a dataset (``baseline``, ``round_1``, ...), their newest saved
-versions, and the best model so far by validation score.
+versions, and the best model so far by its selection score (``model_selection.signal``).
 
 This is the one place that answers "which model does round r start from": round r refines masks with,
-and fine-tunes, the best of ``baseline`` .. ``round_<r-1>`` on validation (``best_model_before``), and
+and fine-tunes, the best of ``baseline`` .. ``round_<r-1>`` by selection score (``best_model_before``), and
 ``predict_model: best`` predicts with the best of all stages.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
 from sewer_segmentation.io.files import version_dir
-from sewer_segmentation.modelling.models import CONFIG_FILE
+from sewer_segmentation.modelling.models import read_model_config
 
 
 def parse_round(value: Any) -> int:
@@ -37,10 +36,11 @@ def stage_command(stage: str) -> str:
     return "kedro run --pipeline=baseline" if stage == "baseline" else f"kedro run --pipeline=refine --params=round:{stage[6:]}"
 
 
-def validation_score(version_folder: Path) -> float | None:
-    """The best validation score a saved model reached (from its ``model_config.json``)."""
-    meta = json.loads((Path(version_folder) / CONFIG_FILE).read_text())
-    score = meta.get("metadata", {}).get("best_validation_score")
+def saved_selection_score(version_folder: Path) -> float | None:
+    """The score stages are compared by (``model_selection.signal``) that a saved model reached, from its
+    ``model_config.json``; models saved before the signal existed carry only their validation score."""
+    meta = read_model_config(version_folder).get("metadata", {})
+    score = meta.get("selection_score", meta.get("best_validation_score"))
     return None if score is None else float(score)
 
 
@@ -58,9 +58,9 @@ def saved_stages(models_root: str | Path) -> dict[str, Path]:
 
 
 def best_stage(candidates: dict[str, Path]) -> str:
-    """The stage with the highest validation score; on a tie (or no score) the earlier stage."""
+    """The stage with the highest selection score; on a tie (or no score) the earlier stage."""
     order = sorted(candidates, key=lambda s: 0 if s == "baseline" else int(s[6:]))
-    scored = [(validation_score(candidates[s]), -k, s) for k, s in enumerate(order)]
+    scored = [(saved_selection_score(candidates[s]), -k, s) for k, s in enumerate(order)]
     return max(scored, key=lambda x: (x[0] if x[0] is not None else float("-inf"), x[1]))[2]
 
 

@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sewer_segmentation.errors import ConfigurationError
+from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.io.files import explaining_a_full_disk
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model_config.json"
@@ -170,17 +171,36 @@ def save_model(model: nn.Module, config: dict, folder: str | Path, extra: dict |
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps({"model": config, **(extra or {})}, indent=2))
+    with explaining_a_full_disk(folder / WEIGHTS_FILE):
+        save_file(state, str(folder / WEIGHTS_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps({"model": config, **(extra or {})}, indent=2))
+
+
+def read_model_config(folder: str | Path) -> dict:
+    """``model_config.json`` of a saved model; a truncated or corrupt one is named."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or "model" not in meta:
+            raise ValueError("no 'model' section")
+        return meta
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: truncated or corrupt ({exc}); this model version cannot be used. "
+                            f"Remove the folder {Path(folder)} (an older version is then used) or train the stage again") from None  # fmt: skip
 
 
 def load_model(folder: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the architecture from ``model_config.json`` and load the safetensors weights."""
     folder = Path(folder)
-    meta = json.loads((folder / CONFIG_FILE).read_text())
+    meta = read_model_config(folder)
     config = {**meta["model"], "encoder_weights": None}  # weights come from the file, never downloaded
     model = build_model(config)
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
+        raise BadInputError(f"{folder / WEIGHTS_FILE}: truncated or corrupt ({str(exc).splitlines()[0][:200]}); this model version cannot "
+                            f"be used. Remove the folder {folder} (an older version is then used) or train the stage again") from None  # fmt: skip
+    model.load_state_dict(state)
     model.eval()
     return model, meta
 

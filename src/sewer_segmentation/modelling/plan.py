@@ -44,6 +44,10 @@ class TrainingPlan:
     # The box masks of the validation images scored as a predictor, by the selection metric: a model
     # below it is worse than the boxes it was given (flagged in the log, rounds.md and the run summary).
     box_validation_score: float | None = None
+    # The weak_holdout frames (loaders) and their boxes (K x 4 at full size): the trained model (and the
+    # start of a fine-tuning run) is scored on how well its masks agree with them (modelling/box_agreement.py).
+    holdout_images: dict = field(default_factory=dict)
+    holdout_boxes: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)  # added to the trained model's metadata
 
 
@@ -63,6 +67,13 @@ def box_validation_score(val: list[Sample], val_box_masks, metric: str) -> float
         counts.append(confusion_counts(predicted, target))
         soft += soft_sums(predicted, target)
     return validation_values(torch.cat(counts), soft)[metric]
+
+
+def holdout_boxes(images, box_lists, manifest) -> dict:
+    """The boxes (``K x 4``, full-size pixels) of every weak_holdout frame in ``images``."""
+    from sewer_segmentation.data.boxes import frame_boxes  # noqa: PLC0415 - cv2, only where boxes are read
+
+    return {image_id: found.boxes for image_id, found in frame_boxes(box_lists, manifest, list(images)).items()}
 
 
 def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None, name: str = "final_training") -> list[float] | None:

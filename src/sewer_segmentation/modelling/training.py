@@ -34,6 +34,7 @@ from sewer_segmentation.data.samples import (
     normalization_for,
 )
 from sewer_segmentation.errors import ConfigurationError, TrainingDivergedError
+from sewer_segmentation.io.files import explaining_a_full_disk
 from sewer_segmentation.modelling.box_losses import BoxSupervisionLoss
 from sewer_segmentation.modelling.inference import TrainedModel, cpu_has_fast_bf16, inference_device, resolve_precision
 from sewer_segmentation.modelling.losses import build_loss
@@ -258,7 +259,12 @@ class ResumeCheckpoint(Callback):
         if trainer.sanity_checking or time.monotonic() - self._last < self.every_seconds:
             return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")  # unique per process
-        trainer.save_checkpoint(tmp, weights_only=False)
+        try:
+            with explaining_a_full_disk(self.path):
+                trainer.save_checkpoint(tmp, weights_only=False)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a partial checkpoint is never left to be resumed from
+            raise
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
         self._last = time.monotonic()
@@ -481,6 +487,22 @@ def _trainer(training: dict, steps: int, val_interval: int, precision: str, call
     )
 
 
+def readable_checkpoint(path: Path, stage: str) -> bool:
+    """Whether the resume checkpoint loads with ``weights_only=True`` (tensors and plain values only, no
+    pickled code). A truncated file (a full disk, a kill during the write of an older version) or a
+    foreign one is moved aside, and training starts over, saying so: every rerun would fail on it."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is set aside the same way
+        # beside the run's folder, which is removed when the run finishes
+        aside = path.parent.with_name(f"{path.parent.name}-{path.name}.unreadable-{os.getpid()}-{int(time.time())}")
+        path.replace(aside)
+        reason = str(exc).splitlines()[0][:200]
+        logger.warning("%s: the resume checkpoint %s cannot be read (%s): moved aside to %s; training starts over", stage, path, reason, aside.name)
+        return False
+
+
 def _load_best_weights(module: SegmentationModule, best: BestWeights, checkpoint_dir: Path) -> tuple[float | None, int | None, bool]:
     """Put the best validated weights into ``module``; returns their score, step and whether they are the
     starting weights. Rank 0 wrote them at the end of fit; under ddp_spawn that was a child process and
@@ -578,7 +600,7 @@ def train_model(
         callbacks.append(TQDMProgressBar(refresh_rate=1))
 
     trainer = _trainer(training, steps, val_interval, precision, callbacks, progress, stage)
-    resume = training.get("resume", True) and last.is_file()
+    resume = training.get("resume", True) and last.is_file() and readable_checkpoint(last, stage)
     if resume:
         logger.info("%s: resuming the interrupted run from %s", stage, last)
     shape = f"{size.height}x{size.width} crops of native frames" if size.native else f"{size.height}x{size.width}"

@@ -35,6 +35,10 @@ class StageRow:
     pooled_iou: float
     validation_score: float | None
     box_validation_score: float | None  # the box masks of the validation images, scored the same way
+    box_agreement: float | None  # agreement of the model's masks with the weak_holdout frames' boxes
+    holdout_frames: int
+    selection_score: float | None  # what stages are compared by (selection_signal)
+    selection_signal: str | None
     improved_on_validation: bool | None
     vs_baseline: float | None
     vs_previous: float | None
@@ -83,7 +87,8 @@ def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:
             continue
         if stage.get("improved_on_validation") is False:
             kept = " (its starting weights were kept)" if stage.get("kept_initial_weights") else ""
-            lines.append(f"**{name} did not improve on {stage.get('refined_from') or 'the previous model'} on validation**{kept}.")
+            signal = stage.get("selection_signal") or "validation"
+            lines.append(f"**{name} did not improve on {stage.get('refined_from') or 'the previous model'} ({signal})**{kept}.")
         if base is not None and eval_score(stage) < eval_score(base) - WORSE_THAN_BASELINE:
             lines.append(f"**{name} is worse than the baseline on eval**: mean IoU {eval_score(stage):.3f} vs {eval_score(base):.3f}.")
     return lines
@@ -98,7 +103,9 @@ def summarize_rounds(stages: dict[str, dict]) -> RoundsSummary:
         stage, value = stages[name], eval_score(stages[name])
         rows.append(StageRow(
             name, value, eval_score(stage, metric="mean_dice"), eval_score(stage, metric="pooled_iou"),
-            stage.get("best_validation_score"), stage.get("box_validation_score"), stage.get("improved_on_validation"),
+            stage.get("best_validation_score"), stage.get("box_validation_score"),
+            (stage.get("weak_holdout") or {}).get("box_agreement"), int((stage.get("weak_holdout") or {}).get("frames") or 0),
+            stage.get("selection_score", stage.get("best_validation_score")), stage.get("selection_signal"), stage.get("improved_on_validation"),
             None if base is None or name == "baseline" else value - base, None if previous is None else value - previous,
             stage.get("refined_from"), stage.get("model_version"),
         ))  # fmt: skip
@@ -133,17 +140,23 @@ def rounds_markdown(summary: RoundsSummary) -> str:
     if summary.warnings:
         md += ["## Warnings", "", *(f"- {w}" for w in summary.warnings), ""]
     else:
-        md += ["Every round improved on the model it started from (validation).", ""]
-    md += ["Eval metrics of each stage's model against the hand-drawn polygons (same eval images). Models are chosen "
-           "on validation only (baseline_val); eval is reported, never used to choose.", "",
-           "| stage | eval mean IoU | eval mean Dice | eval pooled IoU | validation score | box masks on validation | improved on validation "
-           "| vs baseline | vs previous | started from | model version |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        md += ["Every round improved on the model it started from (by its selection score).", ""]
+    signals = sorted({r.selection_signal for r in summary.stages if r.selection_signal}) or ["validation"]
+    frames = max((r.holdout_frames for r in summary.stages), default=0)
+    described = {"validation": "the validation score on baseline_val", "box_agreement": f"the box agreement on {frames} weak_holdout frames",
+                 "combined": f"the mean of the validation score on baseline_val and the box agreement on {frames} weak_holdout frames"}  # fmt: skip
+    md += ["Eval metrics of each stage's model against the hand-drawn polygons (same eval images). Stages are compared by "
+           f"their selection score ({'; '.join(f'{s}: {described.get(s, s)}' for s in signals)}; see docs/training.md, section 8); "
+           "eval is reported, never used to choose.", "",
+           "| stage | eval mean IoU | eval mean Dice | eval pooled IoU | validation score | box masks on validation "
+           "| box agreement (weak_holdout) | selection score | improved | vs baseline | vs previous | started from | model version |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in summary.stages:
         improved = {True: "yes", False: "**no**", None: ""}[r.improved_on_validation]
-        validation = "n/a" if r.validation_score is None else f"{r.validation_score:.3f}"
         below = r.validation_score is not None and r.box_validation_score is not None and r.validation_score < r.box_validation_score
         boxes = "n/a" if r.box_validation_score is None else f"{'**' if below else ''}{r.box_validation_score:.3f}{'**' if below else ''}"
-        md.append(f"| {r.name} | {r.mean_iou:.3f} | {r.mean_dice:.3f} | {r.pooled_iou:.3f} | {validation} | {boxes} | {improved} "
+        md.append(f"| {r.name} | {r.mean_iou:.3f} | {r.mean_dice:.3f} | {r.pooled_iou:.3f} | {_num(r.validation_score)} | {boxes} "
+                  f"| {_num(r.box_agreement)} | {_num(r.selection_score)} | {improved} "
                   f"| {_num(r.vs_baseline, True)} | {_num(r.vs_previous, True)} | {r.started_from or ''} | {r.model_version} |")  # fmt: skip
     if summary.trivial:
         md += ["", f"Trivial predictors on the same images: box mask {summary.trivial['box_mask']:.3f}, "

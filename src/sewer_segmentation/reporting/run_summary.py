@@ -28,17 +28,18 @@ def output_folders(paths: list[str], project: Path) -> tuple[list[str], list[str
 
 
 def stage_line(stage: str, metrics: dict) -> str:
-    """``round_1: eval mean IoU 0.705 (box masks 0.541), improved on validation``."""
+    """``round_1: eval mean IoU 0.705 (box masks 0.541), improved (combined)``."""
     summary = metrics.get("metrics", {})
     model = summary.get("model", {}).get("polygons", {}).get("mean_iou")
     box = summary.get("box_mask", {}).get("polygons", {}).get("mean_iou")
     text = f"{stage}: eval mean IoU {model:.3f}" if model is not None else f"{stage}: no eval metrics"
     if box is not None:
         text += f" (box masks {box:.3f})"
+    signal = metrics.get("selection_signal") or "validation"
     if metrics.get("improved_on_validation") is False:
-        text += ", DID NOT improve on validation (its starting weights were kept)" if metrics.get("kept_initial_weights") else ", did not improve on validation"
+        text += f", DID NOT improve ({signal}; its starting weights were kept)" if metrics.get("kept_initial_weights") else f", did not improve ({signal})"
     elif metrics.get("improved_on_validation"):
-        text += ", improved on validation"
+        text += f", improved ({signal})"
     method = (metrics.get("refinement") or {}).get("method")
     if method:
         text += f"; refinement {method}"

@@ -12,7 +12,9 @@ Pure functions here; ``hooks.StageRunsHook`` calls them at the right moments.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -23,6 +25,76 @@ from sewer_segmentation import __version__
 STAGE_END_NODE = "evaluate_on_eval"
 #: Nodes whose output is a round's refinement scores (``refinement_quality``).
 REFINEMENT_SCORE_NODES = ("score_refinement_methods", "score_merged_refinement")
+
+
+#: Tag of every pipeline run: ``<host>:<pid>`` of the process that runs it, so that a later run can tell a
+#: run left RUNNING by a killed process (kill -9, a power cut) from one still going.
+PROCESS_TAG = "sewer.process"
+
+
+def process_tag() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(tag: str, host: str) -> bool:
+    """Whether the process a run's tag names is gone; only processes of this host can be told."""
+    tag_host, _, pid = tag.rpartition(":")
+    if tag_host != host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+def mark_dead_runs_killed(client, experiment_id: str, current_run_id: str | None = None) -> list[str]:
+    """Runs of the experiment still RUNNING whose process on this host is gone are ended as KILLED (they
+    would otherwise show as running forever); returns their ids."""
+    host = socket.gethostname()
+    killed = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'"):
+        tag = run.data.tags.get(PROCESS_TAG)
+        if run.info.run_id != current_run_id and tag and _process_gone(tag, host):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            killed.append(run.info.run_id)
+    return killed
+
+
+def end_active_runs_killed() -> None:
+    """Ctrl-C (or Lightning's ``sys.exit(1)`` after one): the open runs end KILLED, not FINISHED, which is
+    what MLflow's exit handler would record."""
+    import mlflow  # noqa: PLC0415
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status="KILLED")
+
+
+#: Set it to put a name on runs (``mlflow.user``); without it no user name leaves the machine.
+USER_VARIABLE = "SEWER_SEGMENTATION_MLFLOW_USER"
+
+
+def portable_path(path: str | Path, project_path: Path) -> str:
+    """A path as runs record it: relative to the project when inside it, else its last two parts (no
+    home folders or user names in a shared tracking server)."""
+    path, project = Path(path).expanduser().absolute(), Path(project_path).absolute()
+    if path.is_relative_to(project):
+        return str(path.relative_to(project)) or "."
+    return str(Path(*path.parts[-2:])) if len(path.parts) > 1 else str(path)
+
+
+def private_tags(tags: dict[str, str], project_path: Path) -> dict[str, str]:
+    """The run tags that would carry absolute paths or the user name (kedro-mlflow's ``project_path``,
+    MLflow's ``mlflow.source.name`` and ``mlflow.user``), rewritten: paths relative to the project, the
+    user name only when ``SEWER_SEGMENTATION_MLFLOW_USER`` names one."""
+    out = {"mlflow.user": os.environ.get(USER_VARIABLE, "")}
+    if "project_path" in tags:
+        out["project_path"] = portable_path(tags["project_path"], project_path)
+    if tags.get("mlflow.source.name"):
+        out["mlflow.source.name"] = Path(tags["mlflow.source.name"]).name
+    return out
 
 
 def metric_name(text: str) -> str:
@@ -43,13 +115,18 @@ def stage_metrics(report: dict) -> dict[str, float]:
         metrics["validation.best_score"] = float(report["best_validation_score"])
     if report.get("box_validation_score") is not None:  # the box masks as a predictor, scored the same way
         metrics["validation.box_masks_score"] = float(report["box_validation_score"])
+    for name, value in (report.get("weak_holdout") or {}).items():  # agreement with the held-out frames' boxes
+        if value is not None:
+            metrics[f"weak_holdout.{name}"] = float(value)
+    if report.get("selection_score") is not None:
+        metrics["selection.score"] = float(report["selection_score"])
     return metrics
 
 
 def stage_tags(report: dict, parent_tags: dict[str, str]) -> dict[str, str]:
     tags = {key: parent_tags[key] for key in ("dataset", "round", "code_version") if key in parent_tags}
     tags["stage"] = str(report.get("stage"))
-    for key in ("model_version", "selected_by", "refined_from", "improved_on_validation", "below_boxes_on_validation"):
+    for key in ("model_version", "selected_by", "selection_signal", "refined_from", "improved_on_validation", "below_boxes_on_validation"):
         if report.get(key) is not None:
             tags[key] = str(report[key])
     return tags

@@ -14,9 +14,18 @@ import pandas as pd
 
 from sewer_segmentation.data.boxes import frame_boxes
 from sewer_segmentation.data.samples import downscale_warning, frame_size, load_box_samples, load_samples
-from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, check_splits_agree, split_fingerprint
+from sewer_segmentation.data.splits import (
+    BASELINE_TRAIN,
+    BASELINE_VAL,
+    EVAL,
+    WEAK,
+    WEAK_HOLDOUT,
+    check_no_held_out_images,
+    check_splits_agree,
+    split_fingerprint,
+)
 from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, labelled_sampling_weights
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, holdout_boxes, labelled_sampling_weights
 
 STAGE = "baseline"
 
@@ -25,14 +34,15 @@ logger = logging.getLogger(__name__)
 
 def plan_baseline_training(
     split_manifest: pd.DataFrame, train_images, train_masks, val_images, val_masks, val_box_masks, eval_images, weak_images,
-    box_lists: pd.DataFrame, model: dict, image_size: dict, training: dict, joint: dict,
+    holdout_images, box_lists: pd.DataFrame, model: dict, image_size: dict, training: dict, joint: dict,
 ) -> TrainingPlan:  # fmt: skip
     """The baseline's training set (baseline_train, plus the weak pool's boxes when ``joint.enabled``)
     and validation set (baseline_val), decoded once, and the box masks' own validation score. The split
     folders are checked against the manifest first (no eval image can be trained on)."""
     check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
                                         f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
-                                        f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images})  # fmt: skip
+                                        f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images,
+                                        WEAK_HOLDOUT: holdout_images})  # fmt: skip
     size = frame_size(image_size)
     height, width = size.resize  # (None, None) in native mode: frames keep their size
     labelled_frames = split_manifest[split_manifest.split.isin([BASELINE_TRAIN, BASELINE_VAL])]
@@ -47,6 +57,7 @@ def plan_baseline_training(
         weak = load_box_samples(weak_images, frame_boxes(box_lists, split_manifest, weak_images), height, width, description="weak boxes")
         sample_weights = labelled_sampling_weights(len(weak), len(labelled), joint.get("labelled_share"), "baseline_training.joint")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
+    check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], "the baseline's training and validation sets")
     return TrainingPlan(
         stage=STAGE,
         train=weak + labelled,
@@ -56,5 +67,7 @@ def plan_baseline_training(
         training=training,
         image_size=image_size,
         sample_weights=sample_weights,
+        holdout_images=dict(holdout_images),
+        holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "joint": bool(joint.get("enabled"))},
     )

@@ -4,7 +4,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK
+from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, WEAK_HOLDOUT
 
 from .nodes import (
     assign_splits,
@@ -14,12 +14,12 @@ from .nodes import (
     inspect_raw_files,
     parse_annotations,
     publish_data_engineering,
+    write_box_only_split,
     write_labelled_split,
-    write_weak_split,
 )
 
 WRITTEN = [f"{split}_{kind}" for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL) for kind in ("images", "masks", "box_masks")]
-WRITTEN += [f"{WEAK}_images", f"{WEAK}_box_masks"]
+WRITTEN += [f"{split}_{kind}" for split in (WEAK, WEAK_HOLDOUT) for kind in ("images", "box_masks")]
 
 
 def _key(dataset: str) -> str:
@@ -40,6 +40,16 @@ def _labelled_split_node(split: str) -> Node:
         func,
         inputs=["split_assignment", "raw_images", "raw_box_masks", "annotations", PARAMS],
         outputs=[f"{split}_images", f"{split}_masks", f"{split}_box_masks"],
+        name=f"write_{split}_split",
+    )
+
+
+def _box_only_split_node(split: str) -> Node:
+    func = update_wrapper(partial(write_box_only_split, split=split), write_box_only_split)
+    return Node(
+        func,
+        inputs=["split_assignment", "raw_images", "raw_box_masks", "annotations", PARAMS],
+        outputs=[f"{split}_images", f"{split}_box_masks"],
         name=f"write_{split}_split",
     )
 
@@ -71,33 +81,29 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="assign_splits",
         ),
         *(_labelled_split_node(split) for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL)),
-        Node(
-            write_weak_split,
-            inputs=["split_assignment", "raw_images", "raw_box_masks", "annotations", PARAMS],
-            outputs=["weak_images", "weak_box_masks"],
-            name="write_weak_split",
-        ),
+        *(_box_only_split_node(split) for split in (WEAK, WEAK_HOLDOUT)),
         Node(
             extract_box_lists,
             inputs=["split_assignment", "raw_box_masks", "annotations"],
             outputs="box_table",
             name="extract_box_lists",
         ),
+        # After the manifest, from the published tables: the report always describes the splits on disk.
         Node(
             build_data_report,
             inputs=[
-                "split_assignment", "excluded_table", "cluster_table", "annotations",
+                "split_manifest", "excluded_files", "duplicate_clusters", "annotations",
                 "raw_images", "raw_box_masks", "raw_ground_truth", PARAMS, "params:dataset",
             ],  # fmt: skip
             outputs=["data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates"],
             name="build_data_report",
         ),
-        # Last: the tables, once every folder and the report are written (see publish_data_engineering).
-        # The manifest is the last output saved: readers trust only folders that agree with it.
+        # The tables, once every folder is written (see publish_data_engineering). The manifest is the last
+        # table saved: readers trust only folders that agree with it.
         Node(
             publish_data_engineering,
             inputs={"assignment": "split_assignment", "excluded": "excluded_table", "clusters": "cluster_table",
-                    "report": "data_report_json", "box_lists": "box_table", **{_key(name): name for name in WRITTEN}},  # fmt: skip
+                    "box_lists": "box_table", **{_key(name): name for name in WRITTEN}},  # fmt: skip
             outputs=["excluded_files", "duplicate_clusters", "box_lists", "split_manifest"],
             name="publish_data_engineering",
         ),

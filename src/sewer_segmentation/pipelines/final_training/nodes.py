@@ -21,8 +21,9 @@ from sewer_segmentation.data.splits import (
     BASELINE_VAL,
     EVAL,
     WEAK,
+    WEAK_HOLDOUT,
     check_model_matches_splits,
-    check_no_eval_images,
+    check_no_held_out_images,
     check_splits_agree,
     split_fingerprint,
 )
@@ -30,7 +31,7 @@ from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.io.imaging import binarize, by_image_id
 from sewer_segmentation.modelling.evaluation import score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, labelled_sampling_weights
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, holdout_boxes, labelled_sampling_weights
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.reporting.reports import rounds_chart, rounds_markdown, summarize_rounds
 
@@ -61,7 +62,7 @@ WEAK_TARGETS = ("refined", "boxes", "both")
 
 def plan_round_training(
     split_manifest: pd.DataFrame, refined: RefinedMasks, weak_images, train_images, train_masks, val_images, val_masks, val_box_masks,
-    eval_images, box_lists: pd.DataFrame, previous_model: TrainedModel, model: dict, image_size: dict, training: dict, final: dict,
+    eval_images, holdout_images, box_lists: pd.DataFrame, previous_model: TrainedModel, model: dict, image_size: dict, training: dict, final: dict,
     round_number: int,
 ) -> TrainingPlan:  # fmt: skip
     """The weak pool (its refined masks with their weight maps, its boxes through the box losses, or both:
@@ -70,9 +71,10 @@ def plan_round_training(
     image (and no image of another split) can reach the training set."""
     check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
                                         f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
-                                        f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images})  # fmt: skip
+                                        f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images,
+                                        WEAK_HOLDOUT: holdout_images})  # fmt: skip
     check_model_matches_splits(split_manifest, previous_model.metadata, "the model this round starts from")
-    check_no_eval_images(split_manifest, refined.masks, "the refined masks of this round")
+    check_no_held_out_images(split_manifest, refined.masks, "the refined masks of this round")
     stray = sorted(set(refined.masks) - set(weak_images))
     if stray:
         raise BadInputError(f"the refined masks hold {len(stray)} images that are not in the weak pool ({', '.join(stray[:5])}): "
@@ -92,6 +94,7 @@ def plan_round_training(
     init_from = _init_from(final)
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
     round_training = final_training_config(training, final)
+    check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], f"round {int(round_number)}'s training and validation sets")
     return TrainingPlan(
         stage=f"round_{int(round_number)}",
         train=weak + labelled,
@@ -104,6 +107,8 @@ def plan_round_training(
         sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
         min_improvement=float(final.get("min_improvement", 0.0)),
         starts_from=previous_model.metadata,
+        holdout_images=dict(holdout_images),
+        holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": int(round_number), "weak_targets": targets},
     )
 

@@ -10,7 +10,7 @@ from .nodes import assemble_round_metrics, build_rounds_report, plan_round_train
 STAGE = "round"
 SPLITS = {"split_manifest", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images", "baseline_val_masks",
           "baseline_val_box_masks",
-          "eval_images", "eval_masks", "raw_ground_truth", "box_lists"}  # fmt: skip
+          "eval_images", "eval_masks", "raw_ground_truth", "weak_holdout_images", "box_lists"}  # fmt: skip
 PARAMETERS = {"params:model", "params:image_size", "params:baseline_training.training", "params:final_training", "params:seed",
               "params:round", "params:inference"}  # fmt: skip
 
@@ -20,8 +20,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(
             plan_round_training,
             inputs=["split_manifest", "refined_masks", "weak_images", "baseline_train_images", "baseline_train_masks", "baseline_val_images",
-                    "baseline_val_masks", "baseline_val_box_masks", "eval_images", "box_lists", "previous_model", "params:model", "params:image_size",
-                    "params:baseline_training.training", "params:final_training", "params:round"],  # fmt: skip
+                    "baseline_val_masks", "baseline_val_box_masks", "eval_images", "weak_holdout_images", "box_lists", "previous_model",
+                    "params:model", "params:image_size", "params:baseline_training.training", "params:final_training", "params:round"],  # fmt: skip
             outputs="training_plan",
             name="plan_training",
         ),

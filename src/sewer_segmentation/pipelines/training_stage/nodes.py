@@ -7,43 +7,90 @@ saved model once on eval beside two trivial predictors: the box mask itself and 
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 
 import numpy as np
 import pandas as pd
 
 from sewer_segmentation.io.imaging import binarize, by_image_id
+from sewer_segmentation.modelling.box_agreement import box_agreement, selection_score
 from sewer_segmentation.modelling.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
-from sewer_segmentation.modelling.inference import TrainedModel
+from sewer_segmentation.modelling.inference import TrainedModel, predict_split
 from sewer_segmentation.modelling.plan import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
 
-def train_stage_model(plan: TrainingPlan, seed: int) -> tuple[TrainedModel, dict]:
+def train_stage_model(plan: TrainingPlan, seed: int, selection: dict, inference: dict) -> tuple[TrainedModel, dict]:
     """Train ``plan``; returns the model (best validated weights) and its training history.
 
-    A plan that fine-tunes (``plan.starts_from``) records whether the stage beat its starting model on
-    validation, and says so loudly when it did not.
+    The trained model is scored on the weak_holdout frames' boxes, and stages are compared by
+    ``selection.signal`` (``modelling/box_agreement.py``): the validation metric, the box agreement, or
+    their mean. A plan that fine-tunes (``plan.starts_from``) hands its starting weights back unless the
+    trained ones beat them by ``min_improvement`` on that signal, and says so loudly.
     """
     from sewer_segmentation.modelling.training import train_model  # noqa: PLC0415 - Lightning, only when a stage trains
 
+    signal = selection.get("signal", "validation")
+    selection_score(signal, None, None)  # an unknown signal fails before training
+    # By validation alone, training itself keeps the start unless a validation beats it (BestWeights);
+    # by another signal, training keeps its best validated weights and the stage compares them below.
+    in_training_margin = plan.min_improvement if signal == "validation" else -math.inf
     trained = train_model(
         plan.train, plan.val, plan.model_config, plan.training, plan.image_size, seed, stage=plan.stage,
-        initial_state=plan.initial_state, sample_weights=plan.sample_weights, min_improvement=plan.min_improvement,
+        initial_state=plan.initial_state, sample_weights=plan.sample_weights, min_improvement=in_training_margin,
     )  # fmt: skip
     trained.metadata.update(plan.metadata)
+    trained.metadata["weak_holdout"] = holdout_agreement(trained, plan, inference)
+    trained.metadata["selection_signal"] = signal
+    trained.metadata["selection_score"] = selection_score(signal, trained.metadata.get("best_validation_score"),
+                                                          trained.metadata["weak_holdout"]["box_agreement"])  # fmt: skip
+    if plan.starts_from is not None and signal != "validation" and plan.initial_state is not None:
+        _keep_start_unless_better(trained, plan, signal, inference)
     trained.metadata.update(box_comparison(trained.metadata.get("best_validation_score"), plan.box_validation_score))
     if trained.metadata["below_boxes_on_validation"]:
         logger.warning("%s: %s", plan.stage, below_boxes_message(trained.metadata))
+    agreement = trained.metadata["weak_holdout"]
+    if agreement["frames"]:
+        logger.info("%s: box agreement on %d weak_holdout frames %.3f (coverage %.3f, outside the boxes %.3f); %s score %s",
+                    plan.stage, agreement["frames"], agreement["box_agreement"], agreement["box_coverage"], agreement["outside_share"],
+                    signal, _fmt(trained.metadata["selection_score"]))  # fmt: skip
     if plan.starts_from is not None:
         trained.metadata.update(improvement_record(plan.starts_from, trained.metadata))
         if not trained.metadata["improved_on_validation"]:
             kept = trained.metadata.get("kept_initial_weights")
-            logger.warning("%s did not improve on %s on validation (%s %s vs %s): %s", plan.stage, plan.starts_from.get("stage"),
-                           trained.metadata["selected_by"], _fmt(trained.metadata.get("best_validation_score")),
-                           _fmt(plan.starts_from.get("best_validation_score")), "its starting weights were kept" if kept else "see rounds.md")  # fmt: skip
+            logger.warning("%s did not improve on %s (%s score %s vs %s): %s", plan.stage, plan.starts_from.get("stage"), signal,
+                           _fmt(trained.metadata.get("selection_score")), _fmt(trained.metadata.get("refined_from_selection_score")),
+                           "its starting weights were kept" if kept else "see rounds.md")  # fmt: skip
     return trained, trained.metadata["history"]
+
+
+def holdout_agreement(trained: TrainedModel, plan: TrainingPlan, inference: dict) -> dict:
+    """Box agreement of ``trained`` on the plan's weak_holdout frames, predicted as eval is."""
+    if not plan.holdout_images:
+        return box_agreement({}, {})
+    probabilities = predict_split(trained, plan.holdout_images, inference)
+    return box_agreement(probabilities, plan.holdout_boxes)
+
+
+def _keep_start_unless_better(trained: TrainedModel, plan: TrainingPlan, signal: str, inference: dict) -> None:
+    """Fine-tuning compared on ``signal``: the starting weights, scored like the trained ones, are handed
+    back unless the trained ones beat them by ``plan.min_improvement``."""
+    start = TrainedModel(copy.deepcopy(trained.model), trained.model_config, trained.image_size, {})
+    start.model.load_state_dict(plan.initial_state)
+    start_agreement = holdout_agreement(start, plan, inference)
+    start_score = selection_score(signal, trained.metadata.get("initial_validation_score"), start_agreement["box_agreement"])
+    trained.metadata["start_selection_score"] = start_score
+    score = trained.metadata["selection_score"]
+    if start_score is None or (score is not None and score > start_score + plan.min_improvement):
+        return
+    logger.warning("%s: the trained weights (%s %s) do not beat the starting weights (%s) by more than %.3f; they are kept",
+                   plan.stage, signal, _fmt(score), _fmt(start_score), plan.min_improvement)  # fmt: skip
+    trained.model.load_state_dict(plan.initial_state)
+    trained.metadata.update(kept_initial_weights=True, best_validation_score=trained.metadata.get("initial_validation_score"),
+                            best_step=0, weak_holdout=start_agreement, selection_score=start_score)  # fmt: skip
 
 
 def box_comparison(score: float | None, box_score: float | None) -> dict:
@@ -62,13 +109,17 @@ def below_boxes_message(record: dict) -> str:
 
 
 def improvement_record(start: dict, trained: dict) -> dict:
-    """Where a fine-tuned model came from and whether it beat it on validation (never on eval)."""
-    previous, score = start.get("best_validation_score"), trained.get("best_validation_score")
+    """Where a fine-tuned model came from and whether it beat it on the selection signal (never on eval).
+    The start's score is the one this stage measured for it when it did (another signal than validation),
+    else the one it was saved with."""
+    previous = trained.get("start_selection_score", start.get("selection_score", start.get("best_validation_score")))
+    score = trained.get("selection_score", trained.get("best_validation_score"))
     improved = not trained.get("kept_initial_weights") and score is not None and (previous is None or score > previous)
     return {
         "refined_from": start.get("stage"),
         "refined_from_version": start.get("version"),
-        "refined_from_validation_score": previous,
+        "refined_from_validation_score": start.get("best_validation_score"),
+        "refined_from_selection_score": previous,
         "improved_on_validation": bool(improved),
     }
 
@@ -96,7 +147,7 @@ def evaluate_predictions(
         {"polygons": eval_masks, "ground_truth": truth},
     )
     described = ("version", "selected_by", "best_validation_score", "box_validation_score", "below_boxes_on_validation", "refined_from",
-                 "improved_on_validation")  # fmt: skip
+                 "improved_on_validation", "selection_signal", "selection_score", "weak_holdout")  # fmt: skip
     report = {
         "stage": stage,
         **{("model_version" if key == "version" else key): trained.metadata.get(key) for key in described},

@@ -18,13 +18,14 @@ from .nodes import evaluate_predictions, plot_learning_curves, plot_prediction_g
 
 #: Inputs shared by every stage (the eval split and, on synthetic data, the ground truth).
 SHARED_INPUTS = {"eval_images", "eval_masks", "eval_box_masks", "raw_ground_truth"}
-SHARED_PARAMETERS = {"params:seed", "params:inference", "params:inference.gallery_cases"}
+SHARED_PARAMETERS = {"params:seed", "params:inference", "params:inference.gallery_cases", "params:model_selection"}
 
 
 def create_pipeline(stage: str = "stage") -> Pipeline:
     """train -> predict eval -> score -> plots, with every dataset name prefixed by ``<stage>.``."""
     nodes = [
-        Node(train_stage_model, ["training_plan", "params:seed"], ["model", "training_history"], name="train_model"),
+        Node(train_stage_model, ["training_plan", "params:seed", "params:model_selection", "params:inference"], ["model", "training_history"],
+             name="train_model"),
         Node(predict_split, ["model", "eval_images", "params:inference"], "eval_probabilities", name="predict_eval_images"),
         Node(evaluate_predictions, ["eval_probabilities", "eval_masks", "eval_box_masks", "raw_ground_truth", "model"],
              ["metrics", "eval_per_image", "mlflow_metrics"], name="evaluate_on_eval"),  # fmt: skip
