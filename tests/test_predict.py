@@ -13,9 +13,12 @@ def test_frames_with_the_same_name_never_overwrite_each_other():
     trained = TrainedModel(build_model(MODEL).eval(), MODEL, {"height": 64, "width": 64})
     rng = np.random.default_rng(0)
     frames = {name: (lambda s=size: rng.integers(0, 255, (*s, 3), dtype=np.uint8))
-              for name, size in (("same.jpg", (40, 50)), ("same.png", (60, 30)), ("other.png", (64, 64)), ("notes.txt", (1, 1)))}  # fmt: skip
+              for name, size in (("same.jpg", (40, 50)), ("same.png", (60, 30)), ("other.png", (64, 64)), ("notes.txt", (1, 1)),
+                                 ("sub/a.jpg", (32, 32)), ("sub__a.jpg", (33, 33)))}  # fmt: skip
     masks, overlays, table = predict_folder(trained, frames, {"precision": "32", "batch_size": 2})
-    assert set(masks) == set(overlays) == {"same.jpg", "same.png", "other"}
+    # sub/a.jpg and sub__a.jpg share even "sub__a.jpg": a hash of each path keeps them apart
+    assert set(masks) == set(overlays) and len(masks) == 5
+    assert {"same.jpg", "same.png", "other"} <= set(masks) and sorted(m.shape for k, m in masks.items() if k.startswith("sub__a.jpg-")) == [(32, 32), (33, 33)]
     assert masks["same.jpg"].shape == (40, 50) and masks["same.png"].shape == (60, 30)
     status = table.set_index("image").status
     assert (status[["same.jpg", "same.png", "other.png"]] == "ok").all() and status["notes.txt"].startswith("ignored")

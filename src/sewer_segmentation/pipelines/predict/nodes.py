@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path, PurePosixPath
 
@@ -62,14 +63,17 @@ def _regions(mask: np.ndarray) -> list[list[int]]:
 
 def _output_ids(names: list[str]) -> dict[str, str]:
     """Output name of each frame: its id (``sub/a.jpg`` -> ``sub__a``), or, where two frames share one
-    (``a.jpg`` and ``a.png``), the id with the extension kept (``a.jpg``, ``a.png``), so no mask overwrites
+    (``a.jpg`` and ``a.png``), the id with the extension kept (``a.jpg``, ``a.png``); where even that is
+    shared (``sub/a.jpg`` and ``sub__a.jpg``), a short hash of the frame's path is added. No mask overwrites
     another."""
     ids = {name: image_id_of(name) for name in names}
-    counts = pd.Series(list(ids.values())).value_counts()
-    clashes = {name for name, i in ids.items() if counts[i] > 1}
-    for name in sorted(clashes):
-        logger.warning("%s shares its name with another frame: its mask and overlay are named %s.png", name, image_id_of(name) + PurePosixPath(name).suffix)
-    return {name: (i + PurePosixPath(name).suffix if name in clashes else i) for name, i in ids.items()}
+    counts = pd.Series(list(ids.values()), dtype=object).value_counts()
+    out = {name: (i + PurePosixPath(name).suffix if counts[i] > 1 else i) for name, i in ids.items()}
+    counts = pd.Series(list(out.values()), dtype=object).value_counts()
+    out = {name: (o + "-" + hashlib.sha1(name.encode()).hexdigest()[:8] if counts[o] > 1 else o) for name, o in out.items()}
+    for name in sorted(n for n in names if out[n] != ids[n]):
+        logger.warning("%s shares its name with another frame: its mask and overlay are named %s.png", name, out[name])
+    return out
 
 
 def _summary_row(name: str, image: np.ndarray, mask: np.ndarray, probability: np.ndarray) -> dict:
