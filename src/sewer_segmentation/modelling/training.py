@@ -607,7 +607,7 @@ def train_model(
     logger.info("%s: %d train / %d val images, %s, precision %s, %d steps of batch %d, validation every %d steps",
                 stage, len(train_samples), len(val_samples), shape, precision, steps, batch_size, val_interval)  # fmt: skip
     (checkpoint_dir / "best.pt").unlink(missing_ok=True)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)  # no pickled code
 
     best_score, best_step, kept_initial = (None, None, False) if keep_last else _load_best_weights(module, best, checkpoint_dir)
     history_log = _final_history(history, checkpoint_dir, stage)
