@@ -10,10 +10,10 @@ from sewer_segmentation.modelling.plan import labelled_sampling_weights
 from sewer_segmentation.pipelines.final_training.nodes import final_training_config
 
 
-def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z", selection=None):
+def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z", agreement=None):
     folder = root / stage / version
     folder.mkdir(parents=True)
-    metadata = {"best_validation_score": score, **({"selection_score": selection} if selection is not None else {})}
+    metadata = {"best_validation_score": score, **({"weak_holdout": {"frames": 17, "box_agreement": agreement}} if agreement is not None else {})}
     (folder / "model_config.json").write_text(json.dumps({"model": {}, "metadata": metadata}))
     return folder
 
@@ -40,11 +40,18 @@ def test_ties_and_newest_versions(tmp_path):
     assert best_stage(saved_stages(tmp_path)) == "round_1"
 
 
-def test_stages_are_compared_by_their_selection_score_when_they_have_one(tmp_path):
-    # round_1 is better on validation alone, but worse on the combined score (validation and box agreement)
-    save_stage(tmp_path, "baseline", 0.50, selection=0.70)
-    save_stage(tmp_path, "round_1", 0.55, selection=0.65)
-    assert best_stage(saved_stages(tmp_path)) == "baseline" and best_model_before(tmp_path, 2)[0] == "baseline"
+def test_stages_are_compared_on_one_rule_recomputed_from_their_saved_parts(tmp_path):
+    # round_1 is better on validation alone, worse on the combined score (validation and box agreement)
+    save_stage(tmp_path, "baseline", 0.50, agreement=0.90)  # combined 0.70
+    save_stage(tmp_path, "round_1", 0.55, agreement=0.75)  # combined 0.65
+    assert best_stage(saved_stages(tmp_path), "validation") == "round_1"
+    assert best_stage(saved_stages(tmp_path), "combined") == "baseline" and best_model_before(tmp_path, 2, "combined")[0] == "baseline"
+    assert best_stage(saved_stages(tmp_path), "box_agreement") == "baseline"
+    # a model saved before the box agreement existed has its validation score only: under combined that
+    # is all it is judged by, while the others are judged by their mean
+    save_stage(tmp_path, "round_2", 0.68)
+    assert best_stage(saved_stages(tmp_path), "combined") == "baseline"  # 0.70 > 0.68
+    assert best_stage(saved_stages(tmp_path), "validation") == "round_2"
 
 
 def test_missing_baseline_names_the_command(tmp_path):

@@ -1,5 +1,6 @@
 """What the project adds to MLflow: comparable stage runs, refinement scores, run names, code version."""
 
+import os
 import subprocess
 
 import mlflow
@@ -21,8 +22,10 @@ def test_every_stage_logs_the_same_metric_names():
     assert stage_metrics(REPORT).keys() == stage_metrics(baseline).keys()
     assert stage_metrics(REPORT)["eval.model.polygons.mean_iou"] == 0.6 and stage_metrics(REPORT)["validation.best_score"] == 0.61
     tags = stage_tags(REPORT, {"dataset": "tiny", "round": "2", "pipeline": "refine", "code_version": "abc"})
+    private = {k: tags.pop(k) for k in ("mlflow.user", "mlflow.source.name")}
     assert tags == {"dataset": "tiny", "round": "2", "code_version": "abc", "stage": "round_2", "model_version": "2026-12-03T07.00.00Z",
                     "refined_from": "round_1", "improved_on_validation": "True"}  # fmt: skip
+    assert "/" not in private["mlflow.source.name"] and private["mlflow.user"] in ("", os.environ.get("SEWER_SEGMENTATION_MLFLOW_USER"))
     below = {**REPORT, "box_validation_score": 0.7, "below_boxes_on_validation": True}
     assert stage_metrics(below)["validation.box_masks_score"] == 0.7
     assert stage_tags(below, {})["below_boxes_on_validation"] == "True"

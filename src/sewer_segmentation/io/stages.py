@@ -36,12 +36,15 @@ def stage_command(stage: str) -> str:
     return "kedro run --pipeline=baseline" if stage == "baseline" else f"kedro run --pipeline=refine --params=round:{stage[6:]}"
 
 
-def saved_selection_score(version_folder: Path) -> float | None:
-    """The score stages are compared by (``model_selection.signal``) that a saved model reached, from its
-    ``model_config.json``; models saved before the signal existed carry only their validation score."""
+def saved_selection_score(version_folder: Path, signal: str = "validation") -> float | None:
+    """A saved model's score under ``signal`` (``model_selection.signal``), recomputed from the parts in its
+    ``model_config.json`` (validation score, weak_holdout box agreement), so that models trained under
+    another signal, or before the box agreement existed (validation only), compare on the same rule."""
+    from sewer_segmentation.modelling.box_agreement import selection_score  # noqa: PLC0415
+
     meta = read_model_config(version_folder).get("metadata", {})
-    score = meta.get("selection_score", meta.get("best_validation_score"))
-    return None if score is None else float(score)
+    agreement = (meta.get("weak_holdout") or {}).get("box_agreement")
+    return selection_score(signal, meta.get("best_validation_score"), agreement)
 
 
 def saved_stages(models_root: str | Path) -> dict[str, Path]:
@@ -57,14 +60,14 @@ def saved_stages(models_root: str | Path) -> dict[str, Path]:
     return found
 
 
-def best_stage(candidates: dict[str, Path]) -> str:
-    """The stage with the highest selection score; on a tie (or no score) the earlier stage."""
+def best_stage(candidates: dict[str, Path], signal: str = "validation") -> str:
+    """The stage with the highest selection score under ``signal``; on a tie (or no score) the earlier stage."""
     order = sorted(candidates, key=lambda s: 0 if s == "baseline" else int(s[6:]))
-    scored = [(saved_selection_score(candidates[s]), -k, s) for k, s in enumerate(order)]
+    scored = [(saved_selection_score(candidates[s], signal), -k, s) for k, s in enumerate(order)]
     return max(scored, key=lambda x: (x[0] if x[0] is not None else float("-inf"), x[1]))[2]
 
 
-def best_model_before(models_root: str | Path, round_number: int) -> tuple[str, Path]:
+def best_model_before(models_root: str | Path, round_number: int, signal: str = "validation") -> tuple[str, Path]:
     """Stage and version folder of the model that refines round ``round_number``: the best of
     ``baseline`` .. ``round_<r-1>`` on validation. The stage just before must exist (rounds run in order)."""
     round_number = parse_round(round_number)
@@ -73,5 +76,5 @@ def best_model_before(models_root: str | Path, round_number: int) -> tuple[str, 
     if previous not in saved:
         raise MissingArtifactError(f"no trained model in {Path(models_root) / previous}. Run `{stage_command(previous)}` first.")
     candidates = {s: f for s, f in saved.items() if s == "baseline" or int(s[6:]) < round_number}
-    stage = best_stage(candidates)
+    stage = best_stage(candidates, signal)
     return stage, candidates[stage]

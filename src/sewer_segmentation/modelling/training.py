@@ -205,9 +205,9 @@ class BestWeights(Callback):
 
     With ``initial_score`` (fine-tuning), the starting weights are the first candidate, and trained
     weights replace them only when they beat them by more than ``min_improvement``: a round that does
-    not help hands back the model it started from. Scores only rise, so a round whose start is at least
-    as good as the box masks on validation never hands on weights worse than them. Its state travels in
-    the resume checkpoint.
+    not help hands back the model it started from (``model_selection.signal: validation``; under another
+    signal the margin is -inf and the stage compares trained and starting weights itself, in
+    ``training_stage.nodes``). Scores only rise. Its state travels in the resume checkpoint.
     """
 
     def __init__(self, monitor: str, mode: str, initial_state: dict | None = None, initial_score: float | None = None,

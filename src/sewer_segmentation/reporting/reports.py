@@ -143,8 +143,9 @@ def rounds_markdown(summary: RoundsSummary) -> str:
         md += ["Every round improved on the model it started from (by its selection score).", ""]
     signals = sorted({r.selection_signal for r in summary.stages if r.selection_signal}) or ["validation"]
     frames = max((r.holdout_frames for r in summary.stages), default=0)
-    described = {"validation": "the validation score on baseline_val", "box_agreement": f"the box agreement on {frames} weak_holdout frames",
-                 "combined": f"the mean of the validation score on baseline_val and the box agreement on {frames} weak_holdout frames"}  # fmt: skip
+    holdout = f"the box agreement on {frames} weak_holdout frames" if frames else "no weak_holdout frames, so the validation score alone"
+    described = {"validation": "the validation score on baseline_val", "box_agreement": holdout,
+                 "combined": f"the mean of the validation score on baseline_val and {holdout}" if frames else holdout}  # fmt: skip
     md += ["Eval metrics of each stage's model against the hand-drawn polygons (same eval images). Stages are compared by "
            f"their selection score ({'; '.join(f'{s}: {described.get(s, s)}' for s in signals)}; see docs/training.md, section 8); "
            "eval is reported, never used to choose.", "",

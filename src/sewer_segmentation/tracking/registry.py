@@ -3,7 +3,7 @@
 Every saved stage is logged as an MLflow pyfunc model (a TorchScript network and ``mlflow_pyfunc.py``:
 no project code needed to load or serve it) and registered as a new version of
 ``sewer-segmentation-<dataset>``. Aliases name the versions: ``@baseline``, ``@round_1``, ... for each
-stage's newest model, and ``@best`` for the stage with the best validation score (``io.stages.best_stage``,
+stage's newest model, and ``@best`` for the stage with the best selection score (``io.stages.best_stage``,
 the same rule as ``predict_model: best``):
 
     mlflow.pyfunc.load_model("models:/sewer-segmentation-synthetic@best").predict(frame)  # H x W probabilities
@@ -89,7 +89,7 @@ def _pinned(package: str) -> str:
         return package
 
 
-def update_aliases(registered_model: str, models_root: str | Path) -> dict[str, str]:
+def update_aliases(registered_model: str, models_root: str | Path, signal: str = "validation") -> dict[str, str]:
     """Point ``@<stage>`` at each stage's newest saved version and ``@best`` at the best stage's.
     Versions are matched by the ``model_version`` tag set when they were logged. Returns alias -> version."""
     import mlflow  # noqa: PLC0415
@@ -106,7 +106,7 @@ def update_aliases(registered_model: str, models_root: str | Path) -> dict[str, 
     for stage, folder in saved.items():
         if (stage, folder.name) in by_folder:
             aliases[stage] = by_folder[(stage, folder.name)]
-    best = best_stage(saved)
+    best = best_stage(saved, signal)
     if best in aliases:
         aliases["best"] = aliases[best]
     for alias, version in aliases.items():

@@ -1,6 +1,6 @@
 """Nodes of the mask_refinement pipeline: the best model so far turns box masks into refined masks.
 
-Round r refines with the best of baseline .. round r-1 on validation (``io.stages.best_model_before``). With
+Round r refines with the best of baseline .. round r-1 by selection score (``io.stages.best_model_before``). With
 ``method: auto`` the refinement method is chosen on baseline_val (hand-labelled, not trained on by the
 refining model, never eval): whichever candidate's masks agree best with the polygons there.
 """

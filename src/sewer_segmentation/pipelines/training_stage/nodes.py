@@ -22,6 +22,9 @@ from sewer_segmentation.modelling.plan import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
+#: Below this many held-out frames the box agreement is flagged as noisy (as refinement flags few images).
+FEW_HOLDOUT_FRAMES = 5
+
 
 def train_stage_model(plan: TrainingPlan, seed: int, selection: dict, inference: dict) -> tuple[TrainedModel, dict]:
     """Train ``plan``; returns the model (best validated weights) and its training history.
@@ -53,6 +56,9 @@ def train_stage_model(plan: TrainingPlan, seed: int, selection: dict, inference:
     if trained.metadata["below_boxes_on_validation"]:
         logger.warning("%s: %s", plan.stage, below_boxes_message(trained.metadata))
     agreement = trained.metadata["weak_holdout"]
+    if signal != "validation" and agreement["frames"] < FEW_HOLDOUT_FRAMES:
+        logger.warning("%s: only %d weak_holdout frames: the box agreement, and so the %s score, is noisy%s", plan.stage,
+                       agreement["frames"], signal, " (validation alone decides)" if not agreement["frames"] else "")  # fmt: skip
     if agreement["frames"]:
         logger.info("%s: box agreement on %d weak_holdout frames %.3f (coverage %.3f, outside the boxes %.3f); %s score %s",
                     plan.stage, agreement["frames"], agreement["box_agreement"], agreement["box_coverage"], agreement["outside_share"],
@@ -110,10 +116,12 @@ def below_boxes_message(record: dict) -> str:
 
 def improvement_record(start: dict, trained: dict) -> dict:
     """Where a fine-tuned model came from and whether it beat it on the selection signal (never on eval).
-    The start's score is the one this stage measured for it when it did (another signal than validation),
-    else the one it was saved with."""
-    previous = trained.get("start_selection_score", start.get("selection_score", start.get("best_validation_score")))
-    score = trained.get("selection_score", trained.get("best_validation_score"))
+    By another signal than validation the start's score is the one this stage measured for it; by
+    validation, the validation score it was saved with."""
+    if "start_selection_score" in trained:  # compared on another signal than validation, by this stage
+        previous, score = trained["start_selection_score"], trained.get("selection_score")
+    else:  # by validation, as training's guard compared them
+        previous, score = start.get("best_validation_score"), trained.get("best_validation_score")
     improved = not trained.get("kept_initial_weights") and score is not None and (previous is None or score > previous)
     return {
         "refined_from": start.get("stage"),
