@@ -177,3 +177,24 @@ def test_a_bad_signal_or_holdout_fraction_stops_the_run_before_anything_is_writt
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert message in result.output
     assert not (kedro_project / "data/03_primary/tiny").exists()
+
+
+def test_the_start_is_not_predicted_again_when_it_was_saved_with_its_box_agreement(monkeypatch):
+    from sewer_segmentation.modelling.inference import TrainedModel
+    from sewer_segmentation.modelling.plan import TrainingPlan
+    from sewer_segmentation.pipelines.training_stage import nodes
+
+    start = torch.nn.Conv2d(3, 1, 1)
+    saved = {"frames": 1, "box_agreement": 0.9, "box_coverage": 1.0, "outside_share": 0.0}
+    plan = TrainingPlan("round_1", [], [], {}, {}, {}, initial_state=copy.deepcopy(start.state_dict()), min_improvement=0.01,
+                        starts_from={"stage": "baseline", "weak_holdout": saved}, holdout_images={"h": lambda: None})  # fmt: skip
+
+    def never(*_args):
+        raise AssertionError("the start was predicted again")
+
+    monkeypatch.setattr(nodes, "holdout_agreement", never)
+    trained = TrainedModel(torch.nn.Conv2d(3, 1, 1), {}, {}, {"best_validation_score": 0.6, "initial_validation_score": 0.6,
+                                                             "selection_score": selection_score("combined", 0.6, 0.5)})  # fmt: skip
+    nodes._keep_start_unless_better(trained, plan, "combined", {})
+    assert trained.metadata["kept_initial_weights"] and trained.metadata["weak_holdout"] == saved
+    assert torch.equal(trained.model.weight, start.weight)

@@ -69,7 +69,7 @@ def check_run_options(options: dict, registered: list[str], conf_root: Path) -> 
             raise ConfigurationError(f"no pipeline named {name!r}{hint}; the pipelines are: {', '.join(sorted(registered))}")
     env = options.get("env") or os.environ.get("KEDRO_ENV")
     if env and conf_root.is_dir() and not (conf_root / env).is_dir():  # an archive (--conf-source x.tar.gz): Kedro checks it
-        found = sorted(p.name for p in conf_root.iterdir() if p.is_dir()) if conf_root.is_dir() else []
+        found = sorted(p.name for p in conf_root.iterdir() if p.is_dir())
         raise ConfigurationError(f"--env {env}: there is no folder {conf_root / env}; the environments are: {', '.join(found) or 'none'}")
 
 

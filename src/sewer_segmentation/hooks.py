@@ -239,12 +239,10 @@ def check_training_parameters(params: dict) -> None:
     size = params.get("image_size") or {}
     if size:
         frame_size(size)
-    from sewer_segmentation.modelling.box_agreement import SIGNALS  # noqa: PLC0415
+    from sewer_segmentation.modelling.box_agreement import check_signal  # noqa: PLC0415
     from sewer_segmentation.pipelines.final_training.nodes import WEAK_TARGETS  # noqa: PLC0415
 
-    signal = (params.get("model_selection") or {}).get("signal", "validation")
-    if signal not in SIGNALS:
-        raise ConfigurationError(f"model_selection.signal must be one of {', '.join(SIGNALS)}, got {signal!r}")
+    check_signal((params.get("model_selection") or {}).get("signal", "validation"))
     holdout = ((params.get("data_engineering") or {}).get("split") or {}).get("weak_holdout_fraction", 0.0)
     if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout < 1:
         raise ConfigurationError(f"data_engineering.split.weak_holdout_fraction must be a number from 0 up to (not including) 1, got {holdout!r}")

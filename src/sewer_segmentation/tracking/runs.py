@@ -128,8 +128,7 @@ def stage_tags(report: dict, parent_tags: dict[str, str]) -> dict[str, str]:
     tags = {key: parent_tags[key] for key in ("dataset", "round", "code_version") if key in parent_tags}
     tags["stage"] = str(report.get("stage"))
     # set at creation, so MLflow stores no user name and no absolute path for the stage's run
-    tags["mlflow.user"] = os.environ.get(USER_VARIABLE, "")
-    tags["mlflow.source.name"] = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "kedro"
+    tags.update(private_tags({"mlflow.source.name": sys.argv[0] if sys.argv and sys.argv[0] else "kedro"}, Path.cwd()))
     for key in ("model_version", "selected_by", "selection_signal", "refined_from", "improved_on_validation", "below_boxes_on_validation"):
         if report.get(key) is not None:
             tags[key] = str(report[key])

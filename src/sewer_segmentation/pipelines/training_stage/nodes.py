@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.io.imaging import binarize, by_image_id
-from sewer_segmentation.modelling.box_agreement import box_agreement, selection_score
+from sewer_segmentation.modelling.box_agreement import box_agreement, check_signal, selection_score
 from sewer_segmentation.modelling.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
 from sewer_segmentation.modelling.plan import TrainingPlan
@@ -36,8 +36,7 @@ def train_stage_model(plan: TrainingPlan, seed: int, selection: dict, inference:
     """
     from sewer_segmentation.modelling.training import train_model  # noqa: PLC0415 - Lightning, only when a stage trains
 
-    signal = selection.get("signal", "validation")
-    selection_score(signal, None, None)  # an unknown signal fails before training
+    signal = check_signal(selection.get("signal", "validation"))  # an unknown signal fails before training
     # By validation alone, training itself keeps the start unless a validation beats it (BestWeights);
     # by another signal, training keeps its best validated weights and the stage compares them below.
     in_training_margin = plan.min_improvement if signal == "validation" else -math.inf
@@ -81,12 +80,21 @@ def holdout_agreement(trained: TrainedModel, plan: TrainingPlan, inference: dict
     return box_agreement(probabilities, plan.holdout_boxes)
 
 
+def _saved_agreement(plan: TrainingPlan) -> dict | None:
+    """The box agreement the starting model was saved with, when it was measured on as many frames as the
+    holdout holds now (the split fingerprint already guarantees the same splits): no second prediction."""
+    saved = (plan.starts_from or {}).get("weak_holdout")
+    return saved if saved and saved.get("frames") == len(plan.holdout_images) else None
+
+
 def _keep_start_unless_better(trained: TrainedModel, plan: TrainingPlan, signal: str, inference: dict) -> None:
     """Fine-tuning compared on ``signal``: the starting weights, scored like the trained ones, are handed
     back unless the trained ones beat them by ``plan.min_improvement``."""
-    start = TrainedModel(copy.deepcopy(trained.model), trained.model_config, trained.image_size, {})
-    start.model.load_state_dict(plan.initial_state)
-    start_agreement = holdout_agreement(start, plan, inference)
+    start_agreement = _saved_agreement(plan)
+    if start_agreement is None:  # a start saved before the box agreement existed: score it here
+        start = TrainedModel(copy.deepcopy(trained.model), trained.model_config, trained.image_size, {})
+        start.model.load_state_dict(plan.initial_state)
+        start_agreement = holdout_agreement(start, plan, inference)
     start_score = selection_score(signal, trained.metadata.get("initial_validation_score"), start_agreement["box_agreement"])
     trained.metadata["start_selection_score"] = start_score
     score = trained.metadata["selection_score"]
