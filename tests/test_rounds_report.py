@@ -57,3 +57,7 @@ def test_both_signals_are_shown_for_every_stage_with_the_one_that_compares_them(
     assert "| baseline | 0.600 | 0.650 | 0.610 | 0.550 | n/a | 0.800 | 0.675 |" in md
     assert "| round_1 | 0.620 | 0.670 | 0.630 | 0.580 | n/a | 0.700 | 0.640 | **no** |" in md
     assert "**round_1 did not improve on baseline (combined)**" in md
+    from sewer_segmentation.reporting.reports import rounds_series, summarize_rounds
+
+    lines = rounds_series(summarize_rounds({"baseline": signals(stage(0.60), 0.55, 0.80, 0.675), "round_1": round_1}))
+    assert lines["validation score"] == ([0, 1], [0.55, 0.58]) and lines["box agreement (weak_holdout)"] == ([0, 1], [0.80, 0.70])

@@ -185,6 +185,12 @@ def rounds_markdown(summary: RoundsSummary) -> str:
 
 
 def rounds_chart(summary: RoundsSummary) -> np.ndarray:
+    return line_chart(rounds_series(summary), "Baseline (0) and refinement rounds", "round", "mean IoU (eval) / score")
+
+
+def rounds_series(summary: RoundsSummary) -> dict[str, tuple[list, list]]:
+    """The lines of ``rounds.png``: eval IoU per stage, the box masks', the refined masks' (synthetic), the
+    oracle's, and the two scores that chose the stages (validation, weak_holdout box agreement)."""
     steps = [stage_number(r.name) for r in summary.stages]
     series = {"eval IoU (model vs polygons)": (steps, [r.mean_iou for r in summary.stages])}
     if summary.trivial:
@@ -194,7 +200,13 @@ def rounds_chart(summary: RoundsSummary) -> np.ndarray:
         series["refined masks vs truth (weak pool)"] = ([s for s, _ in used], [v for _, v in used])
     if summary.oracle:
         series["oracle eval IoU"] = ([stage_number(n) for n in summary.oracle], list(summary.oracle.values()))
-    return line_chart(series, "Baseline (0) and refinement rounds", "round", "mean IoU")
+    # what chose the stages, beside what eval says of them
+    for label, values in (("validation score", [r.validation_score for r in summary.stages]),
+                          ("box agreement (weak_holdout)", [r.box_agreement for r in summary.stages])):  # fmt: skip
+        known = [(step, v) for step, v in zip(steps, values, strict=True) if v is not None]
+        if known:
+            series[label] = ([step for step, _ in known], [v for _, v in known])
+    return series
 
 
 # --------------------------------------------------------------------------------------------------
