@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from sewer_segmentation.data.splits import check_no_held_out_images, holdout_clusters
 from sewer_segmentation.errors import BadInputError, ConfigurationError
@@ -43,8 +40,9 @@ def test_pixels_outside_every_box_count_against_the_model():
     leaking[0:10, 0:20] = True  # 200 outside
     coverage, outside = frame_agreement(leaking, BOX)
     assert coverage == 1.0 and outside == pytest.approx(0.2)
-    summary = box_agreement({"a": leaking.astype(np.uint8) * 255}, {"a": BOX})
-    assert summary["box_agreement"] == pytest.approx(0.8) and summary["frames"] == 1
+    summary = box_agreement({"a": leaking.astype(np.uint8) * 255, "b": leaking[:, ::-1].astype(np.uint8) * 255}, {"a": BOX, "b": BOX})
+    assert summary["frames"] == 2 and summary["per_frame"]["a"] == pytest.approx(0.8)
+    assert summary["box_agreement"] == pytest.approx(np.mean(list(summary["per_frame"].values())))
 
 
 def test_an_empty_mask_scores_zero_and_a_frame_without_boxes_rewards_predicting_nothing():
@@ -133,37 +131,6 @@ def test_a_weak_holdout_frame_in_a_training_set_is_refused_by_name():
         check_no_held_out_images(manifest, ["a", "c"], "the round's training set")
 
 
-def test_a_fine_tuned_stage_hands_back_its_start_when_the_signal_says_it_is_not_better(monkeypatch):
-    """By a signal other than validation the stage compares trained and starting weights itself."""
-    from sewer_segmentation.modelling.inference import TrainedModel
-    from sewer_segmentation.modelling.plan import TrainingPlan
-    from sewer_segmentation.pipelines.training_stage import nodes
-
-    start = torch.nn.Conv2d(3, 1, 1)
-    trained_net = copy.deepcopy(start)
-    with torch.no_grad():
-        trained_net.weight.add_(1.0)
-    plan = TrainingPlan("round_1", [], [], {}, {}, {}, initial_state=copy.deepcopy(start.state_dict()), min_improvement=0.01,
-                        starts_from={"stage": "baseline"}, holdout_images={"h": lambda: None})  # fmt: skip
-
-    def scored(agreement_of_start, agreement_of_trained):
-        def fake(model, _plan, _inference):
-            same = torch.equal(model.model.weight, start.weight)
-            return {"frames": 1, "box_agreement": agreement_of_start if same else agreement_of_trained, "box_coverage": 1.0, "outside_share": 0.0}
-        return fake
-
-    for start_agreement, trained_agreement, handed_back in ((0.9, 0.5, True), (0.5, 0.9, False)):
-        trained = TrainedModel(copy.deepcopy(trained_net), {}, {}, {"best_validation_score": 0.6, "initial_validation_score": 0.6})
-        monkeypatch.setattr(nodes, "holdout_agreement", scored(start_agreement, trained_agreement))
-        trained.metadata["selection_score"] = selection_score("combined", 0.6, trained_agreement)
-        nodes._keep_start_unless_better(trained, plan, "combined", {})
-        assert torch.equal(trained.model.weight, start.weight) is handed_back
-        assert trained.metadata.get("kept_initial_weights", False) is handed_back
-        assert trained.metadata["start_selection_score"] == pytest.approx(selection_score("combined", 0.6, start_agreement))
-        record = nodes.improvement_record({"stage": "baseline", "best_validation_score": 0.6}, trained.metadata)
-        assert record["improved_on_validation"] is not handed_back
-
-
 @pytest.mark.parametrize(
     ("value", "message"),
     [("model_selection.signal=eval", "model_selection.signal must be one of validation, box_agreement, combined, got 'eval'"),
@@ -177,24 +144,3 @@ def test_a_bad_signal_or_holdout_fraction_stops_the_run_before_anything_is_writt
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert message in result.output
     assert not (kedro_project / "data/03_primary/tiny").exists()
-
-
-def test_the_start_is_not_predicted_again_when_it_was_saved_with_its_box_agreement(monkeypatch):
-    from sewer_segmentation.modelling.inference import TrainedModel
-    from sewer_segmentation.modelling.plan import TrainingPlan
-    from sewer_segmentation.pipelines.training_stage import nodes
-
-    start = torch.nn.Conv2d(3, 1, 1)
-    saved = {"frames": 1, "box_agreement": 0.9, "box_coverage": 1.0, "outside_share": 0.0}
-    plan = TrainingPlan("round_1", [], [], {}, {}, {}, initial_state=copy.deepcopy(start.state_dict()), min_improvement=0.01,
-                        starts_from={"stage": "baseline", "weak_holdout": saved}, holdout_images={"h": lambda: None})  # fmt: skip
-
-    def never(*_args):
-        raise AssertionError("the start was predicted again")
-
-    monkeypatch.setattr(nodes, "holdout_agreement", never)
-    trained = TrainedModel(torch.nn.Conv2d(3, 1, 1), {}, {}, {"best_validation_score": 0.6, "initial_validation_score": 0.6,
-                                                             "selection_score": selection_score("combined", 0.6, 0.5)})  # fmt: skip
-    nodes._keep_start_unless_better(trained, plan, "combined", {})
-    assert trained.metadata["kept_initial_weights"] and trained.metadata["weak_holdout"] == saved
-    assert torch.equal(trained.model.weight, start.weight)

@@ -33,11 +33,8 @@ def test_base_and_gpu_environments_load_with_valid_sizes():
 def test_round_and_dataset_parameters_move_every_derived_path():
     catalog = load("local", {"round": 3, "dataset": "Deposition"})["catalog"]
     assert catalog["previous_model"] == {"type": "sewer_segmentation.io.datasets.RefiningModelDataset",
-                                         "models_root": "data/06_models/Deposition", "round": 3, "selection_signal": "combined"}  # fmt: skip
-    # the signal that says which model is best is the parameters' one, in the catalog's model datasets too
-    chosen = load("local", {"model_selection": {"signal": "box_agreement"}})
-    assert chosen["parameters"]["model_selection"]["signal"] == "box_agreement"
-    assert {chosen["catalog"][name]["selection_signal"] for name in ("previous_model", "baseline.model", "round.model")} == {"box_agreement"}
+                                         "models_root": "data/06_models/Deposition", "round": 3}  # fmt: skip
+    assert load("local", {"model_selection": {"signal": "box_agreement"}})["parameters"]["model_selection"]["signal"] == "box_agreement"
     assert catalog["round.model"]["path"] == "data/06_models/Deposition/round_3"
     assert catalog["refined_masks"]["path"] == "data/04_feature/Deposition/hybrid_masks/round_3"
     assert catalog["raw_images"]["path"] == "data/01_raw/Deposition/images"

@@ -240,7 +240,7 @@ np.save(sys.argv[2], model.predict(frame[None]))
 
 
 def check_registered_best_model_predicts_without_project_code(project):
-    """``models:/sewer-segmentation-<dataset>@best`` is the best stage on validation, loads as a pyfunc
+    """``models:/sewer-segmentation-<dataset>@best`` is the newest stage, loads as a pyfunc
     model in a process that cannot import the project, and predicts what the project predicts."""
     import mlflow
 

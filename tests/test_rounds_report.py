@@ -10,14 +10,14 @@ def stage(model_iou, box_iou=0.5):
     return {"metrics": {"model": block(model_iou), "box_mask": block(box_iou), "all_background": block(0.0)}, "model_version": "v"}
 
 
-def round_metrics(number, model_iou, oracle=None, improved=True):
+def round_metrics(number, model_iou, oracle=None, improved=True, guard=None):
     quality = {"used": "threshold@0.3", "box_masks_vs_ground_truth": {"mean_iou": 0.04}, "methods": {
         "threshold@0.3": {"selection_vs_polygons": 0.8, "weak_vs_ground_truth": {"mean_iou": 0.75}},
         "box": {"selection_vs_polygons": 0.5},
     }}  # fmt: skip
     oracle_result = {"enabled": True, "eval": {"mean_iou": oracle}} if oracle else {"enabled": False}
     report = {**stage(model_iou), "improved_on_validation": improved, "kept_initial_weights": not improved,
-              "refined_from": "baseline", "best_validation_score": 0.5}  # fmt: skip
+              "refined_from": "baseline", "best_validation_score": 0.5, **(guard or {})}  # fmt: skip
     return assemble_round_metrics(report, quality, pd.DataFrame(columns=["image_id", "error"]), oracle_result, number)
 
 
@@ -37,13 +37,18 @@ def test_report_shows_every_round_with_deltas_quality_and_oracle():
     assert chart.ndim == 3 and chart.shape[2] == 3
 
 
-def test_a_round_that_did_not_improve_is_flagged_at_the_top():
-    md, _ = build_rounds_report(round_metrics(1, 0.60, improved=False), stage(0.60), {})
+def test_a_round_that_handed_on_its_start_or_scored_below_it_is_flagged_at_the_top():
+    refused = {"guard_difference": -0.08, "guard_standard_error": 0.02, "guard_reason": "worse than the start by more than the tolerance"}
+    md, _ = build_rounds_report(round_metrics(1, 0.60, improved=False, guard=refused), stage(0.60), {})
     head = md.split("| stage |")[0]
-    assert "**round_1 did not improve on baseline (validation)** (its starting weights were kept)" in head
-    assert "| **no** |" in md
-    good, _ = build_rounds_report(round_metrics(1, 0.65), stage(0.60), {})
-    assert "## Warnings" not in good and "| yes |" in good
+    assert "**round_1 handed on its start (baseline)**: its trained weights were worse than the start by more than the tolerance" in head
+    assert "| -0.080 ± 0.020 | **its start** |" in md
+    dip = {"guard_difference": -0.01, "guard_standard_error": 0.02}
+    md, _ = build_rounds_report(round_metrics(1, 0.62, improved=False, guard=dip) | {"kept_initial_weights": False}, stage(0.60), {})
+    assert "**round_1 scored below its start (baseline)** on validation (-0.010 ± 0.020) and was handed on" in md.split("| stage |")[0]
+    assert "| -0.010 ± 0.020 | trained weights |" in md
+    good, _ = build_rounds_report(round_metrics(1, 0.65, guard={"guard_difference": 0.03, "guard_standard_error": 0.01}), stage(0.60), {})
+    assert "## Warnings" not in good and "| +0.030 ± 0.010 | trained weights |" in good
 
 
 def test_both_signals_are_shown_for_every_stage_with_the_one_that_compares_them():
@@ -55,8 +60,8 @@ def test_both_signals_are_shown_for_every_stage_with_the_one_that_compares_them(
     md, _ = build_rounds_report(round_1, signals(stage(0.60), 0.55, 0.80, 0.675), {})
     assert "(combined: the mean of the validation score on baseline_val and the box agreement on 17 weak_holdout frames;" in md
     assert "| baseline | 0.600 | 0.650 | 0.610 | 0.550 | n/a | 0.800 | 0.675 |" in md
-    assert "| round_1 | 0.620 | 0.670 | 0.630 | 0.580 | n/a | 0.700 | 0.640 | **no** |" in md
-    assert "**round_1 did not improve on baseline (combined)**" in md
+    assert "| round_1 | 0.620 | 0.670 | 0.630 | 0.580 | n/a | 0.700 | 0.640 |  | **its start** |" in md
+    assert "**round_1 handed on its start (baseline)**: its trained weights were not better (combined)" in md
     from sewer_segmentation.reporting.reports import rounds_series, summarize_rounds
 
     lines = rounds_series(summarize_rounds({"baseline": signals(stage(0.60), 0.55, 0.80, 0.675), "round_1": round_1}))

@@ -21,7 +21,9 @@ def test_a_stage_says_its_score_and_whether_it_helped():
     metrics = {"metrics": {"model": {"polygons": {"mean_iou": 0.7051}}, "box_mask": {"polygons": {"mean_iou": 0.5}}}}
     assert stage_line("baseline", metrics) == "baseline: eval mean IoU 0.705 (box masks 0.500)"
     worse = {**metrics, "improved_on_validation": False, "kept_initial_weights": True, "refinement": {"method": "grabcut"}}
-    assert stage_line("round_2", worse).endswith("DID NOT improve (validation; its starting weights were kept); refinement grabcut")
+    assert stage_line("round_2", worse).endswith("DID NOT improve (validation; its starting weights were handed on); refinement grabcut")
+    dip = {**metrics, "improved_on_validation": False, "guard_difference": -0.012, "selection_signal": "combined"}
+    assert stage_line("round_2", dip).endswith("SCORED BELOW ITS START (combined -0.012; handed on as within the noise: compare eval)")
 
 
 def test_the_next_command_follows_what_ran():

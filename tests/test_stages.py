@@ -18,40 +18,27 @@ def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z", agreem
     return folder
 
 
-def test_best_model_so_far_refines_the_next_round(tmp_path):
+def test_each_round_starts_from_the_stage_before_it_and_the_newest_stage_is_best(tmp_path):
     save_stage(tmp_path, "baseline", 0.50)
     save_stage(tmp_path, "round_1", 0.62)
-    save_stage(tmp_path, "round_2", 0.58)  # round 2 got worse on validation
+    save_stage(tmp_path, "round_2", 0.58)  # handed on by round 2's guard: the chain's model now
     (tmp_path / "round_3" / ".2026-01-02T00.00.00.000000Z.abc.tmp").mkdir(parents=True)  # unfinished: ignored
     assert set(saved_stages(tmp_path)) == {"baseline", "round_1", "round_2"}
     assert best_model_before(tmp_path, 1)[0] == "baseline"
     assert best_model_before(tmp_path, 2)[0] == "round_1"
-    assert best_model_before(tmp_path, 3)[0] == "round_1"  # not round_2, which was worse
+    assert best_model_before(tmp_path, 3)[0] == "round_2"  # whatever round 2 handed on, not a score comparison
     with pytest.raises(MissingArtifactError, match=r"Run `kedro run --pipeline=refine --params=round:3` first"):
         best_model_before(tmp_path, 4)
-    assert best_stage(saved_stages(tmp_path)) == "round_1"
+    assert best_stage(saved_stages(tmp_path)) == "round_2"
 
 
-def test_ties_and_newest_versions(tmp_path):
+def test_rounds_sort_by_number_and_the_newest_version_of_a_stage_is_used(tmp_path):
+    for number in (2, 9, 10):
+        save_stage(tmp_path, f"round_{number}", 0.5)
     save_stage(tmp_path, "baseline", 0.6)
-    save_stage(tmp_path, "round_1", 0.6)
-    assert best_stage(saved_stages(tmp_path)) == "baseline"  # a round must beat, not equal
-    save_stage(tmp_path, "baseline", 0.1, version="2026-02-01T00.00.00.000000Z")  # a newer baseline
-    assert best_stage(saved_stages(tmp_path)) == "round_1"
-
-
-def test_stages_are_compared_on_one_rule_recomputed_from_their_saved_parts(tmp_path):
-    # round_1 is better on validation alone, worse on the combined score (validation and box agreement)
-    save_stage(tmp_path, "baseline", 0.50, agreement=0.90)  # combined 0.70
-    save_stage(tmp_path, "round_1", 0.55, agreement=0.75)  # combined 0.65
-    assert best_stage(saved_stages(tmp_path), "validation") == "round_1"
-    assert best_stage(saved_stages(tmp_path), "combined") == "baseline" and best_model_before(tmp_path, 2, "combined")[0] == "baseline"
-    assert best_stage(saved_stages(tmp_path), "box_agreement") == "baseline"
-    # a model saved before the box agreement existed has its validation score only: under combined that
-    # is all it is judged by, while the others are judged by their mean
-    save_stage(tmp_path, "round_2", 0.68)
-    assert best_stage(saved_stages(tmp_path), "combined") == "baseline"  # 0.70 > 0.68
-    assert best_stage(saved_stages(tmp_path), "validation") == "round_2"
+    newer = save_stage(tmp_path, "baseline", 0.1, version="2026-02-01T00.00.00.000000Z")
+    assert best_stage(saved_stages(tmp_path)) == "round_10"
+    assert best_model_before(tmp_path, 1) == ("baseline", newer)
 
 
 def test_missing_baseline_names_the_command(tmp_path):

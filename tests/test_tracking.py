@@ -24,7 +24,11 @@ def test_every_stage_logs_the_same_metric_names():
     tags = stage_tags(REPORT, {"dataset": "tiny", "round": "2", "pipeline": "refine", "code_version": "abc"})
     private = {k: tags.pop(k) for k in ("mlflow.user", "mlflow.source.name")}
     assert tags == {"dataset": "tiny", "round": "2", "code_version": "abc", "stage": "round_2", "model_version": "2026-12-03T07.00.00Z",
-                    "refined_from": "round_1", "improved_on_validation": "True"}  # fmt: skip
+                    "refined_from": "round_1", "improved_on_validation": "True", "handed_on": "trained"}  # fmt: skip
+    assert stage_tags({**REPORT, "kept_initial_weights": True}, {})["handed_on"] == "start"
+    guarded = stage_metrics({**REPORT, "guard_difference": -0.01, "guard_standard_error": 0.02, "weak_holdout": {"frames": 3, "per_frame": {"a": 1.0}}})
+    assert guarded["selection.vs_start"] == -0.01 and guarded["selection.vs_start_standard_error"] == 0.02
+    assert guarded["weak_holdout.frames"] == 3 and not any("per_frame" in name for name in guarded)
     assert "/" not in private["mlflow.source.name"] and private["mlflow.user"] in ("", os.environ.get("SEWER_SEGMENTATION_MLFLOW_USER"))
     below = {**REPORT, "box_validation_score": 0.7, "below_boxes_on_validation": True}
     assert stage_metrics(below)["validation.box_masks_score"] == 0.7

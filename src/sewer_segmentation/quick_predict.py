@@ -1,7 +1,6 @@
 """``sewer-segmentation predict FRAME...``: masks for a few frames, without a Kedro session.
 
-For people who just want masks: no catalog, no MLflow run, no Kedro configuration (only
-``model_selection_signal`` from conf/base/globals.yml, for ``best``). The model is chosen as the predict
+For people who just want masks: no catalog, no MLflow run, no Kedro configuration. The model is chosen as the predict
 pipeline chooses it (``best``, ``baseline`` or a round number, from ``data/06_models/<dataset>``); each
 mask is written as ``<out>/<frame stem>.png`` (0/255, the frame's size; frames that share a stem keep
 their folders in the name: ``mask_names``).
@@ -16,11 +15,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from sewer_segmentation.errors import SewerSegmentationError
 from sewer_segmentation.io.imaging import decode_image, encode_image
-from sewer_segmentation.modelling.box_agreement import SIGNALS
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -31,19 +28,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models-root", type=Path, default=None, help="instead of data/06_models/<dataset>")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="folder for the masks (default: predictions)")
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--selection-signal", choices=SIGNALS, default=None,
-                        help="how --model best compares stages (default: model_selection_signal of conf/base/globals.yml)")  # fmt: skip
     return parser.parse_args(argv)
-
-
-def configured_signal(project: Path = Path()) -> str:
-    """``model_selection_signal`` of the project's conf/base/globals.yml, as ``kedro run`` uses it."""
-    globals_file = project / "conf/base/globals.yml"
-    if globals_file.is_file():
-        value = (yaml.safe_load(globals_file.read_text()) or {}).get("model_selection_signal")
-        if value in SIGNALS:
-            return value
-    return "validation"
 
 
 def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:
@@ -53,8 +38,7 @@ def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:
     from sewer_segmentation.pipelines.predict.nodes import load_chosen_model  # noqa: PLC0415
 
     args = parse_args(argv)
-    signal = args.selection_signal or configured_signal()
-    trained = load_chosen_model(args.model, str(args.models_root or Path("data/06_models") / args.dataset), signal=signal)
+    trained = load_chosen_model(args.model, str(args.models_root or Path("data/06_models") / args.dataset))
     missing = [f"{frame}: no such file" for frame in args.frames if not frame.is_file()]
     readers = {str(frame): partial(_decode, frame) for frame in args.frames if frame.is_file()}
     args.out.mkdir(parents=True, exist_ok=True)

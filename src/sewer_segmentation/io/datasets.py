@@ -322,10 +322,8 @@ class SegmentationModelDataset(AbstractDataset):
         artifact_path: str = "model",
         missing_hint: str | None = None,
         registered_model_name: str | None = None,
-        selection_signal: str = "validation",
         metadata: dict | None = None,
     ):
-        self._signal = selection_signal  # model_selection.signal: which stage the registry's @best points at
         self._root = path
         self._load_version = load_version
         self._log_to_mlflow = log_to_mlflow
@@ -379,7 +377,7 @@ class SegmentationModelDataset(AbstractDataset):
             tags["validation_score"] = f"{float(score):.4f}"
         log_pyfunc_model(data, f"{self._artifact_path}_pyfunc", self._registered_model_name, tags)
         if self._registered_model_name:
-            update_aliases(self._registered_model_name, Path(self._root).parent, self._signal)
+            update_aliases(self._registered_model_name, Path(self._root).parent)
 
     def _exists(self) -> bool:
         folder = version_dir(self._root, self._load_version)
@@ -392,16 +390,15 @@ class SegmentationModelDataset(AbstractDataset):
 class RefiningModelDataset(AbstractDataset):
     """Loads the model a round refines with and starts from (``best_model_before``); read-only."""
 
-    def __init__(self, models_root: str, round: int | str, selection_signal: str = "validation", metadata: dict | None = None):  # noqa: A002
+    def __init__(self, models_root: str, round: int | str, metadata: dict | None = None):  # noqa: A002
         self._models_root = models_root
         self._round = round
-        self._signal = selection_signal  # model_selection.signal: the rule "best so far" is judged by
         self.metadata = metadata
 
     def load(self):
         from sewer_segmentation.io.stages import best_model_before  # noqa: PLC0415 - torch and the models, only when loaded
 
-        stage, folder = best_model_before(self._models_root, self._round, self._signal)
+        stage, folder = best_model_before(self._models_root, self._round)
         trained = SegmentationModelDataset(path=str(folder.parent), load_version=folder.name).load()
         trained.metadata["stage"] = stage
         return trained
@@ -412,4 +409,4 @@ class RefiningModelDataset(AbstractDataset):
         raise ConfigurationError("the refining model is chosen from saved models; it is never written")
 
     def _describe(self) -> dict[str, Any]:
-        return {"models_root": self._models_root, "round": self._round, "selection_signal": self._signal}
+        return {"models_root": self._models_root, "round": self._round}

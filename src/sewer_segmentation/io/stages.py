@@ -1,9 +1,11 @@
 """Which model is which: the stages of a dataset (``baseline``, ``round_1``, ...), their newest saved
-versions, and the best model so far by its selection score (``model_selection.signal``).
+versions, and the best model so far.
 
-This is the one place that answers "which model does round r start from": round r refines masks with,
-and fine-tunes, the best of ``baseline`` .. ``round_<r-1>`` by selection score (``best_model_before``), and
-``predict_model: best`` predicts with the best of all stages.
+This is the one place that answers "which model does round r start from": every round hands on either
+its trained weights or the weights it started from (the round guard, ``modelling/round_guard.py``), so
+the stages form a chain and the newest stage holds the best model so far. Round r refines masks with,
+and fine-tunes, the model of stage r-1 (``best_model_before``), and ``predict_model: best`` (the
+registry's ``@best``) predicts with the newest stage (``best_stage``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 
 from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
 from sewer_segmentation.io.files import version_dir
-from sewer_segmentation.modelling.models import read_model_config
 
 
 def parse_round(value: Any) -> int:
@@ -36,17 +37,6 @@ def stage_command(stage: str) -> str:
     return "kedro run --pipeline=baseline" if stage == "baseline" else f"kedro run --pipeline=refine --params=round:{stage[6:]}"
 
 
-def saved_selection_score(version_folder: Path, signal: str = "validation") -> float | None:
-    """A saved model's score under ``signal`` (``model_selection.signal``), recomputed from the parts in its
-    ``model_config.json`` (validation score, weak_holdout box agreement), so that models trained under
-    another signal, or before the box agreement existed (validation only), compare on the same rule."""
-    from sewer_segmentation.modelling.box_agreement import selection_score  # noqa: PLC0415
-
-    meta = read_model_config(version_folder).get("metadata", {})
-    agreement = (meta.get("weak_holdout") or {}).get("box_agreement")
-    return selection_score(signal, meta.get("best_validation_score"), agreement)
-
-
 def saved_stages(models_root: str | Path) -> dict[str, Path]:
     """Newest complete version folder of every stage that has one: ``{"baseline": ..., "round_1": ...}``."""
     root = Path(models_root)
@@ -60,21 +50,22 @@ def saved_stages(models_root: str | Path) -> dict[str, Path]:
     return found
 
 
-def best_stage(candidates: dict[str, Path], signal: str = "validation") -> str:
-    """The stage with the highest selection score under ``signal``; on a tie (or no score) the earlier stage."""
-    order = sorted(candidates, key=lambda s: 0 if s == "baseline" else int(s[6:]))
-    scored = [(saved_selection_score(candidates[s], signal), -k, s) for k, s in enumerate(order)]
-    return max(scored, key=lambda x: (x[0] if x[0] is not None else float("-inf"), x[1]))[2]
+def stage_number(stage: str) -> int:
+    """0 for ``baseline``, r for ``round_<r>``: the order of the chain."""
+    return 0 if stage == "baseline" else int(stage[6:])
 
 
-def best_model_before(models_root: str | Path, round_number: int, signal: str = "validation") -> tuple[str, Path]:
-    """Stage and version folder of the model that refines round ``round_number``: the best of
-    ``baseline`` .. ``round_<r-1>`` on validation. The stage just before must exist (rounds run in order)."""
+def best_stage(candidates: dict[str, Path]) -> str:
+    """The newest stage of ``candidates``: it holds what the chain of round guards handed on."""
+    return max(candidates, key=stage_number)
+
+
+def best_model_before(models_root: str | Path, round_number: int) -> tuple[str, Path]:
+    """Stage and version folder of the model that refines round ``round_number``: what stage r-1 handed
+    on. That stage must exist (rounds run in order)."""
     round_number = parse_round(round_number)
     previous = stage_name(round_number - 1)
     saved = saved_stages(models_root)
     if previous not in saved:
         raise MissingArtifactError(f"no trained model in {Path(models_root) / previous}. Run `{stage_command(previous)}` first.")
-    candidates = {s: f for s, f in saved.items() if s == "baseline" or int(s[6:]) < round_number}
-    stage = best_stage(candidates, signal)
-    return stage, candidates[stage]
+    return previous, saved[previous]

@@ -47,17 +47,19 @@ def frame_agreement(mask: np.ndarray, boxes: np.ndarray) -> tuple[float, float]:
 
 def box_agreement(probabilities: Mapping[str, np.ndarray], boxes: Mapping[str, np.ndarray], threshold: float = 0.5) -> dict:
     """Mean agreement, coverage and outside share over frames (``probabilities``: uint8 0..255 or float
-    0..1 maps at each frame's own size; ``boxes``: that frame's ``K x 4`` boxes). None when no frames."""
-    rows = []
+    0..1 maps at each frame's own size; ``boxes``: that frame's ``K x 4`` boxes), None when no frames;
+    and ``per_frame``, each frame's agreement (the noise of a comparison of two models, ``round_guard``)."""
+    rows, per_frame = [], {}
     for image_id in sorted(probabilities):
         probability = np.asarray(probabilities[image_id])
         scale = 255.0 if probability.dtype == np.uint8 else 1.0
         coverage, outside = frame_agreement(probability >= threshold * scale, boxes[image_id])
         rows.append((coverage, outside, coverage * (1.0 - outside)))
+        per_frame[image_id] = round(rows[-1][2], 5)
     if not rows:
-        return {"frames": 0, "box_agreement": None, "box_coverage": None, "outside_share": None}
+        return {"frames": 0, "box_agreement": None, "box_coverage": None, "outside_share": None, "per_frame": {}}
     coverage, outside, agreement = (float(np.mean(column)) for column in zip(*rows, strict=True))
-    return {"frames": len(rows), "box_agreement": agreement, "box_coverage": coverage, "outside_share": outside}
+    return {"frames": len(rows), "box_agreement": agreement, "box_coverage": coverage, "outside_share": outside, "per_frame": per_frame}
 
 
 def check_signal(signal) -> str:

@@ -16,7 +16,9 @@ import torch
 from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.io.imaging import resize_mask
+from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.metrics import confusion_counts, soft_sums, validation_values
+from sewer_segmentation.modelling.round_guard import RoundGuard
 
 # Validation metrics the kept weights can be chosen by: all "higher is better", so that every comparison
 # of stages (the best model so far, predict_model: best) reads the same way.
@@ -39,7 +41,10 @@ class TrainingPlan:
     image_size: dict
     initial_state: dict | None = None  # fine-tuning: the starting weights (scored on validation first)
     sample_weights: list[float] | None = None  # per training sample: how often it is drawn
-    min_improvement: float = 0.0
+    # A round: the model the stage before handed on (the start; its weights are ``initial_state`` when
+    # fine-tuning), and the guard that decides whether the trained weights or the start are handed on.
+    previous_model: TrainedModel | None = None
+    guard: RoundGuard = field(default_factory=RoundGuard)
     starts_from: dict | None = None  # metadata of the model fine-tuned from, to tell whether the stage beat it
     # The box masks of the validation images scored as a predictor, by the selection metric: a model
     # below it is worse than the boxes it was given (flagged in the log, rounds.md and the run summary).

@@ -383,11 +383,13 @@ def validation_logits(model: torch.nn.Module, images: torch.Tensor, tiles: Frame
 
 
 @torch.inference_mode()
-def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, metric: str, batch_size: int = 16,
-                     device: torch.device | None = None, precision: str = "32", tiles: FrameSize | None = None) -> float:  # fmt: skip
+def scored_validation(model: torch.nn.Module, samples: list[Sample], mean, std, metric: str, batch_size: int = 16,
+                      device: torch.device | None = None, precision: str = "32", tiles: FrameSize | None = None) -> tuple[float, dict[str, float]]:  # fmt: skip
     """The validation metric of ``model`` on cached samples, computed as the validation loop does, on
-    the training device and at the training precision (it scores the starting weights of a fine-tuning
-    run before any step, to compare like for like with the validations that follow)."""
+    the training device and at the training precision, and the IoU of each image (``{image_id: iou}``:
+    the noise of a comparison between two models on these images, ``modelling/round_guard.py``). It
+    scores the starting weights of a fine-tuning run before any step, to compare like for like with the
+    validations that follow, and the kept weights after the last."""
     device = device or torch.device("cpu")
     model.to(device).eval()
     dataset = SegmentationDataset(samples, mean, std)
@@ -402,10 +404,18 @@ def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, m
         counts.append(confusion_counts(probs, targets))
         soft += soft_sums(probs, targets)
     model.to("cpu")
-    values = validation_values(torch.cat(counts), soft)
+    counts = torch.cat(counts)
+    values = validation_values(counts, soft)
     if metric not in values:
         raise ConfigurationError(f"{metric} cannot score the starting weights; use one of {sorted(values)}")
-    return values[metric]
+    per_image = metrics_from_counts(counts)["iou"].tolist()
+    return values[metric], {s.image_id: round(float(v), 5) for s, v in zip(samples, per_image, strict=True)}
+
+
+def validation_score(model: torch.nn.Module, samples: list[Sample], mean, std, metric: str, batch_size: int = 16,
+                     device: torch.device | None = None, precision: str = "32", tiles: FrameSize | None = None) -> float:  # fmt: skip
+    """The validation metric alone of ``scored_validation``."""
+    return scored_validation(model, samples, mean, std, metric, batch_size, device, precision, tiles)[0]
 
 
 def _training_precision(training: dict, model_config: dict, image_size: dict) -> str:
@@ -433,22 +443,35 @@ def build_box_loss(training: dict) -> BoxSupervisionLoss:
     return BoxSupervisionLoss(**config)
 
 
+def score_on_validation(trained: TrainedModel, val_samples: list[Sample], training: dict, precision: str) -> tuple[float, dict[str, float]]:
+    """``scored_validation`` of a saved model, fed the way it was trained, by the selection metric of ``training``."""
+    size = frame_size(trained.image_size)
+    return _score_on_validation(trained.model, val_samples, trained.model_config, training, check_training_config(training), precision,
+                                size if size.native else None)  # fmt: skip
+
+
+def _score_on_validation(model: torch.nn.Module, val_samples: list[Sample], model_config: dict, training: dict, metric: str, precision: str,
+                         tiles: FrameSize | None) -> tuple[float, dict[str, float]]:  # fmt: skip
+    mean, std = normalization_for(model_config)
+    device = inference_device(training.get("accelerator", "auto"))
+    return scored_validation(model, val_samples, mean, std, metric, int(training["batch_size"]), device, precision, tiles)
+
+
 def _starting_model(model_config: dict, training: dict, initial_state: dict | None, val_samples: list[Sample], metric: str,
-                    precision: str, stage: str, tiles: FrameSize | None) -> tuple[torch.nn.Module, float | None]:  # fmt: skip
-    """A fresh model, or one fine-tuned from ``initial_state`` with those weights' validation score."""
+                    precision: str, stage: str, tiles: FrameSize | None) -> tuple[torch.nn.Module, float | None, dict]:  # fmt: skip
+    """A fresh model, or one fine-tuned from ``initial_state`` with those weights' validation score and
+    per-image IoU."""
     model = build_model(model_config)
-    initial_score = None
+    initial_score, per_image = None, {}
     if initial_state is not None:
         model.load_state_dict(initial_state)
         if val_samples:
-            mean, std = normalization_for(model_config)
-            device = inference_device(training.get("accelerator", "auto"))
-            initial_score = validation_score(model, val_samples, mean, std, metric, int(training["batch_size"]), device, precision, tiles)
-            model.train()  # validation_score switched to eval mode; training must start in train mode
+            initial_score, per_image = _score_on_validation(model, val_samples, model_config, training, metric, precision, tiles)
+            model.train()  # scoring switched to eval mode; training must start in train mode
             logger.info("%s: the starting weights score %s %.4f on validation", stage, metric, initial_score)
     if training.get("channels_last", True):
         model = model.to(memory_format=torch.channels_last)
-    return model, initial_score
+    return model, initial_score, per_image
 
 
 def _trainer(training: dict, steps: int, val_interval: int, precision: str, callbacks: list[Callback], progress: bool, stage: str) -> L.Trainer:
@@ -574,7 +597,7 @@ def train_model(
     precision = _training_precision(training, model_config, image_size)  # before seeding: the probe draws numbers
     L.seed_everything(seed, workers=True, verbose=False)
     mean, std = normalization_for(model_config)
-    model, initial_score = _starting_model(model_config, training, initial_state, val_samples, metric, precision, stage, tiles)
+    model, initial_score, initial_per_image = _starting_model(model_config, training, initial_state, val_samples, metric, precision, stage, tiles)
     loss = build_loss(training["loss"]["name"], training["loss"].get("args"))
     box_loss = build_box_loss(training) if any(s.box_supervised for s in train_samples) else None
     module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps, box_loss, tiles)
@@ -613,6 +636,9 @@ def train_model(
     history_log = _final_history(history, checkpoint_dir, stage)
     final_model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     check_finite_weights(final_model, stage)
+    # The kept weights' IoU per validation image, beside the start's: the round guard's noise estimate.
+    per_image = _score_on_validation(final_model, val_samples, model_config, training, metric, precision, tiles)[1] if val_samples else {}
+    final_model.eval()
     if trainer.is_global_zero:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
     if kept_initial:
@@ -624,6 +650,8 @@ def train_model(
         "best_validation_score": best_score,
         "best_step": best_step,
         "initial_validation_score": initial_score,
+        "validation_per_image": per_image,
+        "initial_validation_per_image": initial_per_image,
         "kept_initial_weights": kept_initial,
         "steps": steps,
         "batch_size": batch_size,

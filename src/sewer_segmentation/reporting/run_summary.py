@@ -36,8 +36,12 @@ def stage_line(stage: str, metrics: dict) -> str:
     if box is not None:
         text += f" (box masks {box:.3f})"
     signal = metrics.get("selection_signal") or "validation"
-    if metrics.get("improved_on_validation") is False:
-        text += f", DID NOT improve ({signal}; its starting weights were kept)" if metrics.get("kept_initial_weights") else f", did not improve ({signal})"
+    if metrics.get("kept_initial_weights"):
+        text += f", DID NOT improve ({signal}; its starting weights were handed on)"
+    elif (metrics.get("guard_difference") or 0) < 0:
+        text += f", SCORED BELOW ITS START ({signal} {metrics['guard_difference']:+.3f}; handed on as within the noise: compare eval)"
+    elif metrics.get("improved_on_validation") is False:
+        text += f", did not improve ({signal})"
     elif metrics.get("improved_on_validation"):
         text += f", improved ({signal})"
     method = (metrics.get("refinement") or {}).get("method")

@@ -89,8 +89,9 @@ def _pinned(package: str) -> str:
         return package
 
 
-def update_aliases(registered_model: str, models_root: str | Path, signal: str = "validation") -> dict[str, str]:
-    """Point ``@<stage>`` at each stage's newest saved version and ``@best`` at the best stage's.
+def update_aliases(registered_model: str, models_root: str | Path) -> dict[str, str]:
+    """Point ``@<stage>`` at each stage's newest saved version and ``@best`` at the newest stage's (what
+    the round guards handed on, ``io.stages.best_stage``).
     Versions are matched by the ``model_version`` tag set when they were logged. Returns alias -> version."""
     import mlflow  # noqa: PLC0415
 
@@ -106,7 +107,7 @@ def update_aliases(registered_model: str, models_root: str | Path, signal: str =
     for stage, folder in saved.items():
         if (stage, folder.name) in by_folder:
             aliases[stage] = by_folder[(stage, folder.name)]
-    best = best_stage(saved, signal)
+    best = best_stage(saved)
     if best in aliases:
         aliases["best"] = aliases[best]
     for alias, version in aliases.items():

@@ -116,11 +116,12 @@ def stage_metrics(report: dict) -> dict[str, float]:
         metrics["validation.best_score"] = float(report["best_validation_score"])
     if report.get("box_validation_score") is not None:  # the box masks as a predictor, scored the same way
         metrics["validation.box_masks_score"] = float(report["box_validation_score"])
-    for name, value in (report.get("weak_holdout") or {}).items():  # agreement with the held-out frames' boxes
-        if value is not None:
+    for name, value in (report.get("weak_holdout") or {}).items():  # agreement with the held-out frames' boxes (not per frame)
+        if isinstance(value, int | float):
             metrics[f"weak_holdout.{name}"] = float(value)
-    if report.get("selection_score") is not None:
-        metrics["selection.score"] = float(report["selection_score"])
+    for key, name in (("selection_score", "score"), ("guard_difference", "vs_start"), ("guard_standard_error", "vs_start_standard_error")):
+        if report.get(key) is not None:  # the round guard's comparison with the start
+            metrics[f"selection.{name}"] = float(report[key])
     return metrics
 
 
@@ -132,6 +133,8 @@ def stage_tags(report: dict, parent_tags: dict[str, str]) -> dict[str, str]:
     for key in ("model_version", "selected_by", "selection_signal", "refined_from", "improved_on_validation", "below_boxes_on_validation"):
         if report.get(key) is not None:
             tags[key] = str(report[key])
+    if report.get("refined_from") is not None:
+        tags["handed_on"] = "start" if report.get("kept_initial_weights") else "trained"
     return tags
 
 

@@ -1,8 +1,8 @@
 """Nodes of the final_training pipeline: a model trained on refined weak masks + hand-labelled masks.
 
-By default a round fine-tunes the best model so far (the one that refined its masks): the starting
-weights are scored on baseline_val first and kept unless training beats them by ``min_improvement``,
-so a round cannot hand on a model that is worse on validation. Training and evaluation on the same eval
+By default a round fine-tunes the model the stage before handed on (the one that refined its masks):
+the starting weights are scored first, and the round guard (``modelling/round_guard.py``) decides
+whether the trained weights or the start are handed on. Training and evaluation on the same eval
 split as the baseline are the shared ``training_stage`` pipeline's; this module plans the round's
 training, runs the optional oracle and writes the round's report.
 """
@@ -32,6 +32,7 @@ from sewer_segmentation.io.imaging import binarize, by_image_id
 from sewer_segmentation.modelling.evaluation import score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
 from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, holdout_boxes, labelled_sampling_weights
+from sewer_segmentation.modelling.round_guard import RoundGuard
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.reporting.reports import rounds_chart, rounds_markdown, summarize_rounds
 
@@ -105,12 +106,26 @@ def plan_round_training(
         image_size=image_size,
         initial_state=previous_model.model.state_dict() if init_from == "best" else None,
         sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
-        min_improvement=float(final.get("min_improvement", 0.0)),
+        previous_model=previous_model,
+        guard=round_guard(final),
         starts_from=previous_model.metadata,
         holdout_images=dict(holdout_images),
         holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": int(round_number), "weak_targets": targets},
     )
+
+
+def round_guard(final: dict) -> RoundGuard:
+    """``final_training.round_guard`` as a ``RoundGuard`` (unknown keys and bad values refused)."""
+    config = dict(final.get("round_guard") or {})
+    unknown = sorted(set(config) - {"rule", "standard_errors", "min_improvement"})
+    if unknown:
+        raise ConfigurationError(f"final_training.round_guard has unknown keys {unknown}; keys: rule, standard_errors, min_improvement")
+    try:
+        numbers = {k: float(config[k]) for k in ("standard_errors", "min_improvement") if k in config}
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"final_training.round_guard: standard_errors and min_improvement must be numbers, got {config}") from None
+    return RoundGuard(**{**config, **numbers})
 
 
 def _init_from(final: dict) -> str:

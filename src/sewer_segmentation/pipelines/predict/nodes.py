@@ -23,19 +23,19 @@ logger = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ["image", "status", "width", "height", "defect_area_fraction", "mean_confidence", "regions", "boxes"]
 
 
-def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None, signal: str = "validation") -> TrainedModel:
+def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None) -> TrainedModel:
     """``best``, ``baseline``, a round number (``2``) or an MLflow run id -> the trained model.
 
     Local models are read from the newest version under ``models_root``; ``best`` is the stage with the
-    best selection score (``io.stages.best_stage``); a run id downloads the model files that run logged.
+    newest stage, which holds what the round guards handed on (``io.stages.best_stage``); a run id downloads the model files that run logged.
     """
     text = str(choice).strip()
     if text == "best":
         saved = saved_stages(models_root)
         if not saved:
             raise MissingArtifactError(f"no trained model in {models_root}. Run `kedro run --pipeline=baseline` first.")
-        text = best_stage(saved, signal)
-        logger.info("predict_model=best: %s (best %s score)", text, signal)
+        text = best_stage(saved)
+        logger.info("predict_model=best: %s (the newest stage)", text)
     if text == "baseline" or text.isdigit() or (text.startswith("round_") and text[6:].isdigit()):
         folder = "baseline" if text == "baseline" else f"round_{text.removeprefix('round_')}"
         command = "kedro run --pipeline=baseline" if folder == "baseline" else f"kedro run --pipeline=refine --params=round:{folder[6:]}"

@@ -19,6 +19,7 @@ from sewer_segmentation.modelling.box_agreement import box_agreement, check_sign
 from sewer_segmentation.modelling.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
 from sewer_segmentation.modelling.plan import TrainingPlan
+from sewer_segmentation.modelling.round_guard import decide, paired_standard_error, selection_standard_error
 
 logger = logging.getLogger(__name__)
 
@@ -31,45 +32,49 @@ def train_stage_model(plan: TrainingPlan, seed: int, selection: dict, inference:
 
     The trained model is scored on the weak_holdout frames' boxes, and stages are compared by
     ``selection.signal`` (``modelling/box_agreement.py``): the validation metric, the box agreement, or
-    their mean. A plan that fine-tunes (``plan.starts_from``) hands its starting weights back unless the
-    trained ones beat them by ``min_improvement`` on that signal, and says so loudly.
+    their mean. A plan that fine-tunes (``plan.starts_from``) hands on its trained weights or its starting
+    ones as the round guard decides (``plan.guard``, ``modelling/round_guard.py``), and says so loudly.
     """
     from sewer_segmentation.modelling.training import train_model  # noqa: PLC0415 - Lightning, only when a stage trains
 
     signal = check_signal(selection.get("signal", "validation"))  # an unknown signal fails before training
-    # By validation alone, training itself keeps the start unless a validation beats it (BestWeights);
-    # by another signal, training keeps its best validated weights and the stage compares them below.
-    in_training_margin = plan.min_improvement if signal == "validation" else -math.inf
+    # The rule `better` by validation alone is decided during training (BestWeights: the start is the first
+    # candidate); otherwise training keeps its best validated weights and the stage compares them below.
+    in_training = plan.guard.rule == "better" and signal == "validation"
     trained = train_model(
         plan.train, plan.val, plan.model_config, plan.training, plan.image_size, seed, stage=plan.stage,
-        initial_state=plan.initial_state, sample_weights=plan.sample_weights, min_improvement=in_training_margin,
+        initial_state=plan.initial_state, sample_weights=plan.sample_weights,
+        min_improvement=plan.guard.min_improvement if in_training else -math.inf,
     )  # fmt: skip
     trained.metadata.update(plan.metadata)
     trained.metadata["weak_holdout"] = holdout_agreement(trained, plan, inference)
     trained.metadata["selection_signal"] = signal
     trained.metadata["selection_score"] = selection_score(signal, trained.metadata.get("best_validation_score"),
                                                           trained.metadata["weak_holdout"]["box_agreement"])  # fmt: skip
-    if plan.starts_from is not None and signal != "validation" and plan.initial_state is not None:
-        _keep_start_unless_better(trained, plan, signal, inference)
+    if plan.previous_model is not None and not in_training:
+        apply_round_guard(trained, plan, signal, inference)
     trained.metadata.update(box_comparison(trained.metadata.get("best_validation_score"), plan.box_validation_score))
     if trained.metadata["below_boxes_on_validation"]:
         logger.warning("%s: %s", plan.stage, below_boxes_message(trained.metadata))
-    agreement = trained.metadata["weak_holdout"]
+    _log_holdout(plan.stage, trained.metadata, signal)
+    if plan.starts_from is not None:
+        trained.metadata.update(improvement_record(plan.starts_from, trained.metadata))
+        if not trained.metadata["improved_on_validation"] and trained.metadata.get("kept_initial_weights"):
+            logger.warning("%s did not improve on %s (%s score %s vs %s): its starting weights were kept", plan.stage,
+                           plan.starts_from.get("stage"), signal, _fmt(trained.metadata.get("selection_score")),
+                           _fmt(trained.metadata.get("refined_from_selection_score")))  # fmt: skip
+    return trained, trained.metadata["history"]
+
+
+def _log_holdout(stage: str, metadata: dict, signal: str) -> None:
+    agreement = metadata["weak_holdout"]
     if signal != "validation" and agreement["frames"] < FEW_HOLDOUT_FRAMES:
-        logger.warning("%s: only %d weak_holdout frames: the box agreement, and so the %s score, is noisy%s", plan.stage,
+        logger.warning("%s: only %d weak_holdout frames: the box agreement, and so the %s score, is noisy%s", stage,
                        agreement["frames"], signal, " (validation alone decides)" if not agreement["frames"] else "")  # fmt: skip
     if agreement["frames"]:
         logger.info("%s: box agreement on %d weak_holdout frames %.3f (coverage %.3f, outside the boxes %.3f); %s score %s",
-                    plan.stage, agreement["frames"], agreement["box_agreement"], agreement["box_coverage"], agreement["outside_share"],
-                    signal, _fmt(trained.metadata["selection_score"]))  # fmt: skip
-    if plan.starts_from is not None:
-        trained.metadata.update(improvement_record(plan.starts_from, trained.metadata))
-        if not trained.metadata["improved_on_validation"]:
-            kept = trained.metadata.get("kept_initial_weights")
-            logger.warning("%s did not improve on %s (%s score %s vs %s): %s", plan.stage, plan.starts_from.get("stage"), signal,
-                           _fmt(trained.metadata.get("selection_score")), _fmt(trained.metadata.get("refined_from_selection_score")),
-                           "its starting weights were kept" if kept else "see rounds.md")  # fmt: skip
-    return trained, trained.metadata["history"]
+                    stage, agreement["frames"], agreement["box_agreement"], agreement["box_coverage"], agreement["outside_share"],
+                    signal, _fmt(metadata["selection_score"]))  # fmt: skip
 
 
 def holdout_agreement(trained: TrainedModel, plan: TrainingPlan, inference: dict) -> dict:
@@ -81,30 +86,53 @@ def holdout_agreement(trained: TrainedModel, plan: TrainingPlan, inference: dict
 
 
 def _saved_agreement(plan: TrainingPlan) -> dict | None:
-    """The box agreement the starting model was saved with, when it was measured on as many frames as the
-    holdout holds now (the split fingerprint already guarantees the same splits): no second prediction."""
+    """The box agreement the starting model was saved with, per frame, when it was measured on as many
+    frames as the holdout holds now (the split fingerprint already guarantees the same splits): no second
+    prediction."""
     saved = (plan.starts_from or {}).get("weak_holdout")
-    return saved if saved and saved.get("frames") == len(plan.holdout_images) else None
+    return saved if saved and saved.get("frames") == len(plan.holdout_images) and "per_frame" in saved else None
 
 
-def _keep_start_unless_better(trained: TrainedModel, plan: TrainingPlan, signal: str, inference: dict) -> None:
-    """Fine-tuning compared on ``signal``: the starting weights, scored like the trained ones, are handed
-    back unless the trained ones beat them by ``plan.min_improvement``."""
-    start_agreement = _saved_agreement(plan)
-    if start_agreement is None:  # a start saved before the box agreement existed: score it here
-        start = TrainedModel(copy.deepcopy(trained.model), trained.model_config, trained.image_size, {})
-        start.model.load_state_dict(plan.initial_state)
-        start_agreement = holdout_agreement(start, plan, inference)
-    start_score = selection_score(signal, trained.metadata.get("initial_validation_score"), start_agreement["box_agreement"])
-    trained.metadata["start_selection_score"] = start_score
-    score = trained.metadata["selection_score"]
-    if start_score is None or (score is not None and score > start_score + plan.min_improvement):
+def _start_scores(trained: TrainedModel, plan: TrainingPlan, inference: dict) -> tuple[float | None, dict, dict]:
+    """The start's validation score, its IoU per validation image and its box agreement on weak_holdout.
+    A fine-tuning run scored its start before the first step; a fresh round's start (the model the stage
+    before handed on) is scored here, the same way."""
+    from sewer_segmentation.modelling.training import score_on_validation  # noqa: PLC0415 - Lightning, only when a stage trains
+
+    meta = trained.metadata
+    if plan.initial_state is not None or not plan.val:
+        validation, per_image = meta.get("initial_validation_score"), meta.get("initial_validation_per_image") or {}
+    else:
+        validation, per_image = score_on_validation(plan.previous_model, plan.val, plan.training, str(meta.get("precision", "32")))
+    return validation, per_image, _saved_agreement(plan) or holdout_agreement(plan.previous_model, plan, inference)
+
+
+def apply_round_guard(trained: TrainedModel, plan: TrainingPlan, signal: str, inference: dict) -> None:
+    """The round's trained model compared with its start (``plan.previous_model``) on ``signal``: the
+    start is handed on instead when ``plan.guard`` says so (``modelling/round_guard.py``). The standard
+    error of the difference comes from the per-image differences on validation and the per-frame ones on
+    weak_holdout."""
+    meta = trained.metadata
+    start_validation, start_per_image, start_agreement = _start_scores(trained, plan, inference)
+    start_score = selection_score(signal, start_validation, start_agreement["box_agreement"])
+    noise = selection_standard_error(
+        signal,
+        paired_standard_error(meta.get("validation_per_image") or {}, start_per_image),
+        paired_standard_error(meta["weak_holdout"].get("per_frame") or {}, start_agreement.get("per_frame") or {}),
+    )
+    decision = decide(plan.guard, meta["selection_score"], start_score, noise)
+    meta.update(start_selection_score=start_score, **decision.as_record())
+    if decision.keep_trained:
+        if decision.difference is not None and decision.difference < 0:
+            logger.warning("%s: the trained weights score BELOW their start (%s %s vs %s), %s: they are handed on, and flagged in rounds.md",
+                           plan.stage, signal, _fmt(meta["selection_score"]), _fmt(start_score), decision.reason)  # fmt: skip
         return
-    logger.warning("%s: the trained weights (%s %s) do not beat the starting weights (%s) by more than %.3f; they are kept",
-                   plan.stage, signal, _fmt(score), _fmt(start_score), plan.min_improvement)  # fmt: skip
-    trained.model.load_state_dict(plan.initial_state)
-    trained.metadata.update(kept_initial_weights=True, best_validation_score=trained.metadata.get("initial_validation_score"),
-                            best_step=0, weak_holdout=start_agreement, selection_score=start_score)  # fmt: skip
+    logger.warning("%s: the trained weights (%s %s) are %s (start %s): the starting weights are handed on",
+                   plan.stage, signal, _fmt(meta["selection_score"]), decision.reason, _fmt(start_score))  # fmt: skip
+    start = plan.previous_model
+    trained.model, trained.model_config, trained.image_size = copy.deepcopy(start.model), dict(start.model_config), dict(start.image_size)
+    meta.update(kept_initial_weights=True, best_validation_score=start_validation, best_step=0, weak_holdout=start_agreement,
+                selection_score=start_score, validation_per_image=start_per_image)  # fmt: skip
 
 
 def box_comparison(score: float | None, box_score: float | None) -> dict:
@@ -124,9 +152,10 @@ def below_boxes_message(record: dict) -> str:
 
 def improvement_record(start: dict, trained: dict) -> dict:
     """Where a fine-tuned model came from and whether it beat it on the selection signal (never on eval).
-    By another signal than validation the start's score is the one this stage measured for it; by
-    validation, the validation score it was saved with."""
-    if "start_selection_score" in trained:  # compared on another signal than validation, by this stage
+    When the stage compared them itself (the round guard after training) the start's score is the one
+    this stage measured for it; when training did (rule ``better`` by validation), the validation score
+    it was saved with. A start handed on again never counts as improved."""
+    if "start_selection_score" in trained:  # compared by this stage, after training
         previous, score = trained["start_selection_score"], trained.get("selection_score")
     else:  # by validation, as training's guard compared them
         previous, score = start.get("best_validation_score"), trained.get("best_validation_score")
@@ -163,7 +192,8 @@ def evaluate_predictions(
         {"polygons": eval_masks, "ground_truth": truth},
     )
     described = ("version", "selected_by", "best_validation_score", "box_validation_score", "below_boxes_on_validation", "refined_from",
-                 "improved_on_validation", "selection_signal", "selection_score", "weak_holdout")  # fmt: skip
+                 "improved_on_validation", "selection_signal", "selection_score", "weak_holdout", "start_selection_score", "guard_difference",
+                 "guard_standard_error", "guard_reason")  # fmt: skip
     report = {
         "stage": stage,
         **{("model_version" if key == "version" else key): trained.metadata.get(key) for key in described},
