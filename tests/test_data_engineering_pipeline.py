@@ -104,3 +104,41 @@ def test_nested_overrides_keep_the_rest_of_their_dictionary_in_every_environment
         for name in ("refine", "__default__", "baseline"):
             needed = {i for i in pipelines[name].inputs() if i.startswith("params:")}
             assert all(catalog.exists(i) for i in needed), (name, sorted(i for i in needed if not catalog.exists(i)))
+
+
+def test_a_mirrored_and_a_cropped_copy_of_an_eval_frame_reach_no_training_split_or_weak_pool(kedro_project, caplog):
+    """Box-only copies of an eval frame are near-duplicates of it: dropped, never trained on or refined."""
+    import logging
+
+    import cv2
+
+    raw = make_dataset(kedro_project)
+    run_pipeline(kedro_project, "data_engineering", dataset="tiny")
+    manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv", dtype={"image_id": str})
+    source = manifest[manifest.split == EVAL].image_id.iloc[0]
+    image, box = cv2.imread(str(raw / "images" / f"{source}.jpg")), cv2.imread(str(raw / "masks" / f"{source}.jpg"))
+    h, w = image.shape[:2]
+    for name, copy in (("planted_mirror", lambda a: a[:, ::-1]), ("planted_crop", lambda a: a[h // 10 :, : w - w // 10])):
+        cv2.imwrite(str(raw / "images" / f"{name}.jpg"), copy(image))
+        cv2.imwrite(str(raw / "masks" / f"{name}.jpg"), copy(box))
+    with caplog.at_level(logging.INFO):
+        run_pipeline(kedro_project, "data_engineering", dataset="tiny")
+    manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv", dtype={"image_id": str})
+    assert not {"planted_mirror", "planted_crop"} & set(manifest.image_id)  # in no split: neither trained on nor refined
+    assert manifest.set_index("image_id").split[source] == EVAL
+    clusters = pd.read_csv(kedro_project / "data/02_intermediate/tiny/duplicate_clusters.csv")
+    members = [set(json.loads(m)) for m in clusters.members]
+    assert any({source, "planted_mirror", "planted_crop"} <= m for m in members)
+    for split in (BASELINE_TRAIN, BASELINE_VAL, WEAK, WEAK_HOLDOUT):
+        assert not any(p.stem.startswith("planted") for p in (kedro_project / f"data/03_primary/tiny/{split}/images").iterdir())
+
+
+def test_frames_that_change_split_between_two_runs_are_named(kedro_project, caplog):
+    import logging
+
+    make_dataset(kedro_project)
+    run_pipeline(kedro_project, "data_engineering", dataset="tiny")
+    with caplog.at_level(logging.WARNING):
+        run_pipeline(kedro_project, "data_engineering", dataset="tiny", seed=7)  # another split of the same frames
+    moved = [r.getMessage() for r in caplog.records if "changed split since the last data_engineering run" in r.getMessage()]
+    assert len(moved) == 1 and "->" in moved[0] and "Models trained on the old splits are refused" in moved[0]

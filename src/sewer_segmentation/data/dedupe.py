@@ -1,11 +1,16 @@
-"""Near-duplicate detection: perceptual hashes and vectorized Hamming-distance clustering.
+"""Near-duplicate detection: which frames show the same scene, and the clusters they form.
 
-Two frames are near-duplicates when the Hamming distance of their perceptual hashes is at most
-``max_distance`` bits. Clusters are the connected components of that relation (single linkage):
-if A~B and B~C, all three are one cluster even when A and C are further apart. That is what splitting
-needs: no chain of near-identical frames may cross from train to eval.
+``dedupe.method`` chooses how two frames are compared:
 
-Distances are computed with numpy in blocks (XOR, then popcount): no Python loop over pairs.
+- ``aligned`` (the default, ``data/aligned_duplicates.py``): one frame aligned onto the other (mirror,
+  crop or zoom of up to 15 %, shift) and their band-passed centres correlated; catches flipped, cropped,
+  zoomed, shifted and re-exposed copies, and keeps apart frames of one pipe a metre apart.
+- ``phash`` | ``dhash`` | ``ahash`` | ``whash``: imagehash's perceptual hashes within ``max_distance``
+  bits (Hamming distances in numpy blocks: XOR, then popcount). Fast, but blind to flips, crops and zooms.
+
+Clusters are the connected components of the near-duplicate relation (single linkage): if A~B and B~C,
+all three are one cluster even when A and C are further apart. That is what splitting needs: no chain of
+near-identical frames may cross from train to eval.
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ import numpy as np
 from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from sewer_segmentation.data.aligned_duplicates import MIN_SIMILARITY, near_duplicate_pairs, thumbnail
+
+#: Ways to compare frames (``dedupe.method``).
+METHODS = ("aligned", "phash", "dhash", "ahash", "whash")
 
 HASH_FUNCTIONS = {
     "phash": imagehash.phash,
@@ -27,7 +37,7 @@ HASH_FUNCTIONS = {
 def perceptual_hash(image: np.ndarray, method: str = "phash", hash_size: int = 8) -> np.ndarray:
     """Hash of an RGB uint8 image as a row of uint64 words (hash_size**2 bits, zero-padded)."""
     if method not in HASH_FUNCTIONS:
-        raise ValueError(f"unknown hash method {method!r}; choose one of {sorted(HASH_FUNCTIONS)}")
+        raise ValueError(f"unknown hash method {method!r}; choose one of {', '.join(METHODS)}")
     bits = HASH_FUNCTIONS[method](Image.fromarray(image), hash_size=hash_size).hash.flatten()
     return bits_to_words(bits)
 
@@ -72,15 +82,33 @@ def close_pairs(hashes: np.ndarray, max_distance: int, block_size: int = 1024) -
     return np.concatenate(rows), np.concatenate(cols)
 
 
-def cluster_hashes(hashes: np.ndarray, max_distance: int, block_size: int = 1024) -> np.ndarray:
-    """Cluster label per row: connected components of the ``distance <= max_distance`` graph.
-
-    Labels are numbered in order of each cluster's first row, so they are deterministic.
-    """
-    n = len(hashes)
+def cluster_pairs(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Cluster label per frame: connected components of the pairs ``(i[k], j[k])`` among ``n`` frames,
+    numbered in order of each cluster's first frame, so they are deterministic."""
     if n == 0:
         return np.empty(0, np.int64)
-    i, j = close_pairs(hashes, max_distance, block_size)
-    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (np.asarray(i, np.int64), np.asarray(j, np.int64))), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)
+
+
+def cluster_hashes(hashes: np.ndarray, max_distance: int, block_size: int = 1024) -> np.ndarray:
+    """Cluster label per row: connected components of the ``distance <= max_distance`` graph."""
+    return cluster_pairs(len(hashes), *close_pairs(hashes, max_distance, block_size))
+
+
+def frame_signature(image: np.ndarray, method: str, hash_size: int = 8) -> np.ndarray:
+    """What ``method`` compares a frame by, computed once when the frame is decoded: its grey thumbnail
+    (``aligned``) or its perceptual hash as uint64 words."""
+    if method == "aligned":
+        return thumbnail(image)
+    return perceptual_hash(image, method, hash_size)
+
+
+def cluster_signatures(signatures: list[np.ndarray], method: str, min_similarity: float = MIN_SIMILARITY, candidates: int = 3,
+                       max_distance: int = 6, n_jobs: int = 1) -> np.ndarray:  # fmt: skip
+    """Cluster label per frame from the signatures ``frame_signature`` made with the same ``method``."""
+    if method == "aligned":
+        pairs = near_duplicate_pairs(signatures, min_similarity, candidates, n_jobs)
+        return cluster_pairs(len(signatures), [p[0] for p in pairs], [p[1] for p in pairs])
+    return cluster_hashes(np.stack(signatures), max_distance) if signatures else np.empty(0, np.int64)

@@ -133,3 +133,17 @@ def check_model_matches_splits(manifest: pd.DataFrame, metadata: dict, what: str
             "(data_engineering ran again since): some of its training images may be eval images now. "
             "Run `kedro run --pipeline=baseline` again, then the rounds."
         )
+
+
+def split_changes(previous: pd.DataFrame | None, current: pd.DataFrame) -> pd.DataFrame:
+    """Frames whose split differs between two manifests: ``image_id, before, after``, where a frame in
+    only one of them is ``(not kept)`` in the other (left out as a duplicate, removed, or new). None or an
+    empty ``previous`` (a first run) changes nothing."""
+    columns = ["image_id", "before", "after"]
+    if previous is None or previous.empty:
+        return pd.DataFrame(columns=columns)
+    before = previous.set_index(previous.image_id.astype(str)).split
+    after = current.set_index(current.image_id.astype(str)).split
+    both = pd.concat([before.rename("before"), after.rename("after")], axis=1).fillna("(not kept)")
+    moved = both[both.before != both.after]
+    return moved.rename_axis("image_id").reset_index()[columns].sort_values("image_id", kind="stable").reset_index(drop=True)

@@ -129,16 +129,20 @@ TEXT_COLUMNS = ("image_id", "class", "file", "source_file", "mask_source", "repr
 
 class CSVFileDataset(AbstractDataset[Any, Any]):
     """A pandas table as CSV (no index), written atomically; id and file-name columns load as text.
-    ``missing_hint``: the command that writes the table, named in the error when it is missing."""
+    ``missing_hint``: the command that writes the table, named in the error when it is missing;
+    ``optional: true``: a missing table loads as None."""
 
-    def __init__(self, filepath: str, metadata: dict | None = None, missing_hint: str | None = None):
+    def __init__(self, filepath: str, metadata: dict | None = None, missing_hint: str | None = None, optional: bool = False):
         self._filepath = Path(filepath)
         self.metadata = metadata
         self._missing_hint = missing_hint
+        self._optional = bool(optional)
 
     def load(self):
         import pandas as pd  # noqa: PLC0415
 
+        if self._optional and not self._filepath.is_file():
+            return None
         if self._missing_hint and not self._filepath.is_file():
             from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -28,8 +29,8 @@ from sewer_segmentation.data.annotations import (
     yolo_box_mask,
 )
 from sewer_segmentation.data.boxes import box_table, boxes_from_mask, yolo_pixel_boxes
-from sewer_segmentation.data.dedupe import cluster_hashes, hex_to_words, perceptual_hash, words_to_hex
-from sewer_segmentation.data.splits import SPLITS, WEAK, WEAK_HOLDOUT, check_splits_agree, holdout_clusters, split_clusters
+from sewer_segmentation.data.dedupe import METHODS, MIN_SIMILARITY, cluster_signatures, frame_signature
+from sewer_segmentation.data.splits import SPLITS, WEAK, WEAK_HOLDOUT, check_splits_agree, holdout_clusters, split_changes, split_clusters
 from sewer_segmentation.errors import BadInputError, ConfigurationError
 from sewer_segmentation.io.imaging import has_image_extension, image_id_of, mask_iou
 from sewer_segmentation.progress import progress_bar
@@ -164,7 +165,8 @@ def _load_failure(exc: BaseException) -> str:
     return f"cannot be read ({cause})"
 
 
-INVENTORY_COLUMNS = ["image_id", "source_file", "mask_source", "has_polygon", "width", "height", "phash"]
+#: ``signature``: what near-duplicates are found by (``data.dedupe.frame_signature``), kept in memory only.
+INVENTORY_COLUMNS = ["image_id", "source_file", "mask_source", "has_polygon", "width", "height", "signature"]
 
 
 def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotations: dict, params: dict):
@@ -177,6 +179,8 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
     policy = params["on_bad_file"]
     if policy not in ("skip", "error"):
         raise ConfigurationError(f"on_bad_file must be 'skip' or 'error', got {policy!r}")
+    if params["dedupe"]["method"] not in METHODS:
+        raise ConfigurationError(f"data_engineering.dedupe.method must be one of {', '.join(METHODS)}, got {params['dedupe']['method']!r}")
     images, box_mask_files = _by_image_id(raw_images), _by_image_id(raw_box_masks)
     problems, filtered, unmatched = _layout_problems(raw_images, images, box_mask_files, annotations)
     rows = []
@@ -293,7 +297,7 @@ def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_mask
         return None
     dedupe = params["dedupe"]
     return {"image_id": image_id, "source_file": pid, "mask_source": mask_file or "yolo", "has_polygon": bool(shapes), "width": w,
-            "height": h, "phash": words_to_hex(perceptual_hash(image, dedupe["method"], dedupe["hash_size"]))}  # fmt: skip
+            "height": h, "signature": frame_signature(image, dedupe["method"], int(dedupe.get("hash_size", 8)))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,8 +313,8 @@ def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFr
     a hand-labelled one if any, else the largest frame (ties: the first image id).
     """
     inventory = inventory.sort_values("image_id").reset_index(drop=True)
-    hashes = np.stack([hex_to_words(h) for h in inventory["phash"]])
-    inventory["cluster_id"] = cluster_hashes(hashes, int(params["max_distance"]))
+    inventory["cluster_id"] = cluster_signatures(list(inventory["signature"]), params["method"], float(params.get("min_similarity", MIN_SIMILARITY)),
+                                                 int(params.get("candidates", 3)), int(params.get("max_distance", 6)), available_cores())  # fmt: skip
     inventory["kept"] = True
     inventory["drop_reason"] = ""
     rank = inventory.assign(area=inventory.width * inventory.height).sort_values(
@@ -349,8 +353,10 @@ def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFr
 # --------------------------------------------------------------------------------------------------
 
 
-def assign_splits(inventory: pd.DataFrame, params: dict, seed: int) -> pd.DataFrame:
-    """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak."""
+def assign_splits(inventory: pd.DataFrame, params: dict, seed: int, previous_manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak.
+    Frames that change split against ``previous_manifest`` (the manifest of the last run, if any) are
+    named in the log: models trained on the old splits are then refused by their split fingerprint."""
     kept = inventory[inventory.kept].copy()
     labelled = kept[kept.has_polygon]
     clusters = labelled.cluster_id.nunique()
@@ -372,13 +378,28 @@ def assign_splits(inventory: pd.DataFrame, params: dict, seed: int) -> pd.DataFr
     kept.loc[(kept.split == WEAK) & kept.cluster_id.isin(held), "split"] = WEAK_HOLDOUT
     order = {name: i for i, name in enumerate(SPLITS)}
     kept = kept.sort_values(["split", "image_id"], key=lambda s: s.map(order) if s.name == "split" else s)
-    columns = ["image_id", "split", "cluster_id", "source_file", "mask_source", "has_polygon", "width", "height", "phash"]
+    columns = ["image_id", "split", "cluster_id", "source_file", "mask_source", "has_polygon", "width", "height"]
     manifest = kept[columns].reset_index(drop=True)
     logger.info("Split sizes: %s", manifest.split.value_counts().to_dict())
+    _log_split_changes(previous_manifest, manifest)
     if not (manifest.split == WEAK).any():
         logger.warning("No box-only images were kept: the weak pool is empty and refinement rounds have nothing to refine "
                        "(excluded_files.csv and data_report.md list the files left out, and why)")  # fmt: skip
     return manifest
+
+
+def _log_split_changes(previous: pd.DataFrame | None, manifest: pd.DataFrame) -> None:
+    changes = split_changes(previous, manifest)
+    if changes.empty:
+        return
+    listing = ", ".join(f"{r.image_id} ({r.before} -> {r.after})" for r in changes.head(20).itertuples())
+    logger.warning("%d frames changed split since the last data_engineering run (near-duplicates grouped differently, other data "
+                   "or settings): %s%s. Models trained on the old splits are refused; train the baseline again",
+                   len(changes), listing, ", ..." if len(changes) > 20 else "")  # fmt: skip
+
+
+def available_cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Node(
             assign_splits,
-            inputs=["image_inventory", "params:data_engineering.split", "params:seed"],
+            inputs=["image_inventory", "params:data_engineering.split", "params:seed", "previous_split_manifest"],
             outputs="split_assignment",
             name="assign_splits",
         ),
@@ -111,7 +111,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         nodes,
         namespace="data_engineering",
-        inputs=set(RAW),
+        inputs={*RAW, "previous_split_manifest"},
         outputs={
             "split_manifest", "excluded_files", "duplicate_clusters", "box_lists", *WRITTEN,
             "data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates",
