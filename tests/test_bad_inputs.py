@@ -317,15 +317,15 @@ CLI_CASES = {
     "missing dataset": ("--params=dataset=nope", "data/01_raw/nope/images does not exist"),
     "empty images folder": ("--params=dataset=empty", "data/01_raw/empty/images is empty"),
     "dataset given as a path": ("--params=dataset=../01_raw/tiny", "a dataset is the name of a folder in data/01_raw/"),
-    "round not a number": ("--params=dataset=tiny,round:abc", "round must be a whole number (1, 2, ...), got 'abc'"),
-    "round zero": ("--params=dataset=tiny,round:0", "round must be"),
-    "round negative": ("--params=dataset=tiny,round:-1", "round must be"),
-    "batch size zero": ("--params=dataset=tiny,baseline_training.training.batch_size=0", "training.batch_size must be at least 1"),
+    "round not a number": ("--params=dataset=tiny,round:abc", "round='abc': Input should be a valid integer"),
+    "round zero": ("--params=dataset=tiny,round:0", "round=0: Input should be greater than or equal to 1"),
+    "round negative": ("--params=dataset=tiny,round:-1", "round=-1: Input should be greater than or equal to 1"),
+    "batch size zero": ("--params=dataset=tiny,baseline_training.training.batch_size=0", "training.batch_size=0: Input should be greater than or equal to 1"),
     "learning rate not a number": ("--params=dataset=tiny,baseline_training.training.learning_rate=abc",
-                                   "training.learning_rate must be a number, got 'abc'"),  # fmt: skip
+                                   "baseline_training.training.learning_rate='abc': Input should be a valid number"),  # fmt: skip
     "weight decay not a number": ("--params=dataset=tiny,baseline_training.training.weight_decay=xyz",
-                                  "training.weight_decay must be a number, got 'xyz'"),  # fmt: skip
-    "no training steps": ("--params=dataset=tiny,baseline_training.training.steps=0", "training.steps must be at least 1"),
+                                  "baseline_training.training.weight_decay='xyz': Input should be a valid number"),  # fmt: skip
+    "no training steps": ("--params=dataset=tiny,baseline_training.training.steps=0", "training.steps=0: Input should be greater than or equal to 1"),
     "no round steps": ("--params=dataset=tiny,final_training.training_overrides.steps=0", "final_training.training_overrides"),
 }
 
@@ -360,6 +360,7 @@ def test_the_real_command_line_prints_one_line_without_a_traceback(engineered):
 
 @pytest.mark.parametrize("folder_state", ["missing", "empty", "no images"])
 def test_predicting_a_folder_without_frames_names_the_folder(tmp_path, folder_state):
+    from sewer_segmentation.params import PredictParams  # noqa: PLC0415
     from sewer_segmentation.pipelines.predict.nodes import predict_folder  # noqa: PLC0415
 
     folder = tmp_path / "frames"
@@ -367,7 +368,7 @@ def test_predicting_a_folder_without_frames_names_the_folder(tmp_path, folder_st
         folder.mkdir()
     frames = {"notes.txt": lambda: "text"} if folder_state == "no images" else {}
     with pytest.raises(BadInputError, match=f"{folder}: (does not exist|holds no image files)"):
-        predict_folder(None, frames, {"input_folder": str(folder)})
+        predict_folder(None, frames, PredictParams(input_folder=str(folder), models_root="data/06_models"))
 
 
 def test_a_model_trained_on_other_splits_is_never_refined_from(engineered):
@@ -490,14 +491,21 @@ def test_a_dataset_whose_frames_are_all_hand_labelled_trains_a_baseline_and_refi
 
 
 def test_yolo_label_files_in_upper_case_are_read(tmp_path):
+    from sewer_segmentation.io.datasets import RawLabelFiles  # noqa: PLC0415
+    from sewer_segmentation.params import DataEngineeringParams  # noqa: PLC0415
     from sewer_segmentation.pipelines.data_engineering.nodes import parse_annotations  # noqa: PLC0415
 
-    params = {"classes": {"keep": [], "drop": []}, "via": {"class_attribute": "name"}}
-    labels = {"frame_1.TXT": lambda: "0 0.5 0.5 0.2 0.2\n", "frame_2.txt": lambda: "0 0.4 0.4 0.1 0.1\n"}
-    parsed = parse_annotations(None, labels, "names: [crack]\n", params)
-    assert sorted(parsed["yolo_boxes"]) == ["frame_1", "frame_2"] and not parsed["problems"]
-    clash = parse_annotations(None, {**labels, "frame_1.txt": lambda: "0 0.5 0.5 0.2 0.2\n"}, "names: [crack]\n", params)
-    assert any("a second label file for frame_1" in p["reason"] for p in clash["problems"])
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "data.yaml").write_text("names: [crack]\n")
+    (tmp_path / "labels/frame_1.TXT").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "labels/frame_2.txt").write_text("0 0.4 0.4 0.1 0.1\n")
+    params = DataEngineeringParams(layout="yolo")
+    parsed = parse_annotations(RawLabelFiles(tmp_path), params)
+    assert sorted(parsed.boxes) == ["frame_1", "frame_2"] and not parsed.problems
+    (tmp_path / "labels/frame_1.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    if len(list((tmp_path / "labels").iterdir())) == 3:  # a file system that tells the case of names apart
+        clash = parse_annotations(RawLabelFiles(tmp_path), params)
+        assert any("a second label file for frame_1" in p["reason"] for p in clash.problems)
 
 
 def test_labels_csv_names_in_another_unicode_form_or_extension_case_keep_their_polygons(engineered, raw):

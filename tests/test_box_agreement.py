@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from sewer_segmentation.data.splits import check_no_held_out_images, holdout_clusters
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.modelling.box_agreement import box_agreement, frame_agreement, selection_score
+from sewer_segmentation.params import DataEngineeringParams, ModelSelectionParams
 
 BOX = np.array([[10, 20, 30, 60]])  # x0, y0, x1, y1: 20 columns, 40 rows
 
@@ -80,8 +82,8 @@ def test_the_selection_score_is_validation_agreement_or_their_mean_and_falls_bac
     assert selection_score("box_agreement", None, 0.9) == 0.9
     assert selection_score("box_agreement", 0.6, None) == 0.6  # nothing held out: validation decides
     assert selection_score("combined", None, None) is None
-    with pytest.raises(ConfigurationError, match="validation, box_agreement, combined"):
-        selection_score("eval", 0.6, 0.9)
+    with pytest.raises(ValidationError, match="'validation', 'box_agreement' or 'combined'"):
+        ModelSelectionParams(signal="eval")
 
 
 def sizes(n, size=1):
@@ -114,13 +116,15 @@ def inventory(labelled=12, weak=20):
 def test_the_holdout_moves_only_box_only_frames_and_never_a_hand_labelled_split():
     from sewer_segmentation.pipelines.data_engineering.nodes import assign_splits
 
-    splits = {"eval_fraction": 0.5, "val_fraction": 0.25}
-    without = assign_splits(inventory(), {**splits, "weak_holdout_fraction": 0.0}, seed=5).set_index("image_id").split
-    with_holdout = assign_splits(inventory(), {**splits, "weak_holdout_fraction": 0.25}, seed=5).set_index("image_id").split
+    def settings(fraction):
+        return DataEngineeringParams(split={"eval_fraction": 0.5, "val_fraction": 0.25, "weak_holdout_fraction": fraction})
+
+    without = assign_splits(inventory(), settings(0.0), seed=5).set_index("image_id").split
+    with_holdout = assign_splits(inventory(), settings(0.25), seed=5).set_index("image_id").split
     labelled = without.index[:12]
     assert with_holdout[labelled].equals(without[labelled])
     assert (with_holdout == "weak_holdout").sum() == 5 and set(with_holdout[without == "weak"]) == {"weak", "weak_holdout"}
-    again = assign_splits(inventory(), {**splits, "weak_holdout_fraction": 0.25}, seed=5).set_index("image_id").split
+    again = assign_splits(inventory(), settings(0.25), seed=5).set_index("image_id").split
     assert again.equals(with_holdout)
 
 
@@ -133,8 +137,8 @@ def test_a_weak_holdout_frame_in_a_training_set_is_refused_by_name():
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("model_selection.signal=eval", "model_selection.signal must be one of validation, box_agreement, combined, got 'eval'"),
-     ("data_engineering.split.weak_holdout_fraction=1", "data_engineering.split.weak_holdout_fraction must be a number from 0 up to")],
+    [("model_selection.signal=eval", "model_selection.signal='eval': Input should be 'validation', 'box_agreement' or 'combined'"),
+     ("data_engineering.split.weak_holdout_fraction=1", "data_engineering.split.weak_holdout_fraction=1: Input should be less than 1")],
 )  # fmt: skip
 def test_a_bad_signal_or_holdout_fraction_stops_the_run_before_anything_is_written(kedro_project, value, message):
     from .conftest import make_dataset, run_cli

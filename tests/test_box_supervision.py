@@ -9,8 +9,9 @@ import torch
 
 from sewer_segmentation.data.annotations import YoloBox, yolo_box_mask
 from sewer_segmentation.data.boxes import FrameBoxes, boxes_from_mask, frame_boxes, yolo_pixel_boxes
+from sewer_segmentation.data.layouts import Annotations
 from sewer_segmentation.data.samples import Sample, SegmentationDataset, build_augmentation, load_box_samples, max_boxes_of
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.modelling.box_losses import (
     BoxSupervisionLoss,
     background_loss,
@@ -126,11 +127,11 @@ def test_a_zero_weight_turns_a_term_off():
     assert set(terms) == {"projection"}
 
 
-def test_unknown_box_loss_keys_are_a_configuration_error():
-    from sewer_segmentation.modelling.training import build_box_loss
+def test_unknown_box_loss_keys_are_refused_with_the_nearest_name():
+    from sewer_segmentation.params import TrainingParams, problems_of
 
-    with pytest.raises(ConfigurationError, match=r"training.box_loss has unknown keys \['projektion'\]"):
-        build_box_loss({"box_loss": {"projektion": 1.0}})
+    lines = problems_of("baseline_training.training", TrainingParams, {"box_loss": {"projektion": 1.0}})
+    assert lines == ["baseline_training.training.box_loss.projektion: no such parameter (did you mean projection?)"]
 
 
 # -- per-box lists -------------------------------------------------------------------------------------
@@ -198,13 +199,12 @@ def test_boxes_move_with_the_image_under_augmentation():
     assert float(labelled) == 0.0 and not none.any()
 
 
-@pytest.mark.parametrize("value", [-1.0, "abc"])
+@pytest.mark.parametrize("value", [-1.0, "abc", float("inf")])
 def test_a_negative_or_non_numeric_box_loss_weight_is_refused_before_training(value):
-    from sewer_segmentation.modelling.plan import check_training_config
+    from sewer_segmentation.params import TrainingParams, problems_of
 
-    training = {"learning_rate": 1e-3, "batch_size": 2, "steps": 1, "box_loss": {"pairwise": value}}
-    with pytest.raises(ConfigurationError, match="training.box_loss.pairwise must be"):
-        check_training_config(training)
+    (line,) = problems_of("baseline_training.training", TrainingParams, {"box_loss": {"pairwise": value}})
+    assert line.startswith(f"baseline_training.training.box_loss.pairwise={value!r}: Input should be")
 
 
 def test_box_lists_survive_yolo_and_box_mask_ingestion_with_overlapping_boxes():
@@ -215,7 +215,7 @@ def test_box_lists_survive_yolo_and_box_mask_ingestion_with_overlapping_boxes():
     mask = np.zeros((40, 60), np.uint8)
     mask[5:15, 10:30] = 255
     mask[20:35, 40:55] = 255
-    annotations = {"yolo_boxes": {"yolo_frame": overlapping}, "yolo_class_names": {2: "Rupture", 5: "Deposition"}}
+    annotations = Annotations(boxes={"yolo_frame": overlapping}, box_class_names={2: "Rupture", 5: "Deposition"})
     table = extract_box_lists(manifest, {"mask_frame.png": lambda: mask}, annotations)
     yolo = table[table.image_id == "yolo_frame"]
     assert yolo[["x0", "y0", "x1", "y1"]].values.tolist() == [[20, 25, 100, 75], [50, 35, 130, 65]]  # two boxes, not one merged

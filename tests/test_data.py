@@ -1,14 +1,16 @@
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from sewer_segmentation.data.samples import SegmentationDataset, build_augmentation, check_image_size, load_samples
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.data.samples import SegmentationDataset, build_augmentation, load_samples
+from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.params import ImageSizeParams
 
 
 @pytest.mark.parametrize("h, w", [(100, 160), (128, 150), (0, 64)])
-def test_image_size_must_be_multiples_of_32(h, w):
-    with pytest.raises(ConfigurationError, match="multiples of 32"):
-        check_image_size(h, w)
+def test_image_size_must_be_positive_multiples_of_32(h, w):
+    with pytest.raises(ValidationError, match="multiple of 32|greater than 0"):
+        ImageSizeParams(height=h, width=w)
 
 
 def test_samples_are_decoded_once_and_resized():

@@ -74,7 +74,7 @@ def test_yolo_layout_is_ingested_with_class_filter(kedro_project):
     assert kept_names.isdisjoint({"Misalignment", "Rupture"})
     assert set(dropped) <= {"Misalignment", "Rupture"}
     manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv")
-    assert (manifest.mask_source == "yolo").all()
+    assert (manifest.mask_source == "boxes").all()
     assert (manifest.split == WEAK).sum() > 0 and (manifest.split == EVAL).sum() > 0
 
 
@@ -94,11 +94,13 @@ def test_nested_overrides_keep_the_rest_of_their_dictionary_in_every_environment
     from kedro.framework.session import KedroSession  # noqa: PLC0415
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
 
+    from sewer_segmentation.hooks import plain_params  # noqa: PLC0415
+
     overrides = {"dataset": "tiny", "mask_refinement.method": "seed", "model.args.decoder_attention_type": "scse"}
     bootstrap_project(kedro_project)
     with contextlib.chdir(kedro_project), KedroSession.create(project_path=kedro_project, env=env, runtime_params=nested(overrides)) as session:
         catalog = session.load_context().catalog
-        params = catalog.load("parameters")
+        params = plain_params(catalog.load("parameters"))  # typed sections arrive as their models
         assert params["mask_refinement"]["method"] == "seed" and "gallery_cases" in params["mask_refinement"]
         assert params["model"]["args"]["decoder_attention_type"] == "scse" and "decoder_channels" in params["model"]["args"]
         for name in ("refine", "__default__", "baseline"):

@@ -1,8 +1,9 @@
 import pytest
 import torch
+from pydantic import ValidationError
 
-from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.modelling.losses import LOSSES, build_loss
+from sewer_segmentation.params import LossParams
 
 
 def perfect_logits(target):
@@ -68,7 +69,9 @@ def test_edge_band_has_low_weight():
 def test_names_and_errors():
     assert type(build_loss("TverskyLoss", {"alpha": 0.5, "beta": 0.5, "mode": "binary", "from_logits": True})).__name__ == "TverskyLoss"
     assert type(build_loss("BBoxAwareLoss")).__name__ == "EdgeAwareBCELoss"
-    with pytest.raises(ConfigurationError, match="unknown loss 'hinge'"):
-        build_loss("hinge")
-    with pytest.raises(ConfigurationError, match="bad arguments"):
-        build_loss("dice", {"alpha": 1})
+    # the parameter model refuses both before a run: an unknown name (with the choices) and arguments the loss does not take
+    with pytest.raises(ValidationError, match="unknown loss 'hinge'; choose one of tversky"):
+        LossParams(name="hinge")
+    with pytest.raises(ValidationError, match="loss 'dice' does not take these args"):
+        LossParams(name="dice", args={"alpha": 1})
+    assert LossParams(name="TverskyLoss", args={"alpha": 0.7}).name == "TverskyLoss"

@@ -29,9 +29,16 @@ def test_any_smp_architecture_by_name(architecture):
     assert build_model(config).eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1, 64, 64)
 
 
-def test_unknown_architecture_is_a_clear_error():
-    with pytest.raises(ConfigurationError, match="unknown architecture 'UNetX'.*UNetAttention"):
-        build_model({"architecture": "UNetX", **SMALL})
+def test_unknown_architecture_or_encoder_is_refused_by_the_parameter_model_naming_the_choices():
+    from pydantic import ValidationError
+
+    from sewer_segmentation.params import ModelParams
+
+    with pytest.raises(ValidationError, match=r"unknown architecture \(did you mean Unet\?\); choose one of .*UNetAttention.*UnetPlusPlus"):
+        ModelParams(architecture="UNetX")
+    with pytest.raises(ValidationError, match="unknown encoder"):
+        ModelParams(encoder_name="resnet1800")
+    assert ModelParams(encoder_name="tu-resnet10t").encoder_name == "tu-resnet10t"  # any timm encoder
 
 
 def test_freeze_encoder_and_batchnorm():

@@ -16,7 +16,6 @@ from sewer_segmentation.data.samples import (
     load_box_samples,
     projection_flags,
 )
-from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.modelling.box_losses import projection_loss
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames, predict_probabilities
 from sewer_segmentation.modelling.models import build_model
@@ -88,11 +87,16 @@ def test_frame_size_reads_and_checks_the_parameters():
     size = frame_size(NATIVE)
     assert size == FrameSize(64, 96, "native", 0.5, 32) and size.resize == (None, None)
     assert frame_size({"height": 64, "width": 64}).resize == (64, 64)
-    for bad, message in [({**NATIVE, "mode": "tiles"}, "image_size.mode"), ({**NATIVE, "tile": {"overlap": 48}}, "overlap"),
-                         ({**NATIVE, "tile": {"overlap": 64}}, "overlap"), ({**NATIVE, "crop": {"box_bias": 2}}, "box_bias"),
-                         ({"height": 60, "width": 64}, "multiples of 32")]:  # fmt: skip
-        with pytest.raises(ConfigurationError, match=message):
-            frame_size(bad)
+    from pydantic import ValidationError
+
+    from sewer_segmentation.params import ImageSizeParams
+
+    assert frame_size(ImageSizeParams.model_validate(NATIVE)) == size
+    for bad, message in [({**NATIVE, "mode": "tiles"}, "'resize' or 'native'"), ({**NATIVE, "tile": {"overlap": 48}}, "multiple of 32"),
+                         ({**NATIVE, "tile": {"overlap": 64}}, "below the tile size"), ({**NATIVE, "crop": {"box_bias": 2}}, "less than or equal to 1"),
+                         ({"height": 60, "width": 64}, "multiple of 32")]:  # fmt: skip
+        with pytest.raises(ValidationError, match=message):
+            ImageSizeParams.model_validate(bad)
 
 
 def _frame(seed: int, h: int = 192, w: int = 288) -> tuple[np.ndarray, np.ndarray]:

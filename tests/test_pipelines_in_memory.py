@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro.validation.exceptions import ParameterValidationError
+from kedro.validation.model_factory import instantiate_model
+from kedro.validation.type_extractor import TypeExtractor
 
 from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.hooks import plain_params
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.plan import TrainingPlan
 from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement, training_stage
@@ -19,7 +23,7 @@ from .conftest import make_dataset, new_project, project_catalog
 
 FAST = {"image_size.height": 64, "image_size.width": 96, "baseline_training.training.steps": 6,
         "baseline_training.training.validations": 2, "final_training.training_overrides.steps": 4}  # fmt: skip
-RAW = ("raw_images", "raw_box_masks", "raw_via_labels", "raw_yolo_labels", "raw_yolo_data", "raw_ground_truth")
+RAW = ("raw_images", "raw_box_masks", "raw_label_files", "raw_ground_truth")
 
 
 class KeptDataset(MemoryDataset):
@@ -44,8 +48,15 @@ def as_partitions(value):
 
 
 def run_in_memory(pipeline, params: dict, data: dict, keep: tuple[str, ...] = ()) -> dict:
-    """Run ``pipeline`` with its inputs from ``data`` (and ``params``); returns ``keep`` and its free outputs."""
-    datasets = {name: MemoryDataset(parameter(params, name)) for name in pipeline.inputs() if name.startswith("params:")}
+    """Run ``pipeline`` with its inputs from ``data`` (and ``params``, as the models the nodes are typed
+    with, found the way Kedro finds them); returns ``keep`` and its free outputs."""
+    types = TypeExtractor({"pipeline": pipeline}).extract_types_from_pipelines()
+
+    def typed(name: str):
+        key = name.removeprefix("params:")
+        return instantiate_model(key, parameter(params, name), types[key]) if key in types else parameter(params, name)
+
+    datasets = {name: MemoryDataset(typed(name)) for name in pipeline.inputs() if name.startswith("params:")}
     datasets.update({name: MemoryDataset(as_partitions(data[name]), copy_mode="assign") for name in pipeline.inputs() if not name.startswith("params:")})
     datasets.update({name: KeptDataset(copy_mode="assign") for name in keep})
     catalog = DataCatalog(datasets=datasets)
@@ -59,7 +70,7 @@ def raw(tmp_path_factory):
     project = new_project(tmp_path_factory.mktemp("in_memory") / "project")
     make_dataset(project)
     catalog = project_catalog(project, dataset="tiny", **FAST)
-    params = catalog.load("parameters")
+    params = plain_params(catalog.load("parameters"))  # Kedro hands typed sections as models: the tests edit dicts
     return {name: catalog.load(name) for name in RAW}, params
 
 
@@ -70,6 +81,7 @@ SPLIT_FOLDERS = (*(f"{split}_{kind}" for split in ("baseline_train", "baseline_v
 @pytest.fixture(scope="module")
 def engineered(raw):
     data, params = raw
+    data = {**data, "previous_split_manifest": None}  # a first run: no manifest on disk yet
     out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, data, keep=("split_manifest", *SPLIT_FOLDERS))
     return {**data, **out}, params
 
@@ -247,6 +259,7 @@ def three_validation_images(raw):
     data, params = raw
     split = {**params["data_engineering"]["split"], "val_fraction": 0.375}
     params = {**params, "data_engineering": {**params["data_engineering"], "split": split}}
+    data = {**data, "previous_split_manifest": None}
     out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, data, keep=("split_manifest", *SPLIT_FOLDERS))
     return {**data, **out}, params
 
@@ -296,3 +309,65 @@ def test_weak_holdout_frames_never_train_and_only_score_the_models(three_validat
         cells = [c.strip() for c in row.split("|")[1:-1]]
         validation, agreement, score = float(cells[4]), float(cells[6]), float(cells[7])
         assert 0 <= validation <= 1 and 0 <= agreement <= 1 and score == pytest.approx(validation, abs=5e-4)
+
+
+# -- a new refinement method and a new raw layout: one file each (tests/toys) and one registration ------
+
+
+def test_a_toy_refinement_method_is_one_file_and_one_registration(refined, monkeypatch):
+    import cv2
+
+    from sewer_segmentation.refinement.registry import REFINEMENT_METHODS
+
+    from .toys import shrunk_boxes
+
+    monkeypatch.setitem(REFINEMENT_METHODS, "shrunk_boxes", shrunk_boxes.METHOD)
+    data, params = refined
+    toy = {**params, "mask_refinement": {**params["mask_refinement"], "method": "shrunk_boxes", "shrunk_boxes": {"margin": 1}}}
+    out = run_in_memory(mask_refinement.pipeline.create_pipeline(), toy, data, keep=("refined_masks",))
+    masks = out["refined_masks"]
+    assert masks.ids() == sorted(data["weak_images"])
+    for image_id in masks.ids()[:5]:
+        box = (data["weak_box_masks"][image_id]() > 0).astype(np.uint8)
+        assert np.array_equal(masks.mask(image_id) > 0.5, cv2.erode(box, np.ones((3, 3), np.uint8)) > 0)
+    with pytest.raises(ParameterValidationError, match="shrunk_boxes.margin"):  # its own parameter model checks its section
+        run_in_memory(mask_refinement.pipeline.create_pipeline(), {**toy, "mask_refinement": {**toy["mask_refinement"], "shrunk_boxes": {"margin": 0}}}, data)
+
+
+def test_a_toy_raw_layout_is_one_file_and_one_registration(raw, tmp_path, monkeypatch):
+    """The tiny dataset's boxes written as a table (boxes.csv) and its polygons kept (labels.csv), with no
+    masks/ folder: the toy layout's boxes become the box masks and the per-box lists."""
+    import shutil
+
+    import cv2
+
+    from sewer_segmentation.data.layouts import LAYOUTS
+    from sewer_segmentation.io.datasets import RawLabelFiles
+    from sewer_segmentation.io.imaging import image_id_of
+
+    from .toys import box_table
+
+    monkeypatch.setitem(LAYOUTS, "box_table", box_table.LAYOUT)
+    data, params = raw
+    rows = ["image,class,x0,y0,x1,y1"]
+    for name, load in sorted(data["raw_box_masks"].items()):
+        box = load()
+        count, _, stats, _ = cv2.connectedComponentsWithStats((box > 0).astype(np.uint8), connectivity=4)
+        h, w = box.shape[:2]
+        rows += [f"{name},Deposition,{x / w},{y / h},{(x + bw) / w},{(y + bh) / h}" for x, y, bw, bh, _ in stats[1:count]]
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    shutil.copy(data["raw_label_files"].root / "labels.csv", folder / "labels.csv")
+    (folder / "boxes.csv").write_text("\n".join(rows) + "\n")
+    toy_data = {**data, "raw_label_files": RawLabelFiles(folder), "raw_box_masks": {}, "previous_split_manifest": None}
+    toy_params = {**params, "data_engineering": {**params["data_engineering"], "layout": "box_table"}}  # auto would pick via (labels.csv)
+    out = run_in_memory(data_engineering.pipeline.create_pipeline(), toy_params, toy_data, keep=("split_manifest", "box_lists", "weak_box_masks"))
+    manifest, boxes = out["split_manifest"], out["box_lists"]
+    weak = sorted(manifest.image_id[manifest.split == "weak"])
+    assert weak and set(weak) <= set(boxes.image_id)
+    originals = {image_id_of(name): load for name, load in data["raw_box_masks"].items()}
+    for image_id in weak[:5]:  # drawn from the table, the box masks are the ones the table was written from
+        drawn, original = out["weak_box_masks"][image_id]() > 0, originals[image_id]() > 0
+        assert (drawn != original).sum() <= 2 * (original.shape[0] + original.shape[1])  # at most a rounded edge per box
+    labelled = manifest[~manifest.split.isin(["weak", "weak_holdout"])]
+    assert len(labelled) > 0  # the polygons of labels.csv still make hand-labelled frames

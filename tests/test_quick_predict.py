@@ -49,3 +49,16 @@ def test_frames_that_share_a_name_get_masks_that_never_overwrite_each_other():
 
     names = mask_names(["survey/d1/a.jpg", "survey/d2/a.jpg", "b.jpg", "b.png", "c.jpg"])
     assert names == {"survey/d1/a.jpg": "d1__a", "survey/d2/a.jpg": "d2__a", "b.jpg": "b.jpg", "b.png": "b.png", "c.jpg": "c"}
+
+
+def test_a_threshold_outside_0_to_1_is_refused_by_name():
+    from sewer_segmentation.quick_predict import parse_args, probability
+
+    assert probability("0.25") == 0.25
+    for bad in ("nan", "inf", "1.5", "-0.1"):
+        try:
+            parse_args(["frame.jpg", "--threshold", bad])
+        except SystemExit as stop:
+            assert stop.code == 2
+        else:
+            raise AssertionError(f"--threshold {bad} was accepted")

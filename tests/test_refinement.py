@@ -3,7 +3,8 @@ import pytest
 
 from sewer_segmentation.data.synthetic import SyntheticConfig, box_mask, draw_frame
 from sewer_segmentation.io.imaging import mask_iou, to_uint8
-from sewer_segmentation.refinement.methods import grabcut_mask, refine_mask, refine_pool
+from sewer_segmentation.refinement.grabcut import grabcut_mask
+from sewer_segmentation.refinement.methods import refine_mask, refine_pool
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_auto_chooses_the_candidate_that_agrees_with_the_polygons():
     # a configured method is used as it is, without scoring
     fixed = choose_refinement(probabilities, {}, loaders, {"a": lambda: truth}, {**params, "method": "seed"})
     assert fixed["method"] == "seed" and fixed["scores"] == {}
-    with pytest.raises(ValueError, match="must be auto or one of"):
+    with pytest.raises(ValueError, match="unknown refinement method; choose one of auto, threshold"):
         choose_refinement(probabilities, {}, loaders, {"a": lambda: truth}, {**params, "method": "magic"})
 
 

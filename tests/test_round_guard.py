@@ -7,13 +7,14 @@ import math
 
 import pytest
 import torch
+from pydantic import ValidationError
 
-from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.modelling.box_agreement import selection_score
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.plan import TrainingPlan
-from sewer_segmentation.modelling.round_guard import RoundGuard, decide, paired_standard_error, selection_standard_error
-from sewer_segmentation.pipelines.final_training.nodes import round_guard
+from sewer_segmentation.modelling.round_guard import decide, paired_standard_error, selection_standard_error
+from sewer_segmentation.params import FinalTrainingParams
+from sewer_segmentation.params import RoundGuardParams as RoundGuard
 
 
 def test_the_standard_error_comes_from_the_items_both_models_scored():
@@ -35,10 +36,10 @@ def test_the_combined_score_is_a_mean_of_two_parts_and_so_is_its_noise():
 
 
 def test_not_worse_hands_on_a_dip_within_the_noise_and_refuses_one_beyond_it():
-    guard = RoundGuard("not_worse", standard_errors=1.0)
+    guard = RoundGuard(rule="not_worse", standard_errors=1.0)
     assert decide(guard, 0.60, 0.61, 0.02).keep_trained  # 0.01 below, noise 0.02
     assert not decide(guard, 0.55, 0.61, 0.02).keep_trained  # 0.06 below: 3 standard errors
-    assert decide(RoundGuard("not_worse", standard_errors=3.0), 0.55, 0.61, 0.02).keep_trained
+    assert decide(RoundGuard(rule="not_worse", standard_errors=3.0), 0.55, 0.61, 0.02).keep_trained
     assert decide(guard, 0.70, 0.61, 0.0).keep_trained
     # without a noise estimate the tolerance is 0: the trained weights must not score lower
     assert decide(guard, 0.61, 0.61, None).keep_trained and not decide(guard, 0.609, 0.61, None).keep_trained
@@ -47,7 +48,7 @@ def test_not_worse_hands_on_a_dip_within_the_noise_and_refuses_one_beyond_it():
 
 
 def test_better_needs_a_gain_of_min_improvement_whatever_the_noise():
-    guard = RoundGuard("better", min_improvement=0.01)
+    guard = RoundGuard(rule="better", min_improvement=0.01)
     assert not decide(guard, 0.615, 0.61, 0.5).keep_trained
     assert decide(guard, 0.621, 0.61, None).keep_trained
 
@@ -60,14 +61,14 @@ def test_missing_scores():
 
 @pytest.mark.parametrize(
     ("config", "message"),
-    [({"rule": "maybe"}, "rule must be one of not_worse, better"), ({"standard_errors": -1}, "standard_errors must be a number >= 0"),
-     ({"standard_errors": "x"}, "must be numbers"), ({"min_improvement": float("nan")}, "min_improvement must be a finite number"),
-     ({"margin": 1}, "unknown keys ['margin']")],
+    [({"rule": "maybe"}, "Input should be 'not_worse' or 'better'"), ({"standard_errors": -1}, "greater than or equal to 0"),
+     ({"standard_errors": "x"}, "valid number"), ({"min_improvement": float("nan")}, "finite number"),
+     ({"margin": 1}, "Extra inputs are not permitted")],
 )  # fmt: skip
-def test_bad_guard_settings_are_one_line_errors(config, message):
-    with pytest.raises(ConfigurationError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        round_guard({"round_guard": config})
-    assert round_guard({}) == RoundGuard()
+def test_bad_guard_settings_are_refused_by_the_parameter_model(config, message):
+    with pytest.raises(ValidationError, match=message):
+        FinalTrainingParams.model_validate({"round_guard": config})
+    assert FinalTrainingParams().round_guard == RoundGuard()
 
 
 def _stage(start_agreements, trained_agreements, guard, validation=(0.6, 0.6)):
@@ -120,7 +121,7 @@ def test_a_round_hands_back_its_start_only_when_the_guard_says_so(monkeypatch, s
 def test_the_rule_better_refuses_the_dip_that_not_worse_hands_on(monkeypatch):
     from sewer_segmentation.pipelines.training_stage import nodes
 
-    trained, plan, start, scored = _stage((0.60, 0.80), (0.75, 0.55), RoundGuard("better", min_improvement=0.01))
+    trained, plan, start, scored = _stage((0.60, 0.80), (0.75, 0.55), RoundGuard(rule="better", min_improvement=0.01))
     monkeypatch.setattr(nodes, "holdout_agreement", scored)
     nodes.apply_round_guard(trained, plan, "combined", {})
     assert torch.equal(trained.model.weight, start.weight) and trained.metadata["kept_initial_weights"]

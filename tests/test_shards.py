@@ -3,21 +3,23 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
+from sewer_segmentation.errors import BadInputError, MissingArtifactError
+from sewer_segmentation.params import ShardParams
 from sewer_segmentation.pipelines.mask_refinement.nodes import merge_refined_shards, shard_of
 
 
 @given(st.sets(st.text(min_size=1, max_size=6), max_size=40), st.integers(1, 7))
 def test_shards_are_disjoint_and_cover_everything(ids, count):
-    parts = [shard_of(list(ids), {"index": i, "count": count}) for i in range(count)]
+    parts = [shard_of(list(ids), ShardParams(index=i, count=count)) for i in range(count)]
     assert sorted(sum(parts, [])) == sorted(ids)
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
-def test_bad_shard_index_is_a_configuration_error():
-    with pytest.raises(ConfigurationError, match="0..count-1"):
-        shard_of(["a"], {"index": 2, "count": 2})
+def test_a_shard_index_outside_its_count_is_refused_by_the_parameter_model():
+    with pytest.raises(ValidationError, match="0..count-1"):
+        ShardParams(index=2, count=2)
 
 
 def shard(name, ids):

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
-from sewer_segmentation.io.stages import best_model_before, best_stage, parse_round, saved_stages
+from sewer_segmentation.io.stages import best_model_before, best_stage, saved_stages
 from sewer_segmentation.modelling.plan import labelled_sampling_weights
-from sewer_segmentation.pipelines.final_training.nodes import final_training_config
+from sewer_segmentation.params import FinalTrainingParams, TrainingParams
+from sewer_segmentation.stage import Stage
 
 
 def save_stage(root, stage, score, version="2026-01-01T00.00.00.000000Z", agreement=None):
@@ -46,18 +47,26 @@ def test_missing_baseline_names_the_command(tmp_path):
         best_model_before(tmp_path, 1)
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5"])
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", "round_0", "round_x"])
 def test_bad_rounds_are_one_line_errors(value):
-    with pytest.raises(ConfigurationError, match="round must be"):
-        parse_round(value)
+    with pytest.raises(ConfigurationError, match="round must be|names no stage"):
+        Stage.round(value)
+
+
+def test_stages_parse_name_and_order_in_one_place():
+    assert Stage.parse("baseline") == Stage(0) and Stage.parse("round_3") == Stage.parse(3) == Stage.parse("3") == Stage(3)
+    assert Stage(3).name == "round_3" and Stage(0).name == "baseline" and str(Stage(2)) == "round_2"
+    assert Stage(3).previous() == Stage(2) and Stage(1).previous().is_baseline
+    assert sorted([Stage(10), Stage(0), Stage(9)]) == [Stage(0), Stage(9), Stage(10)]
+    assert Stage.from_name("best") is None and Stage.from_name("round_x") is None and Stage.from_name("0") is None
+    assert Stage(2).command() == "kedro run --pipeline=refine --params=round:2" and Stage(0).command() == "kedro run --pipeline=baseline"
 
 
 def test_hand_labelled_share_and_round_budget():
     weights = labelled_sampling_weights(90, 10, 0.3)
     assert sum(weights[90:]) == pytest.approx(0.3) and sum(weights) == pytest.approx(1.0)
     assert labelled_sampling_weights(90, 10, None) is None
-    with pytest.raises(ConfigurationError, match="labelled_share"):
-        labelled_sampling_weights(90, 10, 1.5)
     # a round's step budget replaces the baseline's epochs; an epoch override keeps epochs
-    assert final_training_config({"epochs": 3, "steps": 250}, {"training_overrides": {"steps": 40}})["epochs"] is None
-    assert final_training_config({"epochs": 3}, {"training_overrides": {"epochs": 2}})["epochs"] == 2
+    by_epochs = TrainingParams(epochs=3, steps=250)
+    assert FinalTrainingParams(training_overrides={"steps": 40}).training(by_epochs).epochs is None
+    assert FinalTrainingParams(training_overrides={"epochs": 2}).training(by_epochs).epochs == 2

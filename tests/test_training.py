@@ -5,9 +5,9 @@ import logging
 import numpy as np
 import pytest
 from lightning.pytorch.callbacks import Callback
+from pydantic import ValidationError
 
 from sewer_segmentation.data.samples import Sample
-from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.modelling.inference import predict_probabilities, resolve_precision
 from sewer_segmentation.modelling.training import (
     StepSampler,
@@ -15,6 +15,7 @@ from sewer_segmentation.modelling.training import (
     resolve_budget,
     train_model,
 )
+from sewer_segmentation.params import InferenceParams, TrainingParams
 
 MODEL = {"architecture": "UNetAttention", "encoder_name": "resnet18", "encoder_weights": None,
          "args": {"decoder_channels": [16, 16, 8, 8, 8]}}  # fmt: skip
@@ -84,16 +85,16 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, caplog):
     assert resumed.metadata["best_validation_score"] is not None
 
 
-def test_selection_on_an_eval_metric_is_refused(tmp_path):
-    with pytest.raises(ConfigurationError, match="validation metrics"):
-        train_model(samples(4, 0), samples(2, 1), MODEL, training(save_by_metric="eval_iou"), SIZE, 0, "x", tmp_path)
+def test_selection_on_an_eval_metric_is_refused_by_the_parameter_model():
+    with pytest.raises(ValidationError, match="Input should be 'val_mean_iou'"):
+        TrainingParams(save_by_metric="eval_iou")
 
 
 def test_precision_resolution(monkeypatch):
     assert resolve_precision("32") == "32"
     assert resolve_precision("bf16-mixed") == "bf16-mixed"
-    with pytest.raises(ConfigurationError):
-        resolve_precision("fp8")
+    with pytest.raises(ValidationError, match="precision"):
+        InferenceParams(precision="fp8")
     monkeypatch.setattr("sewer_segmentation.modelling.inference.cpu_has_fast_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16-mixed"
     monkeypatch.setattr("sewer_segmentation.modelling.inference.cpu_has_fast_bf16", lambda: False)
@@ -105,9 +106,9 @@ def test_budget_in_steps_or_epochs():
     assert resolve_budget({"steps": 7, "batch_size": 8, "val_every_steps": 3}, 17) == (7, 3)
     # epochs win when set: 40 epochs of 17 images at batch 8 are 120 steps, one validation per epoch
     assert resolve_budget({"steps": 250, "epochs": 40, "batch_size": 8, "scoring_per_epoch": 1}, 17) == (120, 3)
-    for bad in ({"steps": 0, "batch_size": 8}, {"steps": 5, "batch_size": 0}, {"epochs": 0, "batch_size": 8}):
-        with pytest.raises(ConfigurationError, match="at least 1"):
-            resolve_budget(bad, 17)
+    for bad in ({"steps": 0, "batch_size": 8}, {"steps": 5, "batch_size": 0}, {"epochs": 0, "batch_size": 8}, {"steps": 2.7}):
+        with pytest.raises(ValidationError, match="greater than or equal to 1|valid integer"):
+            TrainingParams.model_validate(bad)
 
 
 def test_learning_rate_warms_up_then_decays_per_step():
@@ -154,11 +155,10 @@ def test_fine_tuning_keeps_the_starting_weights_unless_validation_improves(tmp_p
     assert tuned.metadata["best_validation_score"] >= tuned.metadata["initial_validation_score"]
 
 
-def test_bad_budget_or_learning_rate_is_refused_before_training(tmp_path):
-    with pytest.raises(ConfigurationError, match="learning_rate must be a number"):
-        train_model(samples(4, 0), samples(2, 1), MODEL, training(learning_rate="abc"), SIZE, 0, "x", tmp_path)
-    with pytest.raises(ConfigurationError, match="steps must be at least 1"):
-        train_model(samples(4, 0), samples(2, 1), MODEL, training(epochs=None, steps=0), SIZE, 0, "x", tmp_path)
+def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused_by_the_parameter_model():
+    for bad in ("abc", float("inf"), float("nan"), 0, -1e-3):
+        with pytest.raises(ValidationError, match="learning_rate"):
+            TrainingParams(learning_rate=bad)
 
 
 def test_precision_probe_picks_the_fastest_only_with_a_margin_and_caches(tmp_path, monkeypatch):

@@ -47,11 +47,14 @@ def split_params_accepting_colon(ctx: click.Context, param: Any, value: Any) -> 
     return _split_params(ctx, param, value)
 
 
-def _find_user_error(exc: BaseException) -> SewerSegmentationError | None:
-    """Walk the exception chain: Kedro may wrap a node's exception in its own."""
+def _find_user_error(exc: BaseException) -> Exception | None:
+    """Walk the exception chain: Kedro may wrap a node's exception in its own. Kedro's own parameter
+    validation error counts too (the project's ParameterCheckHook normally refuses the value first)."""
+    from kedro.validation.exceptions import ParameterValidationError  # noqa: PLC0415
+
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, SewerSegmentationError):
+        if isinstance(exc, SewerSegmentationError | ParameterValidationError):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
@@ -95,7 +98,8 @@ def _with_clear_user_errors(callback):
             user_error = _find_user_error(exc)
             if user_error is None:
                 raise
-            raise click.ClickException(f"{type(user_error).__name__}: {user_error}") from None
+            one_line = "; ".join(line.strip() for line in str(user_error).splitlines() if line.strip())
+            raise click.ClickException(f"{type(user_error).__name__}: {one_line}") from None
 
     return wrapper
 

@@ -15,7 +15,8 @@ from kedro.framework.hooks import hook_impl
 from sewer_segmentation.data.synthetic import SyntheticConfig, write_dataset, write_inference_samples
 from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.io.files import atomic_write_bytes
-from sewer_segmentation.io.stages import parse_round
+from sewer_segmentation.params import parameter_problems
+from sewer_segmentation.stage import Stage
 
 DEFAULT_INFERENCE_FOLDER = "data/01_raw/inference"
 
@@ -27,18 +28,6 @@ def _end_mlflow_run_failed() -> None:
 
     if mlflow.active_run() is not None:
         mlflow.end_run("FAILED")
-
-
-def check_dataset_name(name) -> str:
-    """``dataset`` names a folder of data/01_raw, never a path: ``../x`` or ``a/b`` would put derived
-    files outside the dataset's own folders (``data/03_primary/<dataset>/``...)."""
-    text = str(name or "")
-    if not text or text != Path(text).name or text.startswith(".") or "\\" in text:
-        raise ConfigurationError(
-            f"dataset={text!r}: a dataset is the name of a folder in data/01_raw/ (no path separators, "
-            "no leading '.'); move or link the data to data/01_raw/<name>/ and pass --params=dataset=<name>"
-        )
-    return text
 
 
 def check_raw_dataset(raw_root: Path, dataset: str) -> None:
@@ -67,7 +56,7 @@ class SyntheticDataHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params = context.params
+        self._params = plain_params(context.params)
         self._project_path = Path(context.project_path)
 
     @hook_impl
@@ -80,14 +69,13 @@ class SyntheticDataHook:
 
     def _prepare(self, run_params, pipeline) -> None:
         names = run_params.get("pipeline_names") or ["__default__"]
-        if "__default__" in names and parse_round(self._params.get("round", 1)) != 1:
+        if "__default__" in names and int(self._params.get("round", 1)) != 1:
             raise ConfigurationError(
                 "plain `kedro run` trains the baseline and refinement round 1; "
                 "for a later round run `kedro run --pipeline=refine --params=round:N`"
             )
-        parse_round(self._params.get("round", 1))  # round:abc or round:0 fail here, in one line
         self._ensure_inference_samples()
-        dataset = check_dataset_name(self._params.get("dataset"))
+        dataset = str(self._params.get("dataset"))
         if dataset != "synthetic":
             if any(node.name.endswith("inspect_raw_files") for node in pipeline.nodes):
                 check_raw_dataset(self._project_path / "data" / "01_raw", dataset)
@@ -204,59 +192,55 @@ class PlainLogsHook:
 
 
 class ParameterCheckHook:
-    """Refuse ``--params`` keys that match no parameter, naming the nearest valid ones:
-    ``--params=on_bad_file=error`` would otherwise do nothing (the key is ``data_engineering.on_bad_file``)."""
+    """Bad parameters stop a run before anything starts, one line each: values the parameter models refuse
+    (``params.py``: the models the nodes' ``params:`` inputs are typed with, which Kedro validates too),
+    ``--params`` keys that name no parameter (with the nearest valid names), and a dataset name that is a
+    path. Registered so that it runs before every other hook reads the (validated) parameters."""
 
     @hook_impl
     def after_context_created(self, context) -> None:
         runtime = getattr(context.config_loader, "runtime_params", None) or {}
         if runtime:
             check_parameter_keys(context, runtime)
-        check_dataset_name(context.params.get("dataset"))
-        check_training_parameters(context.params)
+        problems = parameter_problems(context.config_loader["parameters"], parameter_models())
+        if problems:
+            raise ConfigurationError(f"bad parameters (see docs/parameters.md): {'; '.join(problems)}")
+
+
+def parameter_models() -> dict:
+    """Which parameter key must be which model: what Kedro finds in the type hints of the registered
+    pipelines' nodes (its own ``TypeExtractor``), and the sections a hook reads (``params.HOOK_SECTIONS``)."""
+    from kedro.framework.project import pipelines  # noqa: PLC0415
+    from kedro.validation.type_extractor import TypeExtractor  # noqa: PLC0415
+
+    from sewer_segmentation.params import HOOK_SECTIONS  # noqa: PLC0415
+
+    return {**TypeExtractor(dict(pipelines)).extract_types_from_pipelines(), **HOOK_SECTIONS}
+
+
+def plain_params(params: dict) -> dict:
+    """The run's parameters as plain values: Kedro hands the sections the nodes type as their models."""
+    from pydantic import BaseModel  # noqa: PLC0415
+
+    def plain(value):
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="python")
+        return {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    return plain(dict(params))
 
 
 def check_parameter_keys(context, runtime: dict) -> None:
     """``--params`` keys are checked against the configuration loaded without them."""
     from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+    from kedro.framework.project import settings  # noqa: PLC0415 - the project's settings, as Kedro loaded them
 
-    from sewer_segmentation.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
-
-    loader = OmegaConfigLoader(conf_source=str(context.config_loader.conf_source), env=context.env, runtime_params={}, **CONFIG_LOADER_ARGS)
+    loader = OmegaConfigLoader(conf_source=str(context.config_loader.conf_source), env=context.env, runtime_params={},
+                               **settings.CONFIG_LOADER_ARGS)  # fmt: skip
     unknown = unknown_parameter_keys(runtime, _dotted_keys(loader["parameters"]))
     if unknown:
         hints = "; ".join(f"{k} (did you mean {' or '.join(v)}?)" if v else k for k, v in unknown.items())
         raise ConfigurationError(f"--params names no parameter: {hints}. See conf/base/parameters_*.yml.")
-
-
-def check_training_parameters(params: dict) -> None:
-    """The image size and the baseline's and the rounds' training parameters, checked when the run starts
-    (a bad ``batch_size`` or ``learning_rate`` would otherwise surface only after data_engineering)."""
-    from sewer_segmentation.data.samples import frame_size  # noqa: PLC0415
-    from sewer_segmentation.modelling.plan import check_training_config  # noqa: PLC0415
-    from sewer_segmentation.pipelines.final_training.nodes import final_training_config  # noqa: PLC0415
-
-    size = params.get("image_size") or {}
-    if size:
-        frame_size(size)
-    from sewer_segmentation.modelling.box_agreement import check_signal  # noqa: PLC0415
-    from sewer_segmentation.pipelines.final_training.nodes import WEAK_TARGETS  # noqa: PLC0415
-
-    check_signal((params.get("model_selection") or {}).get("signal", "validation"))
-    holdout = ((params.get("data_engineering") or {}).get("split") or {}).get("weak_holdout_fraction", 0.0)
-    if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout < 1:
-        raise ConfigurationError(f"data_engineering.split.weak_holdout_fraction must be a number from 0 up to (not including) 1, got {holdout!r}")
-    targets = (params.get("final_training") or {}).get("weak_targets", "both")
-    if targets not in WEAK_TARGETS:
-        raise ConfigurationError(f"final_training.weak_targets must be one of {', '.join(WEAK_TARGETS)}, got {targets!r}")
-    training = (params.get("baseline_training") or {}).get("training")
-    if not training:
-        return
-    check_training_config(training)
-    try:
-        check_training_config(final_training_config(training, params.get("final_training") or {}))
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"refinement rounds (final_training.training_overrides): {exc}") from None
 
 
 class MlflowTagsHook:
@@ -273,7 +257,7 @@ class MlflowTagsHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params = context.params
+        self._params = plain_params(context.params)
         self._project_path = Path(context.project_path)
 
     @hook_impl
@@ -350,7 +334,7 @@ class PredictionRunHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params, self._project_path = context.params, Path(context.project_path)
+        self._params, self._project_path = plain_params(context.params), Path(context.project_path)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -413,7 +397,7 @@ class NodeTimingHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
-        self._dataset = str(context.params.get("dataset", ""))
+        self._dataset = str(plain_params(context.params).get("dataset", ""))
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -460,7 +444,7 @@ class StageLockHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params = context.params
+        self._params = plain_params(context.params)
         self._project_path = Path(context.project_path)
 
     @hook_impl
@@ -473,7 +457,7 @@ class StageLockHook:
         wait = float(self._params.get("run_lock_wait_seconds") or 0)
         try:
             for stage in stages:
-                name = f"round_{parse_round(self._params.get('round'))}" if stage == "round" else stage
+                name = Stage.round(self._params.get("round")).name if stage == "round" else stage
                 lock = StageLock(self._project_path / "data/06_models", dataset, name, wait)
                 lock.acquire()
                 self._locks.append(lock)
@@ -508,7 +492,7 @@ class RunSummaryHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
-        self._params = context.params
+        self._params = plain_params(context.params)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -551,7 +535,7 @@ class RunSummaryHook:
         lines = summary_lines(
             run_params.get("pipeline_names") or ["__default__"], str(self._params.get("dataset")),
             time.perf_counter() - self._started, output_folders(paths, self._project_path), stages,
-            run[0], run[1], parse_round(self._params.get("round", 1)), failed,
+            run[0], run[1], int(self._params.get("round", 1)), failed,
         )  # fmt: skip
         logger.info("\n".join(lines))
 
@@ -566,3 +550,21 @@ def _description(catalog, name: str) -> dict:
     if isinstance(inner, dict) and not ("filepath" in description or "path" in description):
         return inner
     return description
+
+
+def _mlflow_hook_class():
+    from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook  # noqa: PLC0415 - kedro-mlflow's own hook
+
+    class MlflowParamsHook(MlflowHook):
+        """kedro-mlflow's hook (registered here in place of its plugin entry point, see settings.py), with the
+        typed parameter sections a node receives logged as it logs dicts: one flattened key per value
+        (``baseline_training.training.learning_rate``), not one text of the whole model."""
+
+        @hook_impl
+        def before_node_run(self, node, catalog, inputs, is_async) -> None:
+            super().before_node_run(node, catalog, plain_params(inputs), is_async)
+
+    return MlflowParamsHook
+
+
+MlflowParamsHook = _mlflow_hook_class()

@@ -27,8 +27,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dataset", default="synthetic", help="whose models to use: data/06_models/<dataset>")
     parser.add_argument("--models-root", type=Path, default=None, help="instead of data/06_models/<dataset>")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="folder for the masks (default: predictions)")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--threshold", type=probability, default=0.5, help="probability a defect pixel needs (0 to 1, default 0.5)")
     return parser.parse_args(argv)
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (``nan`` fails the comparison too, as the parameter models refuse it)."""
+    value = float(text)  # argparse turns a ValueError into "invalid probability value"
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
 
 
 def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:

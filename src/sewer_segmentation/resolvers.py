@@ -10,11 +10,14 @@ import hashlib
 import os
 from pathlib import Path
 
+from sewer_segmentation.stage import Stage
+
 
 def model_folder_name(choice) -> str:
-    """Output folder of the predict pipeline: ``baseline``, ``round_<n>`` or the MLflow run id."""
+    """Output folder of the predict pipeline: ``baseline``, ``round_<n>``, ``best`` or the MLflow run id."""
     text = str(choice).strip()
-    return f"round_{text}" if text.isdigit() else text
+    stage = Stage.from_name(text)
+    return text if stage is None else stage.name
 
 
 def input_folder_name(folder) -> str:

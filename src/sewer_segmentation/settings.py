@@ -4,7 +4,15 @@ import warnings
 
 from kedro.config import OmegaConfigLoader  # noqa: F401
 
-from sewer_segmentation.hooks import (
+# Kedro and kedro-mlflow register their resolvers with OmegaConf's deprecated call; nothing this project
+# can change, and each one printed a wrapped multi-line warning at every run.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
+# MLflow asks every PythonModel subclass for type hints (kedro-mlflow's at import, ours when logged); both
+# take arrays and carry an explicit signature instead.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
+
+from sewer_segmentation.hooks import (  # noqa: E402 - after the warning filters: importing the hooks imports MLflow
+    MlflowParamsHook,
     MlflowTagsHook,
     NodeTimingHook,
     ParameterCheckHook,
@@ -15,18 +23,16 @@ from sewer_segmentation.hooks import (
     StageRunsHook,
     SyntheticDataHook,
 )
-from sewer_segmentation.resolvers import CUSTOM_RESOLVERS
+from sewer_segmentation.resolvers import CUSTOM_RESOLVERS  # noqa: E402
 
-# Kedro and kedro-mlflow register their resolvers with OmegaConf's deprecated call; nothing this project
-# can change, and each one printed a wrapped multi-line warning at every run.
-warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
-# MLflow asks every PythonModel subclass for type hints (kedro-mlflow's at import, ours when logged); both
-# take arrays and carry an explicit signature instead.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
-
-# Hooks run last-in-first-out; kedro-mlflow registers its own hook through its entry point.
-HOOKS = (PlainLogsHook(), ParameterCheckHook(), StageLockHook(), SyntheticDataHook(), MlflowTagsHook(), StageRunsHook(), PredictionRunHook(),
-         NodeTimingHook(), RunSummaryHook())  # fmt: skip
+# Hooks run last-in-first-out. kedro-mlflow's hook is registered here (MlflowParamsHook: its hook, logging
+# typed parameters as flattened keys) instead of through its entry point, last as the entry point put it:
+# it opens the MLflow run before the others. ParameterCheckHook comes just before it, so that a bad
+# parameter stops the run before any other hook reads the parameters.
+HOOKS = (PlainLogsHook(), StageLockHook(), SyntheticDataHook(), MlflowTagsHook(), StageRunsHook(), PredictionRunHook(), NodeTimingHook(),
+         RunSummaryHook(), ParameterCheckHook(), MlflowParamsHook())  # fmt: skip
+# Kedro compares the distribution name as its metadata spells it, which differs between releases.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 
 
 CONFIG_LOADER_ARGS = {

@@ -19,27 +19,13 @@ import torch
 from torch.utils.data import Dataset
 
 from sewer_segmentation.data.boxes import FrameBoxes
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import resize_image, resize_mask
+from sewer_segmentation.params import ImageSizeParams, plain
 from sewer_segmentation.progress import progress_bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def check_image_size(height: int, width: int) -> tuple[int, int]:
-    """Encoders downsample 5 times: both sides must be positive multiples of 32."""
-    height, width = int(height), int(width)
-    if height <= 0 or width <= 0 or height % 32 or width % 32:
-        raise ConfigurationError(
-            f"image_size must be multiples of 32, got height={height}, width={width}; "
-            f"nearest valid: height={max(32, round(height / 32) * 32)}, width={max(32, round(width / 32) * 32)}"
-        )
-    return height, width
-
-
-#: How frames meet the model: resized to the training size, or cropped at their own scale.
-SIZE_MODES = ("resize", "native")
 
 
 @dataclass(frozen=True)
@@ -66,25 +52,15 @@ class FrameSize:
         return (None, None) if self.native else (self.height, self.width)
 
 
-def frame_size(image_size: dict) -> FrameSize:
-    """The ``image_size`` parameters as a ``FrameSize``, or a ``ConfigurationError`` naming the bad key."""
-    try:
-        height, width = check_image_size(image_size["height"], image_size["width"])
-    except (KeyError, TypeError, ValueError):
-        raise ConfigurationError(f"image_size.height and image_size.width must be whole numbers, got {image_size}") from None
-    mode = image_size.get("mode", "resize")
-    if mode not in SIZE_MODES:
-        raise ConfigurationError(f"image_size.mode must be one of {', '.join(SIZE_MODES)}, got {mode!r}")
-    crop, tile = image_size.get("crop") or {}, image_size.get("tile") or {}
-    try:
-        box_bias, overlap = float(crop.get("box_bias", 0.5)), int(tile.get("overlap", default_overlap(height, width)))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"image_size.crop.box_bias and image_size.tile.overlap must be numbers, got {crop}, {tile}") from None
-    if not 0 <= box_bias <= 1:
-        raise ConfigurationError(f"image_size.crop.box_bias must be between 0 and 1, got {box_bias}")
-    if mode == "native" and (overlap < 0 or overlap % 32 or overlap >= min(height, width)):
-        raise ConfigurationError(f"image_size.tile.overlap must be a multiple of 32 below the tile size {height}x{width}, got {overlap}")
-    return FrameSize(height, width, mode, box_bias, overlap)
+def frame_size(image_size: ImageSizeParams | dict) -> FrameSize:
+    """The ``image_size`` parameters (validated by ``params.ImageSizeParams``, or a trained model's saved
+    ``image_size``) as a ``FrameSize``."""
+    size = plain(image_size)
+    height, width = int(size["height"]), int(size["width"])
+    crop, tile = size.get("crop") or {}, size.get("tile") or {}
+    overlap = tile.get("overlap")
+    return FrameSize(height, width, size.get("mode", "resize"), float(crop.get("box_bias", 0.5)),
+                     default_overlap(height, width) if overlap is None else int(overlap))  # fmt: skip
 
 
 def default_overlap(height: int, width: int) -> int:

@@ -94,6 +94,37 @@ class TextFileDataset(AbstractDataset[str, str]):
         return {"filepath": str(self._filepath), "optional": self._optional, "confine_to_parent": self._confine}
 
 
+class RawLabelFiles:
+    """The label files of a raw dataset folder, as a layout reads them (``data.layouts.base.LabelFiles``):
+    strict UTF-8, and a link leading out of the dataset folder is refused, naming the file."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def text(self, name: str) -> str | None:
+        return TextFileDataset(str(self.root / name), optional=True, confine_to_parent=True).load()
+
+    def folder(self, name: str) -> dict[str, Any]:
+        return FolderDataset(path=str(self.root / name), dataset={"type": TextFileDataset}, optional=True, confine_to_parent=True).load()
+
+
+class RawLabelFilesDataset(AbstractDataset[RawLabelFiles, None]):
+    """Loads a ``RawLabelFiles`` of the raw dataset folder ``path`` (files are read when a layout asks); read-only."""
+
+    def __init__(self, path: str, metadata: dict | None = None):
+        self._path = path
+        self.metadata = metadata
+
+    def load(self) -> RawLabelFiles:
+        return RawLabelFiles(self._path)
+
+    def save(self, data) -> None:
+        raise DatasetError("raw label files are never written by the project")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path}
+
+
 class JSONFileDataset(AbstractDataset[Any, Any]):
     """A JSON file written atomically (reports are regenerated in place: never half-written)."""
 

@@ -23,8 +23,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sewer_segmentation.errors import ConfigurationError
-
 #: Ways a stage's model is scored when stages and rounds are compared (``model_selection.signal``).
 SIGNALS = ("validation", "box_agreement", "combined")
 
@@ -62,17 +60,9 @@ def box_agreement(probabilities: Mapping[str, np.ndarray], boxes: Mapping[str, n
     return {"frames": len(rows), "box_agreement": agreement, "box_coverage": coverage, "outside_share": outside, "per_frame": per_frame}
 
 
-def check_signal(signal) -> str:
-    """``model_selection.signal`` as given, or a one-line error naming the choices."""
-    if signal not in SIGNALS:
-        raise ConfigurationError(f"model_selection.signal must be one of {', '.join(SIGNALS)}, got {signal!r}")
-    return signal
-
-
 def selection_score(signal: str, validation: float | None, agreement: float | None) -> float | None:
     """The score stages are compared by: the validation metric, the weak_holdout box agreement, or their
     mean. Whichever part is missing (no validation images, no held-out frames) leaves the other."""
-    check_signal(signal)
     parts = {"validation": [validation], "box_agreement": [agreement], "combined": [validation, agreement]}[signal]
     present = [float(p) for p in parts if p is not None and math.isfinite(float(p))]
     if not present:

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from sewer_segmentation.data.samples import FrameSize, frame_size, normalization_for, to_model_input
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import to_uint8
 from sewer_segmentation.modelling.tiling import predict_tiled
+from sewer_segmentation.params import InferenceParams, plain
 from sewer_segmentation.progress import progress_bar
 
 # --------------------------------------------------------------------------------------------------
@@ -39,8 +40,6 @@ def resolve_precision(setting: str | int, accelerator: str = "auto") -> str:
     support it and on CPUs with native bf16, else 32-bit. Training measures instead (``precision.py``)."""
     setting = str(setting)
     if setting != "auto":
-        if setting not in ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true"):
-            raise ConfigurationError(f"precision must be auto, 32, bf16-mixed or 16-mixed; got {setting!r}")
         return setting
     uses_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if uses_gpu:
@@ -133,7 +132,7 @@ def _read(image_id: str, read: Callable[[], np.ndarray]) -> Prediction:
         return Prediction(image_id, error=f"unreadable: {str(cause).split(': ', 1)[-1]}")
 
 
-def predict_frames(trained: TrainedModel, frames: dict[str, Callable[[], np.ndarray]], settings: dict,
+def predict_frames(trained: TrainedModel, frames: dict[str, Callable[[], np.ndarray]], settings: InferenceParams | dict,
                    description: str | None = None) -> Iterator[Prediction]:  # fmt: skip
     """The one batched-prediction loop: every frame of ``frames`` (id -> loader), in id order.
 
@@ -145,9 +144,8 @@ def predict_frames(trained: TrainedModel, frames: dict[str, Callable[[], np.ndar
     Yielding frame by frame keeps memory at one batch, whatever the number of frames.
     """
     ids = sorted(frames)
+    settings = plain(settings)
     batch_size = int(settings.get("batch_size", 16))
-    if batch_size < 1:
-        raise ConfigurationError(f"inference batch_size must be at least 1, got {batch_size}")
     options = {"precision": settings.get("precision", "auto"), "flip_tta": bool(settings.get("flip_tta", False))}
 
     def predict(batch: list[Prediction]) -> None:
@@ -172,9 +170,10 @@ def predict_frames(trained: TrainedModel, frames: dict[str, Callable[[], np.ndar
         yield from batch
 
 
-def predict_split(trained: TrainedModel, images, inference: dict) -> dict[str, np.ndarray]:
-    """Probability maps (uint8, 0..255) for every image of a split, at the image's own size. Every image
-    must be predicted: a score on part of eval (or of baseline_val) would not compare with other stages."""
+def predict_split(trained: TrainedModel, images, inference: InferenceParams) -> dict[str, np.ndarray]:
+    """Probability maps (uint8, 0..255) for every image of a split, at the image's own size (``inference``:
+    the section's model, or a dict of its keys). Every image must be predicted: a score on part of eval
+    (or of baseline_val) would not compare with other stages."""
     probabilities, failed = {}, []
     for prediction in predict_frames(trained, dict(images), inference):
         if prediction.error:

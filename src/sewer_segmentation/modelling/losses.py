@@ -16,8 +16,6 @@ from segmentation_models_pytorch.losses import LovaszLoss
 from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 
-from sewer_segmentation.errors import ConfigurationError
-
 
 def _weighted_mean(per_pixel: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     if weight is None:
@@ -120,16 +118,19 @@ ALIASES = {"tverskyloss": "tversky", "diceloss": "dice", "bcewithlogitsloss": "b
            "lovaszloss": "lovasz", "bboxawareloss": "edge_bce"}  # fmt: skip
 
 
-def build_loss(name: str, args: dict | None = None) -> nn.Module:
-    """Loss by name (case-insensitive; the original config's class names are accepted too)."""
-    key = name.lower()
-    key = ALIASES.get(key, key)
+def loss_key(name: str) -> str:
+    """The ``LOSSES`` key of a loss name (case-insensitive; the original config's class names are accepted
+    too); a ValueError naming the choices for an unknown one."""
+    key = ALIASES.get(name.lower(), name.lower())
     if key not in LOSSES:
-        raise ConfigurationError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return key
+
+
+def build_loss(name: str, args: dict | None = None) -> nn.Module:
+    """Loss by name (``loss_key``) with its keyword arguments (``params.LossParams`` checks both before a
+    run: a TypeError here means arguments the loss does not take)."""
     args = dict(args or {})
     for ignored in ("mode", "from_logits"):  # smp-style arguments of the original config: always binary logits
         args.pop(ignored, None)
-    try:
-        return LOSSES[key](**args)
-    except TypeError as exc:
-        raise ConfigurationError(f"bad arguments for loss {name!r}: {exc}") from exc
+    return LOSSES[loss_key(name)](**args)

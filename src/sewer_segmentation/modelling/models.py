@@ -54,14 +54,19 @@ class UNetAttention(smp.Unet):
 ARCHITECTURES = {"UNetAttention": UNetAttention}
 
 
+def architecture_names() -> list[str]:
+    """Every architecture ``model.architecture`` may name: the project's own and segmentation-models-pytorch's."""
+    smp_models = (n for n in dir(smp) if n[0].isupper() and isinstance(getattr(smp, n), type) and issubclass(getattr(smp, n), nn.Module))
+    return sorted({*ARCHITECTURES, *smp_models})
+
+
+def encoder_names() -> list[str]:
+    """Every encoder ``model.encoder_name`` may name (segmentation-models-pytorch's)."""
+    return sorted(smp.encoders.get_encoder_names())
+
+
 def _smp_architecture(name: str):
-    if name in ARCHITECTURES:
-        return ARCHITECTURES[name]
-    candidate = getattr(smp, name, None)
-    if isinstance(candidate, type) and issubclass(candidate, nn.Module):
-        return candidate
-    known = sorted({*ARCHITECTURES, *(n for n in dir(smp) if n[0].isupper() and isinstance(getattr(smp, n), type))})
-    raise ConfigurationError(f"unknown architecture {name!r}; choose one of: {', '.join(known)}")
+    return ARCHITECTURES[name] if name in ARCHITECTURES else getattr(smp, name)
 
 
 def build_model(config: dict) -> nn.Module:

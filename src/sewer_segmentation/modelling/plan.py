@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from sewer_segmentation import params
 from sewer_segmentation.data.samples import Sample
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import resize_mask
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.metrics import confusion_counts, soft_sums, validation_values
-from sewer_segmentation.modelling.round_guard import RoundGuard
+from sewer_segmentation.params import RoundGuardParams
 
-# Validation metrics the kept weights can be chosen by: all "higher is better", so that every comparison
-# of stages (the best model so far, predict_model: best) reads the same way.
-SELECTION_METRICS = {"val_mean_iou": "max", "val_iou": "max", "val_dice": "max", "val_soft_iou": "max", "val_soft_dice": "max"}
+# Validation metrics the kept weights can be chosen by (``params.SELECTION_METRICS``): all "higher is
+# better", so that every comparison of stages reads the same way.
+SELECTION_METRICS = dict.fromkeys(params.SELECTION_METRICS, "max")
 
 
 @dataclass
@@ -44,7 +45,7 @@ class TrainingPlan:
     # A round: the model the stage before handed on (the start; its weights are ``initial_state`` when
     # fine-tuning), and the guard that decides whether the trained weights or the start are handed on.
     previous_model: TrainedModel | None = None
-    guard: RoundGuard = field(default_factory=RoundGuard)
+    guard: RoundGuardParams = field(default_factory=RoundGuardParams)
     starts_from: dict | None = None  # metadata of the model fine-tuned from, to tell whether the stage beat it
     # The box masks of the validation images scored as a predictor, by the selection metric: a model
     # below it is worse than the boxes it was given (flagged in the log, rounds.md and the run summary).
@@ -81,81 +82,26 @@ def holdout_boxes(images, box_lists, manifest) -> dict:
     return {image_id: found.boxes for image_id, found in frame_boxes(box_lists, manifest, list(images)).items()}
 
 
-def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None, name: str = "final_training") -> list[float] | None:
+def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None) -> list[float] | None:
     """Per-sample draw weights giving the hand-labelled images ``labelled_share`` of all draws (weak
     images first, then labelled); None draws every image equally often."""
     if labelled_share is None or n_weak == 0 or n_labelled == 0:
         return None
     share = float(labelled_share)
-    if not 0 < share < 1:
-        raise ConfigurationError(f"{name}.labelled_share must be between 0 and 1 (or null), got {share}")
     return [(1 - share) / n_weak] * n_weak + [share / n_labelled] * n_labelled
-
-
-def check_training_config(training: dict) -> str:
-    """Refuse training parameters that cannot work, before anything runs; returns the selection metric.
-    (Also called when a run starts, so ``--params=...batch_size=0`` fails at once, not after data_engineering.)"""
-    metric = training.get("save_by_metric", "val_mean_iou")
-    if metric not in SELECTION_METRICS:
-        raise ConfigurationError(f"save_by_metric must be one of {sorted(SELECTION_METRICS)} (validation metrics), got {metric!r}")
-    try:
-        rate = float(training.get("learning_rate"))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"training.learning_rate must be a number, got {training.get('learning_rate')!r}") from None
-    if not rate > 0:
-        raise ConfigurationError(f"training.learning_rate must be above 0, got {rate}")
-    _positive_int(training, "batch_size")
-    _positive_int(training, "epochs" if training.get("epochs") is not None else "steps")
-    try:
-        decay = float(training.get("weight_decay") or 0)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"training.weight_decay must be a number, got {training.get('weight_decay')!r}") from None
-    if decay < 0:
-        raise ConfigurationError(f"training.weight_decay must be 0 or more, got {decay}")
-    check_box_loss_config(training.get("box_loss") or {})
-    return metric
-
-
-#: The box losses' settings (modelling/box_losses.BoxSupervisionLoss) and the least value of each.
-BOX_LOSS_KEYS = {"projection": 0.0, "background": 0.0, "pairwise": 0.0, "dilation": 1, "theta": 1e-6, "similarity": 0.0}
-
-
-def check_box_loss_config(box_loss: dict) -> None:
-    """``training.box_loss``: known keys, numbers at or above their least value."""
-    unknown = sorted(set(box_loss) - set(BOX_LOSS_KEYS))
-    if unknown:
-        raise ConfigurationError(f"training.box_loss has unknown keys {unknown}; keys: {', '.join(BOX_LOSS_KEYS)}")
-    for key, value in box_loss.items():
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"training.box_loss.{key} must be a number, got {value!r}") from None
-        if not number >= BOX_LOSS_KEYS[key]:
-            raise ConfigurationError(f"training.box_loss.{key} must be at least {BOX_LOSS_KEYS[key]}, got {value!r}")
 
 
 def resolve_budget(training: dict, n_train: int) -> tuple[int, int]:
     """(optimizer steps, steps between validations) from ``steps``/``validations`` or, when ``epochs`` is
     set, from epochs over ``n_train`` images (``scoring_per_epoch`` validations per epoch)."""
-    batch_size = _positive_int(training, "batch_size")
+    batch_size = int(training["batch_size"])
     epochs = training.get("epochs")
     if epochs is not None:
-        steps_per_epoch = max(1, math.ceil(n_train / batch_size))
-        steps = _positive_int(training, "epochs") * steps_per_epoch
+        steps = int(epochs) * max(1, math.ceil(n_train / batch_size))
         validations = int(epochs) * max(1, int(training.get("scoring_per_epoch", 1)))
     else:
-        steps = _positive_int(training, "steps")
+        steps = int(training["steps"])
         validations = max(1, int(training.get("validations", 10)))
     every = training.get("val_every_steps")
     interval = int(every) if every else max(1, steps // validations)
     return steps, min(interval, steps)
-
-
-def _positive_int(config: dict, key: str) -> int:
-    try:
-        value = int(config.get(key))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"training.{key} must be a positive whole number, got {config.get(key)!r}") from None
-    if value < 1:
-        raise ConfigurationError(f"training.{key} must be at least 1, got {value} (a model that never trained is never saved)")
-    return value

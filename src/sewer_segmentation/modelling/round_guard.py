@@ -6,11 +6,12 @@ the guard compares the two scores:
 
 ``not_worse`` (the default)
     The trained weights are handed on unless their score is below the start's by more than
-    ``standard_errors`` standard errors of the difference. The standard error comes from the per-image
-    differences (IoU of each validation image, box agreement of each weak_holdout frame), so the
-    tolerance follows the noise of the user's own data: a few validation images tolerate a larger dip
-    than many. With 5-7 validation images a round's typical gain is within that noise, so requiring a
-    gain refused most rounds that helped (docs/training.md, section 3).
+    ``standard_errors`` standard errors of the difference (``final_training.round_guard``, validated as
+    ``params.RoundGuardParams``). The standard error comes from the per-image differences (IoU of each
+    validation image, box agreement of each weak_holdout frame), so the tolerance follows the noise of
+    the user's own data: a few validation images tolerate a larger dip than many. With 5-7 validation
+    images a round's typical gain is within that noise, so requiring a gain refused most rounds that
+    helped (docs/training.md, section 3).
 ``better``
     The trained weights must beat the start by ``min_improvement`` (the rule before ``not_worse``).
 
@@ -27,28 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sewer_segmentation.errors import ConfigurationError
-
-#: The guard's rules (``final_training.round_guard.rule``).
-RULES = ("not_worse", "better")
-
-
-@dataclass(frozen=True)
-class RoundGuard:
-    """``final_training.round_guard``: the rule, the tolerance of ``not_worse`` in standard errors and
-    the margin of ``better``."""
-
-    rule: str = "not_worse"
-    standard_errors: float = 1.0
-    min_improvement: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ConfigurationError(f"final_training.round_guard.rule must be one of {', '.join(RULES)}, got {self.rule!r}")
-        if not (math.isfinite(self.standard_errors) and self.standard_errors >= 0):
-            raise ConfigurationError(f"final_training.round_guard.standard_errors must be a number >= 0, got {self.standard_errors!r}")
-        if not math.isfinite(self.min_improvement):
-            raise ConfigurationError(f"final_training.round_guard.min_improvement must be a finite number, got {self.min_improvement!r}")
+from sewer_segmentation.params import RoundGuardParams
 
 
 @dataclass(frozen=True)
@@ -85,7 +65,7 @@ def selection_standard_error(signal: str, validation: float | None, holdout: flo
     return math.sqrt(sum(p * p for p in present)) / len(present)
 
 
-def decide(guard: RoundGuard, trained_score: float | None, start_score: float | None, standard_error: float | None) -> GuardDecision:
+def decide(guard: RoundGuardParams, trained_score: float | None, start_score: float | None, standard_error: float | None) -> GuardDecision:
     """Hand on the trained weights or the start, by ``guard.rule``. Without a start score there is
     nothing to compare with (the trained weights go on); without a trained score the start stays."""
     if start_score is None:

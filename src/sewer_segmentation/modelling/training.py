@@ -33,7 +33,7 @@ from sewer_segmentation.data.samples import (
     max_boxes_of,
     normalization_for,
 )
-from sewer_segmentation.errors import ConfigurationError, TrainingDivergedError
+from sewer_segmentation.errors import BadInputError, TrainingDivergedError
 from sewer_segmentation.io.files import explaining_a_full_disk
 from sewer_segmentation.modelling.box_losses import BoxSupervisionLoss
 from sewer_segmentation.modelling.inference import TrainedModel, cpu_has_fast_bf16, inference_device, resolve_precision
@@ -46,9 +46,10 @@ from sewer_segmentation.modelling.metrics import (
     validation_values,
 )
 from sewer_segmentation.modelling.models import build_model, set_batchnorm_frozen
-from sewer_segmentation.modelling.plan import SELECTION_METRICS, check_box_loss_config, check_training_config, resolve_budget
+from sewer_segmentation.modelling.plan import SELECTION_METRICS, resolve_budget
 from sewer_segmentation.modelling.precision import probe_precision
 from sewer_segmentation.modelling.tiling import predict_tiled
+from sewer_segmentation.params import ImageSizeParams, ModelParams, TrainingParams, plain
 from sewer_segmentation.progress import on_terminal
 
 logger = logging.getLogger(__name__)
@@ -141,8 +142,6 @@ class SegmentationModule(L.LightningModule):
         cfg = self.training_config
         optimizer = torch.optim.AdamW(params, lr=float(cfg["learning_rate"]), weight_decay=float(cfg.get("weight_decay", 0)))
         schedule = cfg.get("lr_schedule", "cosine")
-        if schedule not in ("cosine", "none", None):
-            raise ConfigurationError(f"lr_schedule must be 'cosine' or 'none', got {schedule!r}")
         factor = lr_factor_fn(self.total_steps, warmup_steps(cfg, self.total_steps), schedule == "cosine")
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -406,8 +405,6 @@ def scored_validation(model: torch.nn.Module, samples: list[Sample], mean, std, 
     model.to("cpu")
     counts = torch.cat(counts)
     values = validation_values(counts, soft)
-    if metric not in values:
-        raise ConfigurationError(f"{metric} cannot score the starting weights; use one of {sorted(values)}")
     per_image = metrics_from_counts(counts)["iou"].tolist()
     return values[metric], {s.image_id: round(float(v), 5) for s, v in zip(samples, per_image, strict=True)}
 
@@ -438,16 +435,14 @@ def check_finite_weights(model: torch.nn.Module, stage: str) -> None:
 
 def build_box_loss(training: dict) -> BoxSupervisionLoss:
     """The box terms with their weights from ``training.box_loss`` (see modelling/box_losses.py)."""
-    config = dict(training.get("box_loss") or {})
-    check_box_loss_config(config)
-    return BoxSupervisionLoss(**config)
+    return BoxSupervisionLoss(**dict(training.get("box_loss") or {}))
 
 
 def score_on_validation(trained: TrainedModel, val_samples: list[Sample], training: dict, precision: str) -> tuple[float, dict[str, float]]:
     """``scored_validation`` of a saved model, fed the way it was trained, by the selection metric of ``training``."""
     size = frame_size(trained.image_size)
-    return _score_on_validation(trained.model, val_samples, trained.model_config, training, check_training_config(training), precision,
-                                size if size.native else None)  # fmt: skip
+    metric = training.get("save_by_metric", "val_mean_iou")
+    return _score_on_validation(trained.model, val_samples, trained.model_config, training, metric, precision, size if size.native else None)
 
 
 def _score_on_validation(model: torch.nn.Module, val_samples: list[Sample], model_config: dict, training: dict, metric: str, precision: str,
@@ -567,9 +562,9 @@ def _final_history(history: HistoryCallback, checkpoint_dir: Path, stage: str) -
 def train_model(
     train_samples: list[Sample],
     val_samples: list[Sample],
-    model_config: dict,
-    training: dict,
-    image_size: dict,
+    model_config: ModelParams | dict,
+    training: TrainingParams | dict,
+    image_size: ImageSizeParams | dict,
     seed: int,
     stage: str,
     checkpoint_root: str | Path = "data/06_models/checkpoints",
@@ -585,13 +580,15 @@ def train_model(
     unless training beats them by ``min_improvement``. ``sample_weights`` (one per training sample)
     sets how often each sample is drawn. Box-supervised samples also train through the box losses
     (``training.box_loss``). ``keep_last`` keeps the last step's weights, not the best validated ones
-    (the ceiling of ``bench/quality.py``: no validation guard).
+    (the ceiling of ``bench/quality.py``: no validation guard). Parameters arrive as their models
+    (``params``) or as plain dicts.
     """
+    model_config, training, image_size = plain(model_config), plain(training), plain(image_size)
     size = frame_size(image_size)
     tiles = size if size.native else None
     if not train_samples:
-        raise ConfigurationError(f"{stage}: no training images")
-    metric = check_training_config(training)
+        raise BadInputError(f"{stage}: no training images")
+    metric = training.get("save_by_metric", "val_mean_iou")
     steps, val_interval = resolve_budget(training, len(train_samples))
     batch_size = int(training["batch_size"])
     precision = _training_precision(training, model_config, image_size)  # before seeding: the probe draws numbers

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sewer_segmentation.reporting.plots import line_chart
+from sewer_segmentation.stage import Stage
 
 #: Eval IoU below the baseline's by more than this is flagged at the top of the report.
 WORSE_THAN_BASELINE = 0.01
@@ -20,7 +21,7 @@ WORSE_THAN_BASELINE = 0.01
 
 def stage_number(name: str) -> int:
     """0 for the baseline, r for ``round_<r>`` (rounds sort by number: round_10 after round_9)."""
-    return 0 if name == "baseline" else int(name.split("_")[1])
+    return Stage.parse(name).number
 
 
 def eval_score(stage: dict, predictor: str = "model", reference: str = "polygons", metric: str = "mean_iou") -> float:

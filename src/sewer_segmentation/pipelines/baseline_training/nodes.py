@@ -24,8 +24,9 @@ from sewer_segmentation.data.splits import (
     check_splits_agree,
     split_fingerprint,
 )
-from sewer_segmentation.errors import ConfigurationError
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, holdout_boxes, labelled_sampling_weights
+from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights
+from sewer_segmentation.params import ImageSizeParams, JointParams, ModelParams, TrainingParams
 
 STAGE = "baseline"
 
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 def plan_baseline_training(
     split_manifest: pd.DataFrame, train_images, train_masks, val_images, val_masks, val_box_masks, eval_images, weak_images,
-    holdout_images, box_lists: pd.DataFrame, model: dict, image_size: dict, training: dict, joint: dict,
+    holdout_images, box_lists: pd.DataFrame, model: ModelParams, image_size: ImageSizeParams, training: TrainingParams, joint: JointParams,
 ) -> TrainingPlan:  # fmt: skip
     """The baseline's training set (baseline_train, plus the weak pool's boxes when ``joint.enabled``)
     and validation set (baseline_val), decoded once, and the box masks' own validation score. The split
@@ -51,23 +52,23 @@ def plan_baseline_training(
         logger.warning(warning)
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
     weak, sample_weights = [], None
-    if joint.get("enabled"):
+    if joint.enabled:
         if not weak_images:
-            raise ConfigurationError("baseline_training.joint.enabled needs box-only frames, and the weak pool is empty")
+            raise BadInputError("baseline_training.joint.enabled needs box-only frames, and the weak pool is empty")
         weak = load_box_samples(weak_images, frame_boxes(box_lists, split_manifest, weak_images), height, width, description="weak boxes")
-        sample_weights = labelled_sampling_weights(len(weak), len(labelled), joint.get("labelled_share"), "baseline_training.joint")
+        sample_weights = labelled_sampling_weights(len(weak), len(labelled), joint.labelled_share)
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
     check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], "the baseline's training and validation sets")
     return TrainingPlan(
         stage=STAGE,
         train=weak + labelled,
         val=val,
-        box_validation_score=box_validation_score(val, val_box_masks, check_training_config(training)),
-        model_config=model,
-        training=training,
-        image_size=image_size,
+        box_validation_score=box_validation_score(val, val_box_masks, training.save_by_metric),
+        model_config=model.as_dict(),
+        training=training.as_dict(),
+        image_size=image_size.as_dict(),
         sample_weights=sample_weights,
         holdout_images=dict(holdout_images),
         holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
-        metadata={"split_fingerprint": split_fingerprint(split_manifest), "joint": bool(joint.get("enabled"))},
+        metadata={"split_fingerprint": split_fingerprint(split_manifest), "joint": joint.enabled},
     )

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import unicodedata
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -18,21 +16,14 @@ import numpy as np
 import pandas as pd
 from kedro.io.core import DatasetError
 
-from sewer_segmentation.data.annotations import (
-    Problem,
-    class_is_kept,
-    parse_via_csv,
-    parse_yolo_labels,
-    parse_yolo_names,
-    rasterize_shapes,
-    shape_outside,
-    yolo_box_mask,
-)
+from sewer_segmentation.data.annotations import Problem, rasterize_shapes, shape_outside, yolo_box_mask
 from sewer_segmentation.data.boxes import box_table, boxes_from_mask, yolo_pixel_boxes
-from sewer_segmentation.data.dedupe import METHODS, MIN_SIMILARITY, cluster_signatures, frame_signature
+from sewer_segmentation.data.dedupe import cluster_signatures, frame_signature
+from sewer_segmentation.data.layouts import Annotations, LabelFiles, choose_layout, label_key
 from sewer_segmentation.data.splits import SPLITS, WEAK, WEAK_HOLDOUT, check_splits_agree, holdout_clusters, split_changes, split_clusters
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import has_image_extension, image_id_of, mask_iou
+from sewer_segmentation.params import DataEngineeringParams
 from sewer_segmentation.progress import progress_bar
 from sewer_segmentation.reporting.plots import duplicate_cluster_gallery, sample_gallery
 from sewer_segmentation.reporting.reports import data_report_markdown
@@ -59,84 +50,13 @@ def _by_image_id(partitions: Partitions) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def parse_annotations(
-    via_labels: str | None, yolo_labels: Partitions, yolo_data_yaml: str | None, params: dict
-) -> dict:
-    """Parse the VIA export and/or YOLO labels, applying the class filter.
-
-    Returns polygons per image file name, YOLO boxes per image id, the problems found, and the counts
-    of regions kept and dropped per class.
-    """
-    keep, drop = params["classes"].get("keep") or [], params["classes"].get("drop") or []
-    problems: list[Problem] = []
-    kept_classes: Counter = Counter()
-    dropped_classes: Counter = Counter()
-
-    polygons: dict[str, list] = {}  # by label_key of the file name
-    only_dropped: dict[str, list] = {}  # label_key -> the dropped classes that were its only regions
-    listed: set[str] = set()
-    if via_labels is not None:
-        via = parse_via_csv(via_labels, "labels.csv", params["via"]["class_attribute"])
-        problems += via.problems
-        listed = {label_key(f) for f in (*via.unlabelled, *via.shapes)}
-        for filename, shapes in via.shapes.items():
-            kept = [s for s in shapes if class_is_kept(s.class_name, keep, drop)]
-            for s in shapes:
-                (kept_classes if s in kept else dropped_classes)[s.class_name or "unnamed"] += 1
-            polygons.setdefault(label_key(filename), []).extend(kept)
-            if not kept:  # hand-labelled, but only with classes the filter drops
-                only_dropped[label_key(filename)] = sorted({s.class_name or "unnamed" for s in shapes})
-
-    boxes: dict[str, list] = {}
-    names: dict[int, str] = {}
-    if yolo_labels:
-        if yolo_data_yaml is None:
-            raise BadInputError("labels/ holds YOLO labels but data.yaml (class names) is missing")
-        try:
-            names = parse_yolo_names(yolo_data_yaml)
-        except ValueError as exc:
-            raise BadInputError(str(exc)) from exc
-        for pid, load in sorted(yolo_labels.items()):
-            if not pid.lower().endswith(".txt"):  # labels.TXT too: cameras and Windows tools write upper case
-                continue
-            parsed, label_problems = parse_yolo_labels(load(), f"labels/{pid}")
-            problems += label_problems
-            kept_boxes = []
-            for box in parsed:
-                name = names.get(box.class_id)
-                if name is None:
-                    problems.append(Problem(f"labels/{pid}", f"class id {box.class_id} is not in data.yaml"))
-                    continue
-                if class_is_kept(name, keep, drop):
-                    kept_boxes.append(box)
-                    kept_classes[name] += 1
-                else:
-                    dropped_classes[name] += 1
-            image_id = image_id_of(pid[: -len(".txt")] + ".jpg")
-            if image_id in boxes:
-                problems.append(Problem(f"labels/{pid}", f"a second label file for {image_id} (the name differs only in case); remove one"))
-                continue
-            boxes[image_id] = kept_boxes
-    return {
-        "polygons": polygons,
-        "listed_in_csv": sorted(listed),
-        "yolo_boxes": boxes,
-        "yolo_class_names": names,
-        "problems": [p.as_dict() for p in problems],
-        "kept_classes": dict(kept_classes),
-        "dropped_classes": dict(dropped_classes),
-        "only_dropped_classes": {k: v for k, v in only_dropped.items() if not polygons.get(k)},
-    }
-
-
-def label_key(name: str) -> str:
-    """What a labels.csv file name and an image file are matched by: Unicode NFC (macOS writes NFD),
-    ``/`` for a Windows ``\\``, and a lower-case extension (``.JPG``). Nothing looser: a name that still
-    differs (in the case of its stem, say) is reported, and that image left out, never demoted to the
-    weak pool with its polygons lost."""
-    name = unicodedata.normalize("NFC", name).replace("\\", "/")
-    stem, dot, extension = name.rpartition(".")
-    return f"{stem}.{extension.lower()}" if dot else name
+def parse_annotations(label_files: LabelFiles, params: DataEngineeringParams) -> Annotations:
+    """Read the raw dataset's label files with its layout (``data_engineering.layout``, or the one whose
+    files are there), through the class filter: hand-drawn shapes per image file, detection boxes per
+    image, the class counts, and every problem found (``data/layouts``)."""
+    name, layout = choose_layout(label_files, params.layout)
+    logger.info("Raw layout: %s (%s)", name, layout.files)
+    return layout.read(label_files, params)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,8 +70,8 @@ def _box_mask_for(
     """The image's box mask: from ``masks/`` when present, else from its YOLO boxes, else None."""
     if image_id in box_mask_files:
         return box_masks[box_mask_files[image_id][0]]()
-    if image_id in annotations["yolo_boxes"]:
-        return yolo_box_mask(annotations["yolo_boxes"][image_id], *shape)
+    if image_id in annotations.boxes:
+        return yolo_box_mask(annotations.boxes[image_id], *shape)
     return None
 
 
@@ -169,18 +89,14 @@ def _load_failure(exc: BaseException) -> str:
 INVENTORY_COLUMNS = ["image_id", "source_file", "mask_source", "has_polygon", "width", "height", "signature"]
 
 
-def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotations: dict, params: dict):
+def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotations: Annotations, params: DataEngineeringParams):
     """Decode every raw image once: validate it against its mask and labels, and hash it.
 
     Returns the inventory (one row per usable image) and the table of excluded files with reasons.
     With ``on_bad_file: error`` any bad file stops the run here, before anything is written, with a
     message that names every bad file.
     """
-    policy = params["on_bad_file"]
-    if policy not in ("skip", "error"):
-        raise ConfigurationError(f"on_bad_file must be 'skip' or 'error', got {policy!r}")
-    if params["dedupe"]["method"] not in METHODS:
-        raise ConfigurationError(f"data_engineering.dedupe.method must be one of {', '.join(METHODS)}, got {params['dedupe']['method']!r}")
+    policy = params.on_bad_file
     images, box_mask_files = _by_image_id(raw_images), _by_image_id(raw_box_masks)
     problems, filtered, unmatched = _layout_problems(raw_images, images, box_mask_files, annotations)
     rows = []
@@ -190,7 +106,7 @@ def inspect_raw_files(raw_images: Partitions, raw_box_masks: Partitions, annotat
         row = _inspect_image(image_id, pids[0], raw_images, raw_box_masks, box_mask_files, annotations, params, problems, filtered)
         if row is not None:
             rows.append(row)
-    if annotations["yolo_boxes"] and not box_mask_files:
+    if annotations.boxes and not box_mask_files:
         logger.info("Box masks built from YOLO labels for %d images", len(rows))
 
     errors = [p for p in problems if p.fatal]
@@ -222,11 +138,11 @@ def unusable_image_id(image_id: str) -> str | None:
     return None
 
 
-def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict, annotations: dict) -> tuple[list[Problem], list[Problem], set[str]]:
+def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict, annotations: Annotations) -> tuple[list[Problem], list[Problem], set[str]]:
     """Problems of the dataset's layout, before any image is decoded: the annotation parser's, files that
     are not images, two images with one name, labels.csv rows without a file, masks without an image.
     Also the images a labels.csv row names in another case (left out: their polygons would be lost)."""
-    problems = [Problem(p["file"], p["reason"], p["severity"] == "error") for p in annotations["problems"]]
+    problems = [Problem(p["file"], p["reason"], p["severity"] == "error") for p in annotations.problems]
     filtered = [Problem(f"images/{pid}", "not an image file extension; ignored", False) for pid in sorted(raw_images) if not has_image_extension(pid)]
     for image_id, pids in images.items():
         if len(pids) > 1:
@@ -237,7 +153,7 @@ def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict,
     keys = {label_key(pid): pid for pid in raw_images}
     folded = {key.casefold(): pid for key, pid in keys.items()}
     unmatched = set()
-    for filename in annotations["listed_in_csv"]:
+    for filename in annotations.listed:
         if filename in keys:
             continue
         near = folded.get(filename.casefold())
@@ -246,7 +162,7 @@ def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict,
             problems.append(Problem(f"images/{near}", f"labels.csv names it {filename!r} (the case differs): left out, not "
                                     "used without its polygons; rename the file or the labels.csv row"))  # fmt: skip
         else:
-            problems.append(Problem(f"labels.csv ({filename})", "file listed in labels.csv does not exist in images/"))
+            problems.append(Problem(f"labels ({filename})", "file named in the labels does not exist in images/"))
     for mask_id, pids in sorted(box_mask_files.items()):
         if mask_id not in images:
             problems.append(Problem(f"masks/{pids[0]}", "mask without an image"))
@@ -255,8 +171,8 @@ def _layout_problems(raw_images: Partitions, images: dict, box_mask_files: dict,
     return problems, filtered, unmatched
 
 
-def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_masks: Partitions, box_mask_files: dict, annotations: dict,
-                   params: dict, problems: list[Problem], filtered: list[Problem]) -> dict | None:  # fmt: skip
+def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_masks: Partitions, box_mask_files: dict, annotations: Annotations,
+                   params: DataEngineeringParams, problems: list[Problem], filtered: list[Problem]) -> dict | None:  # fmt: skip
     """The inventory row of one image, or None with the reason appended to ``problems`` (bad input) or
     ``filtered`` (left out by a setting)."""
     mask_file = f"masks/{box_mask_files[image_id][0]}" if image_id in box_mask_files else None
@@ -279,8 +195,8 @@ def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_mask
     if box_mask.shape != (h, w):
         problems.append(Problem(mask_file, f"mask is {box_mask.shape[1]}x{box_mask.shape[0]} but its image is {w}x{h}"))
         return None
-    shapes = annotations["polygons"].get(label_key(pid), [])
-    dropped = annotations.get("only_dropped_classes", {}).get(label_key(pid))
+    shapes = annotations.polygons.get(label_key(pid), [])
+    dropped = annotations.only_dropped_classes.get(label_key(pid))
     if not shapes and dropped:  # its box mask (drawn for those classes) would teach a dropped class as a defect
         filtered.append(Problem(f"images/{pid}", f"hand-labelled only with dropped classes ({', '.join(dropped)}); left out, not "
                                 "used as a box-only frame with the boxes of those classes", False))  # fmt: skip
@@ -290,14 +206,13 @@ def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_mask
         problems += [Problem(f"{s.source} ({pid})", f"{s.name} lies wholly outside the {w}x{h} image") for s in outside]
         return None  # its other polygons are not the whole label either
     if shapes:
-        _, warnings = rasterize_shapes(shapes, h, w, params["via"]["polyline_thickness"])
+        _, warnings = rasterize_shapes(shapes, h, w, params.via.polyline_thickness)
         problems += [Problem(f"labels.csv ({pid})", text, fatal=False) for text in warnings]
-    elif params["drop_images_without_boxes"] and not box_mask.any():
+    elif params.drop_images_without_boxes and not box_mask.any():
         filtered.append(Problem(f"images/{pid}", "no boxes of the kept classes; left out", False))
         return None
-    dedupe = params["dedupe"]
-    return {"image_id": image_id, "source_file": pid, "mask_source": mask_file or "yolo", "has_polygon": bool(shapes), "width": w,
-            "height": h, "signature": frame_signature(image, dedupe["method"], int(dedupe.get("hash_size", 8)))}  # fmt: skip
+    return {"image_id": image_id, "source_file": pid, "mask_source": mask_file or "boxes", "has_polygon": bool(shapes), "width": w,
+            "height": h, "signature": frame_signature(image, params.dedupe.method, params.dedupe.hash_size)}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,7 +220,7 @@ def _inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_mask
 # --------------------------------------------------------------------------------------------------
 
 
-def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cluster_duplicates(inventory: pd.DataFrame, params: DataEngineeringParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Group near-duplicates and decide which images stay.
 
     In a cluster holding a hand-labelled image, box-only members are always dropped (they would leak
@@ -313,8 +228,9 @@ def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFr
     a hand-labelled one if any, else the largest frame (ties: the first image id).
     """
     inventory = inventory.sort_values("image_id").reset_index(drop=True)
-    inventory["cluster_id"] = cluster_signatures(list(inventory["signature"]), params["method"], float(params.get("min_similarity", MIN_SIMILARITY)),
-                                                 int(params.get("candidates", 3)), int(params.get("max_distance", 6)), available_cores())  # fmt: skip
+    dedupe = params.dedupe
+    inventory["cluster_id"] = cluster_signatures(list(inventory["signature"]), dedupe.method, dedupe.min_similarity, dedupe.candidates,
+                                                 dedupe.max_distance, available_cores())  # fmt: skip
     inventory["kept"] = True
     inventory["drop_reason"] = ""
     rank = inventory.assign(area=inventory.width * inventory.height).sort_values(
@@ -329,7 +245,7 @@ def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFr
         for idx, row in members.iterrows():
             if row.image_id == rep:
                 continue
-            if params["drop_duplicates"] or (any_polygon and not row.has_polygon):
+            if dedupe.drop_duplicates or (any_polygon and not row.has_polygon):
                 inventory.loc[idx, ["kept", "drop_reason"]] = [False, f"near-duplicate of {rep}"]
     records = [
         {
@@ -353,7 +269,7 @@ def cluster_duplicates(inventory: pd.DataFrame, params: dict) -> tuple[pd.DataFr
 # --------------------------------------------------------------------------------------------------
 
 
-def assign_splits(inventory: pd.DataFrame, params: dict, seed: int, previous_manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+def assign_splits(inventory: pd.DataFrame, params: DataEngineeringParams, seed: int, previous_manifest: pd.DataFrame | None = None) -> pd.DataFrame:
     """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak.
     Frames that change split against ``previous_manifest`` (the manifest of the last run, if any) are
     named in the log: models trained on the old splits are then refused by their split fingerprint."""
@@ -369,12 +285,12 @@ def assign_splits(inventory: pd.DataFrame, params: dict, seed: int, previous_man
     if len(labelled) < FEW_LABELLED:
         logger.warning("Only %d hand-labelled images: eval and validation scores will be noisy (a few hundred is typical)", len(labelled))
     assignment = split_clusters(
-        labelled.groupby("cluster_id").size(), float(params["eval_fraction"]), float(params["val_fraction"]), seed
+        labelled.groupby("cluster_id").size(), params.split.eval_fraction, params.split.val_fraction, seed
     )
     kept["split"] = np.where(kept.has_polygon, kept.cluster_id.map(assignment), WEAK)
     # A seeded share of the box-only clusters scores models by their boxes (weak_holdout): never trained on.
     weak = kept[kept.split == WEAK]
-    held = holdout_clusters(weak.groupby("cluster_id").size(), float(params.get("weak_holdout_fraction", 0.0)), seed)
+    held = holdout_clusters(weak.groupby("cluster_id").size(), params.split.weak_holdout_fraction, seed)
     kept.loc[(kept.split == WEAK) & kept.cluster_id.isin(held), "split"] = WEAK_HOLDOUT
     order = {name: i for i, name in enumerate(SPLITS)}
     kept = kept.sort_values(["split", "image_id"], key=lambda s: s.map(order) if s.name == "split" else s)
@@ -421,7 +337,7 @@ def _loaders(rows, raw_images, raw_box_masks, annotations, params):
         return lambda: raw_images[pid]()
 
     def polygon_mask(pid, h, w):
-        return lambda: rasterize_shapes(annotations["polygons"][label_key(pid)], h, w, params["via"]["polyline_thickness"])[0]
+        return lambda: rasterize_shapes(annotations.polygons[label_key(pid)], h, w, params.via.polyline_thickness)[0]
 
     def box_mask(image_id, h, w):
         return lambda: _box_mask_for(image_id, (h, w), box_mask_files, raw_box_masks, annotations)
@@ -436,7 +352,7 @@ def _loaders(rows, raw_images, raw_box_masks, annotations, params):
     return out
 
 
-def write_labelled_split(manifest, raw_images, raw_box_masks, annotations, params, split: str):
+def write_labelled_split(manifest, raw_images, raw_box_masks, annotations: Annotations, params: DataEngineeringParams, split: str):
     """Images, polygon masks and box masks of one hand-labelled split, as lazily saved partitions."""
     loaders = _loaders(_split_rows(manifest, split), raw_images, raw_box_masks, annotations, params)
     images = {k: v[0] for k, v in loaders.items()}
@@ -445,18 +361,18 @@ def write_labelled_split(manifest, raw_images, raw_box_masks, annotations, param
     return images, masks, box_masks
 
 
-def write_box_only_split(manifest, raw_images, raw_box_masks, annotations, params, split: str = WEAK):
+def write_box_only_split(manifest, raw_images, raw_box_masks, annotations: Annotations, params: DataEngineeringParams, split: str = WEAK):
     """Images and box masks of a box-only split: the weak pool, or the weak_holdout that scores models."""
     loaders = _loaders(_split_rows(manifest, split), raw_images, raw_box_masks, annotations, params)
     return {k: v[0] for k, v in loaders.items()}, {k: v[2] for k, v in loaders.items()}
 
 
-def extract_box_lists(manifest: pd.DataFrame, raw_box_masks: Partitions, annotations: dict) -> pd.DataFrame:
+def extract_box_lists(manifest: pd.DataFrame, raw_box_masks: Partitions, annotations: Annotations) -> pd.DataFrame:
     """One row per detection box of every kept frame (``data.boxes.BOX_COLUMNS``), from the same source
     as its box mask: the components of ``masks/`` when the frame has one, else its YOLO boxes (each box
     on its own, so overlapping boxes stay apart)."""
     box_mask_files = _by_image_id(raw_box_masks)
-    names = annotations.get("yolo_class_names") or {}
+    names = annotations.box_class_names
     rows = []
     for row in progress_bar(list(manifest.itertuples()), desc="box lists", unit="img", leave=False):
         if row.image_id in box_mask_files:
@@ -464,7 +380,7 @@ def extract_box_lists(manifest: pd.DataFrame, raw_box_masks: Partitions, annotat
             classes = [""] * len(boxes)
         else:  # YOLO: box by box, so that a box clipped away by the frame takes its class name with it
             pixel = [(yolo_pixel_boxes([b], int(row.height), int(row.width)), names.get(b.class_id, str(b.class_id)))
-                     for b in annotations["yolo_boxes"].get(row.image_id, [])]  # fmt: skip
+                     for b in annotations.boxes.get(row.image_id, [])]  # fmt: skip
             kept = [(box, name) for box, name in pixel if len(box)]
             boxes = np.concatenate([box for box, _ in kept]) if kept else np.zeros((0, 4), np.int64)
             classes = [name for _, name in kept]
@@ -531,11 +447,11 @@ def build_data_report(
     manifest: pd.DataFrame,
     excluded: pd.DataFrame,
     clusters: pd.DataFrame,
-    annotations: dict,
+    annotations: Annotations,
     raw_images: Partitions,
     raw_box_masks: Partitions,
     ground_truth: Partitions,
-    params: dict,
+    params: DataEngineeringParams,
     dataset: str,
 ):
     """Markdown and JSON report, a sample gallery and a gallery of the largest duplicate clusters."""
@@ -546,8 +462,8 @@ def build_data_report(
         "images_kept": int(len(manifest)),
         "split_counts": counts,
         "hand_labelled_per_split": {s: int(manifest[(manifest.split == s) & manifest.has_polygon].shape[0]) for s in SPLITS},
-        "regions_kept_per_class": annotations["kept_classes"],
-        "regions_dropped_per_class": annotations["dropped_classes"],
+        "regions_kept_per_class": annotations.kept_classes,
+        "regions_dropped_per_class": annotations.dropped_classes,
         "duplicate_clusters": int(len(clusters)),
         "duplicates_dropped": int(clusters["dropped"].sum()) if len(clusters) else 0,
         "excluded_files": excluded.to_dict(orient="records"),
@@ -569,17 +485,17 @@ def _report_galleries(manifest, clusters, annotations, raw_images, raw_box_masks
         source = image_files[image_id][0]
         image = raw_images[source]()
         box = _box_mask_for(image_id, image.shape[:2], box_mask_files, raw_box_masks, annotations)
-        shapes = annotations["polygons"].get(label_key(source))
-        polygon = rasterize_shapes(shapes, *image.shape[:2], params["via"]["polyline_thickness"])[0] if shapes else None
+        shapes = annotations.polygons.get(label_key(source))
+        polygon = rasterize_shapes(shapes, *image.shape[:2], params.via.polyline_thickness)[0] if shapes else None
         truth = ground_truth[truth_files[image_id][0]]() if image_id in truth_files else None
         return image, box, polygon, truth
 
     rng = np.random.default_rng(0)
-    n = min(int(params["report"]["gallery_samples"]), len(manifest))
+    n = min(params.report.gallery_samples, len(manifest))
     picked = sorted(rng.choice(len(manifest), size=n, replace=False)) if n else []
     samples = [(manifest.image_id.iloc[i], manifest.split.iloc[i], *panel(manifest.image_id.iloc[i])) for i in picked]
     samples_png = sample_gallery(samples)
-    biggest = clusters.sort_values(["size", "cluster_id"], ascending=[False, True]).head(int(params["report"]["gallery_clusters"]))
+    biggest = clusters.sort_values(["size", "cluster_id"], ascending=[False, True]).head(params.report.gallery_clusters)
     cluster_images = [
         (int(c.cluster_id), [(m, panel(m)[0]) for m in _representative_first(c)]) for c in biggest.itertuples()
     ]

@@ -30,7 +30,7 @@ def _key(dataset: str) -> str:
     raise ValueError(dataset)
 
 
-RAW = ["raw_images", "raw_box_masks", "raw_via_labels", "raw_yolo_labels", "raw_yolo_data", "raw_ground_truth"]
+RAW = ["raw_images", "raw_box_masks", "raw_label_files", "raw_ground_truth"]
 PARAMS = "params:data_engineering"
 
 
@@ -58,7 +58,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
         Node(
             parse_annotations,
-            inputs=["raw_via_labels", "raw_yolo_labels", "raw_yolo_data", PARAMS],
+            inputs=["raw_label_files", PARAMS],
             outputs="annotations",
             name="parse_annotations",
         ),
@@ -70,13 +70,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Node(
             cluster_duplicates,
-            inputs=["raw_inventory", "params:data_engineering.dedupe"],
+            inputs=["raw_inventory", PARAMS],
             outputs=["image_inventory", "cluster_table"],
             name="cluster_duplicates",
         ),
         Node(
             assign_splits,
-            inputs=["image_inventory", "params:data_engineering.split", "params:seed", "previous_split_manifest"],
+            inputs=["image_inventory", PARAMS, "params:seed", "previous_split_manifest"],
             outputs="split_assignment",
             name="assign_splits",
         ),
@@ -116,5 +116,5 @@ def create_pipeline(**kwargs) -> Pipeline:
             "split_manifest", "excluded_files", "duplicate_clusters", "box_lists", *WRITTEN,
             "data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates",
         },  # fmt: skip
-        parameters={PARAMS, "params:data_engineering.dedupe", "params:data_engineering.split", "params:seed", "params:dataset"},
+        parameters={PARAMS, "params:seed", "params:dataset"},
     )

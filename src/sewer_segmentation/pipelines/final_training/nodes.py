@@ -27,49 +27,37 @@ from sewer_segmentation.data.splits import (
     check_splits_agree,
     split_fingerprint,
 )
-from sewer_segmentation.errors import BadInputError, ConfigurationError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import binarize, by_image_id
 from sewer_segmentation.modelling.evaluation import score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, check_training_config, holdout_boxes, labelled_sampling_weights
-from sewer_segmentation.modelling.round_guard import RoundGuard
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights
+from sewer_segmentation.params import FinalTrainingParams, ImageSizeParams, InferenceParams, ModelParams, TrainingParams
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.reporting.reports import rounds_chart, rounds_markdown, summarize_rounds
+from sewer_segmentation.stage import Stage
 
 logger = logging.getLogger(__name__)
 
 
-def final_training_config(training: dict, final: dict) -> dict:
-    """The baseline's training parameters with the final stage's overrides. A step budget in the
-    overrides replaces an epoch budget of the baseline (and the other way round)."""
-    overrides = dict(final.get("training_overrides") or {})
-    config = {**training, **overrides}
-    if "steps" in overrides and overrides.get("epochs") is None:
-        config["epochs"] = None
-    return config
-
-
-def _round_model_config(model: dict, previous_model: TrainedModel, init_from: str) -> dict:
+def _round_model_config(model: ModelParams, previous_model: TrainedModel, init_from: str) -> dict:
     """Fine-tuning continues the previous model as it was built (its architecture, encoder and freezing,
     even if ``params:model`` changed since), with no pretrained weights to fetch: they are overwritten."""
     if init_from != "best":
-        return model
+        return model.as_dict()
     return {**previous_model.model_config, "encoder_weights": None}
-
-
-#: What the weak pool's frames train on in a round: their refined masks, their boxes (box losses), or both.
-WEAK_TARGETS = ("refined", "boxes", "both")
 
 
 def plan_round_training(
     split_manifest: pd.DataFrame, refined: RefinedMasks, weak_images, train_images, train_masks, val_images, val_masks, val_box_masks,
-    eval_images, holdout_images, box_lists: pd.DataFrame, previous_model: TrainedModel, model: dict, image_size: dict, training: dict, final: dict,
-    round_number: int,
+    eval_images, holdout_images, box_lists: pd.DataFrame, previous_model: TrainedModel, model: ModelParams, image_size: ImageSizeParams,
+    training: TrainingParams, final: FinalTrainingParams, round_number: int,
 ) -> TrainingPlan:  # fmt: skip
     """The weak pool (its refined masks with their weight maps, its boxes through the box losses, or both:
     ``final.weak_targets``) plus the hand-labelled baseline_train, starting from the best model so far
     (or fresh). The split folders and the refined masks are checked against the manifest first: no eval
     image (and no image of another split) can reach the training set."""
+    stage = Stage.round(round_number)
     check_splits_agree(split_manifest, {f"{BASELINE_TRAIN}/images": train_images, f"{BASELINE_TRAIN}/masks": train_masks,
                                         f"{BASELINE_VAL}/images": val_images, f"{BASELINE_VAL}/masks": val_masks,
                                         f"{BASELINE_VAL}/box_masks": val_box_masks, EVAL: eval_images, WEAK: weak_images,
@@ -80,11 +68,9 @@ def plan_round_training(
     if stray:
         raise BadInputError(f"the refined masks hold {len(stray)} images that are not in the weak pool ({', '.join(stray[:5])}): "
                             "they were made before the last data_engineering run; "
-                            f"run `kedro run --pipeline=refine --params=round:{round_number}` again")  # fmt: skip
+                            f"run `{stage.command()}` again")  # fmt: skip
     height, width = frame_size(image_size).resize  # (None, None) in native mode: frames keep their size
-    targets = final.get("weak_targets", "both")
-    if targets not in WEAK_TARGETS:
-        raise ConfigurationError(f"final_training.weak_targets must be one of {', '.join(WEAK_TARGETS)}, got {targets!r}")
+    targets = final.weak_targets
     frames = {i: weak_images[i] for i in refined.masks}
     if targets == "refined":
         weak = load_samples(frames, refined.masks, height, width, refined.weights, description="refined weak")
@@ -92,56 +78,35 @@ def plan_round_training(
         masks, weights = (refined.masks, refined.weights) if targets == "both" else (None, None)
         weak = load_box_samples(frames, frame_boxes(box_lists, split_manifest, frames), height, width, masks, weights, description="weak boxes")
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
-    init_from = _init_from(final)
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
-    round_training = final_training_config(training, final)
-    check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], f"round {int(round_number)}'s training and validation sets")
+    round_training = final.training(training)
+    check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], f"{stage}'s training and validation sets")
     return TrainingPlan(
-        stage=f"round_{int(round_number)}",
+        stage=stage.name,
         train=weak + labelled,
         val=val,
-        box_validation_score=box_validation_score(val, val_box_masks, check_training_config(round_training)),
-        model_config=_round_model_config(model, previous_model, init_from),
-        training=round_training,
-        image_size=image_size,
-        initial_state=previous_model.model.state_dict() if init_from == "best" else None,
-        sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")),
+        box_validation_score=box_validation_score(val, val_box_masks, round_training.save_by_metric),
+        model_config=_round_model_config(model, previous_model, final.init_from),
+        training=round_training.as_dict(),
+        image_size=image_size.as_dict(),
+        initial_state=previous_model.model.state_dict() if final.init_from == "best" else None,
+        sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.labelled_share),
         previous_model=previous_model,
-        guard=round_guard(final),
+        guard=final.round_guard,
         starts_from=previous_model.metadata,
         holdout_images=dict(holdout_images),
         holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
-        metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": int(round_number), "weak_targets": targets},
+        metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": stage.number, "weak_targets": targets},
     )
 
 
-def round_guard(final: dict) -> RoundGuard:
-    """``final_training.round_guard`` as a ``RoundGuard`` (unknown keys and bad values refused)."""
-    config = dict(final.get("round_guard") or {})
-    unknown = sorted(set(config) - {"rule", "standard_errors", "min_improvement"})
-    if unknown:
-        raise ConfigurationError(f"final_training.round_guard has unknown keys {unknown}; keys: rule, standard_errors, min_improvement")
-    try:
-        numbers = {k: float(config[k]) for k in ("standard_errors", "min_improvement") if k in config}
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"final_training.round_guard: standard_errors and min_improvement must be numbers, got {config}") from None
-    return RoundGuard(**{**config, **numbers})
-
-
-def _init_from(final: dict) -> str:
-    init_from = final.get("init_from", "best")
-    if init_from not in ("best", "fresh"):
-        raise ConfigurationError(f"final_training.init_from must be 'best' or 'fresh', got {init_from!r}")
-    return init_from
-
-
-def train_oracle(round_plan: TrainingPlan, weak_images, train_images, eval_images, eval_masks, ground_truth, final: dict,
-                 seed: int, inference: dict) -> dict:  # fmt: skip
+def train_oracle(round_plan: TrainingPlan, weak_images, train_images, eval_images, eval_masks, ground_truth, final: FinalTrainingParams,
+                 seed: int, inference: InferenceParams) -> dict:  # fmt: skip
     """Synthetic data only, off by default: the round's start, model and budget trained on the true masks
     of the same images, with no validation guard and the last step's weights; its eval IoU is the
     ceiling refinement (and box supervision) is closing in on."""
     truth = by_image_id(ground_truth)
-    if not (final.get("oracle") or {}).get("enabled") or not truth:
+    if not final.oracle.enabled or not truth:
         return {"enabled": False}
     height, width = frame_size(round_plan.image_size).resize
     trained_ids = {s.image_id for s in round_plan.train}
@@ -155,7 +120,7 @@ def train_oracle(round_plan: TrainingPlan, weak_images, train_images, eval_image
     weak, labelled = with_truth(weak_images, "oracle weak"), with_truth(train_images, "oracle labelled")
     trained = train_model(weak + labelled, round_plan.val, round_plan.model_config, round_plan.training, round_plan.image_size, seed,
                           stage="oracle", initial_state=round_plan.initial_state, keep_last=True,
-                          sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.get("labelled_share")))  # fmt: skip
+                          sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.labelled_share))  # fmt: skip
     predictions = {i: binarize(p) for i, p in predict_split(trained, eval_images, inference).items()}
     summary, _ = score_predictors({"oracle": predictions}, {"polygons": eval_masks})
     return {"enabled": True, "train_images": len(weak) + len(labelled), "eval": summary["oracle"]["polygons"]}
@@ -165,7 +130,7 @@ def assemble_round_metrics(eval_report: dict, refinement_quality: dict, failures
     """Everything the round report needs about this round, in one plain JSON file."""
     return {
         **eval_report,
-        "round": int(round_number),
+        "round": round_number,
         "refinement": refinement_quality,
         "failed_predictions": failures.to_dict(orient="records"),
         "oracle": oracle,
@@ -178,8 +143,9 @@ def build_rounds_report(current_round: dict, baseline_metrics: dict, all_stage_m
     ``current_round`` and ``baseline_metrics`` are also among ``all_stage_metrics`` (files on disk);
     taking them as inputs makes the report wait until this run has written them.
     """
-    stages = {key: load() if callable(load) else load for key, load in all_stage_metrics.items() if key.startswith("round_") and key[6:].isdigit()}
+    stages = {key: load() if callable(load) else load for key, load in all_stage_metrics.items()
+              if (stage := Stage.from_name(key)) is not None and not stage.is_baseline}  # fmt: skip
     stages["baseline"] = baseline_metrics
-    stages[f"round_{current_round['round']}"] = current_round
+    stages[Stage.round(current_round["round"]).name] = current_round
     summary = summarize_rounds(stages)
     return rounds_markdown(summary), rounds_chart(summary)

@@ -1,6 +1,6 @@
 """Nodes of the mask_refinement pipeline: the best model so far turns box masks into refined masks.
 
-Round r refines with the best of baseline .. round r-1 by selection score (``io.stages.best_model_before``). With
+Round r refines with the model the stage before it handed on (``io.stages.best_model_before``). With
 ``method: auto`` the refinement method is chosen on baseline_val (hand-labelled, not trained on by the
 refining model, never eval): whichever candidate's masks agree best with the polygons there.
 """
@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.data.splits import BASELINE_VAL, WEAK, check_model_matches_splits, check_splits_agree
-from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
+from sewer_segmentation.errors import BadInputError, MissingArtifactError
 from sewer_segmentation.io.imaging import by_image_id, to_uint8
 from sewer_segmentation.modelling.evaluation import score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
+from sewer_segmentation.params import InferenceParams, MaskRefinementParams, ShardParams
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.refinement.methods import candidate_settings, choose_refinement, refine_pool
 from sewer_segmentation.reporting.plots import BOX_COLOUR, POLYGON_COLOUR, TRUTH_COLOUR, image_grid, overlay
@@ -26,20 +27,18 @@ logger = logging.getLogger(__name__)
 FAILURE_COLUMNS = ["image_id", "error"]
 
 
-def shard_of(ids: list[str], shard: dict | None) -> list[str]:
+def shard_of(ids: list[str], shard: ShardParams | None) -> list[str]:
     """The image ids shard ``index`` of ``count`` handles: every count-th id of the sorted list, so shards
     are disjoint, cover everything and stay balanced; the same on every machine."""
-    count, index = int((shard or {}).get("count", 1)), int((shard or {}).get("index", 0))
-    if count < 1 or not 0 <= index < count:
-        raise ConfigurationError(f"shard index must be in 0..count-1, got index={index}, count={count}")
-    return sorted(ids)[index::count]
+    shard = shard or ShardParams()
+    return sorted(ids)[shard.index :: shard.count]
 
 
 def predict_pool(
-    split_manifest: pd.DataFrame, trained: TrainedModel, images, inference: dict, shard: dict | None = None
+    split_manifest: pd.DataFrame, trained: TrainedModel, images, inference: InferenceParams, refinement: MaskRefinementParams | None = None
 ) -> tuple[dict, pd.DataFrame]:
     """Probability maps (uint8) of every image of the weak pool ``images`` (partitions), batched with a
-    progress bar; with ``shard`` only that shard's images. The weak folder is first checked against the
+    progress bar; with ``refinement`` only the images of its shard (``refinement.shard``). The weak folder is first checked against the
     manifest (an interrupted data_engineering run must not slip labelled or eval images in).
 
     A batch that fails is retried image by image; an image that still fails is reported (never replaced
@@ -50,7 +49,7 @@ def predict_pool(
         raise BadInputError("the weak pool is empty: every kept frame is hand-labelled (or no frame has boxes only), so there is "
                             "nothing to refine. The baseline is the model: `kedro run --pipeline=predict --params=predict_model=baseline`")  # fmt: skip
     check_model_matches_splits(split_manifest, trained.metadata, "the refining model")
-    shard_images = {i: images[i] for i in shard_of(list(images), shard)}
+    shard_images = {i: images[i] for i in shard_of(list(images), refinement.shard if refinement is not None else None)}
     probabilities: dict[str, np.ndarray] = {}
     failures = []
     for prediction in predict_frames(trained, shard_images, inference, description="predict weak pool"):
@@ -63,7 +62,7 @@ def predict_pool(
 
 
 def choose_refinement_method(
-    split_manifest: pd.DataFrame, selection_probabilities: dict, images, box_masks, masks, refinement: dict
+    split_manifest: pd.DataFrame, selection_probabilities: dict, images, box_masks, masks, refinement: MaskRefinementParams
 ) -> dict:  # fmt: skip
     """The refinement method for this round: the one configured, or for ``auto`` the candidate whose
     masks agree best with the hand-drawn masks of the selection images (baseline_val, checked against
@@ -86,16 +85,17 @@ def choose_refinement_method(
     return choice
 
 
-def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, choice: dict, refinement: dict) -> RefinedMasks:
+def build_refined_masks(weak_probabilities: dict, weak_images, weak_box_masks, choice: dict, refinement: MaskRefinementParams) -> RefinedMasks:
     """Refined mask and weight map of every weak image, by the chosen method (saved as one versioned folder)."""
     refined = refine_pool(weak_probabilities, weak_images, weak_box_masks, choice["method"], choice["params"],
-                          f"refine masks ({choice['label']})", refinement.get("n_jobs", "auto"))  # fmt: skip
+                          f"refine masks ({choice['label']})", refinement.n_jobs)  # fmt: skip
     logger.info("Refined %d masks with %s", len(weak_probabilities), choice["label"])
     return RefinedMasks.of(refined)
 
 
 def score_refinement_methods(
-    refined_masks: RefinedMasks, choice: dict, weak_probabilities: dict, weak_images, weak_box_masks, ground_truth, refinement: dict
+    refined_masks: RefinedMasks, choice: dict, weak_probabilities: dict, weak_images, weak_box_masks, ground_truth,
+    refinement: MaskRefinementParams,
 ) -> dict:  # fmt: skip
     """The evidence behind the round's masks: each candidate's agreement with the polygons of the
     selection images (what ``auto`` chose on) and, on synthetic data, each candidate's weak-pool masks
@@ -104,8 +104,9 @@ def score_refinement_methods(
     weak_truth = {i: t for i, t in truth.items() if i in weak_probabilities}
     quality: dict = {"used": choice["label"], "method": choice["method"], "params": choice["params"],
                      "selection_images": choice["selection_images"], "methods": {}}  # fmt: skip
-    jobs = refinement.get("n_jobs", "auto")
-    for label, method, params in candidate_settings(refinement) if refinement["method"] == "auto" else [(choice["label"], choice["method"], choice["params"])]:
+    jobs = refinement.n_jobs
+    candidates = candidate_settings(refinement) if refinement.method == "auto" else [(choice["label"], choice["method"], choice["params"])]
+    for label, method, params in candidates:
         entry = {}
         if label in choice["scores"]:
             entry["selection_vs_polygons"] = choice["scores"][label]

@@ -63,7 +63,7 @@ def create_shard_pipeline(**kwargs) -> Pipeline:
     the same (deterministic) method choice on baseline_val."""
     return Pipeline(
         [
-            Node(predict_pool, ["split_manifest", "previous_model", "weak_images", "params:inference", "params:mask_refinement.shard"],
+            Node(predict_pool, ["split_manifest", "previous_model", "weak_images", "params:inference", "params:mask_refinement"],
                  ["weak_probabilities", "refinement_shard_failures"], name="predict_weak_shard"),  # fmt: skip
             *selection_nodes(),
             Node(build_refined_masks, ["weak_probabilities", "weak_images", "weak_box_masks", "refinement_choice", "params:mask_refinement"],
@@ -74,7 +74,7 @@ def create_shard_pipeline(**kwargs) -> Pipeline:
         # the choice is kept beside the shard, for the merge's report
         outputs={"refined_mask_shard": "refined_mask_shard", "refinement_shard_failures": "refinement_shard_failures",
                  "refinement_choice": "refinement_shard_choice"},
-        parameters={"params:inference", "params:mask_refinement", "params:mask_refinement.shard"},
+        parameters={"params:inference", "params:mask_refinement"},
     )
 
 

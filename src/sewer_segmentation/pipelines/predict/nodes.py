@@ -16,7 +16,9 @@ from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, has_image_extension,
 from sewer_segmentation.io.stages import best_stage, saved_stages
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
 from sewer_segmentation.modelling.models import load_model_from_mlflow
+from sewer_segmentation.params import PredictParams
 from sewer_segmentation.reporting.plots import overlay
+from sewer_segmentation.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +38,9 @@ def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None)
             raise MissingArtifactError(f"no trained model in {models_root}. Run `kedro run --pipeline=baseline` first.")
         text = best_stage(saved)
         logger.info("predict_model=best: %s (the newest stage)", text)
-    if text == "baseline" or text.isdigit() or (text.startswith("round_") and text[6:].isdigit()):
-        folder = "baseline" if text == "baseline" else f"round_{text.removeprefix('round_')}"
-        command = "kedro run --pipeline=baseline" if folder == "baseline" else f"kedro run --pipeline=refine --params=round:{folder[6:]}"
-        return SegmentationModelDataset(path=str(Path(models_root) / folder), missing_hint=command).load()
+    stage = Stage.from_name(text)
+    if stage is not None:
+        return SegmentationModelDataset(path=str(Path(models_root) / stage.name), missing_hint=stage.command()).load()
     try:
         import mlflow  # noqa: PLC0415
 
@@ -49,8 +50,8 @@ def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None)
         raise ConfigurationError(f"predict_model={text!r} is neither 'baseline', a round number, nor an MLflow run id ({exc})") from exc
     if not names:
         raise MissingArtifactError(f"MLflow run {text} has no logged model (artifacts named *_model)")
-    # a run of several stages logged several models: the latest stage (round_10 after round_9)
-    latest = max(names, key=lambda n: 0 if n.startswith("baseline") else int(n.split("_")[1]))
+    # a run of several stages logged several models (<stage>_model): the latest stage (round_10 after round_9)
+    latest = max(names, key=lambda n: Stage.parse(n.removesuffix("_model")))
     model, meta = load_model_from_mlflow(text, latest, tracking_uri or None)
     return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "run_id": text})
 
@@ -91,17 +92,17 @@ def _summary_row(name: str, image: np.ndarray, mask: np.ndarray, probability: np
     }
 
 
-def predict_folder(trained: TrainedModel, frames, params: dict) -> tuple[dict, dict, pd.DataFrame]:
+def predict_folder(trained: TrainedModel, frames, params: PredictParams) -> tuple[dict, dict, pd.DataFrame]:
     """Masks (0/255, each frame's own size), overlays and a summary table for every frame.
 
     Frames are read and predicted in batches with a progress bar; a frame that cannot be read is listed
     with its error in the table and skipped.
     """
-    threshold = float(params.get("threshold", 0.5))
+    threshold = params.threshold
     names = sorted(n for n in frames if has_image_extension(n))
     ignored = sorted(n for n in frames if not has_image_extension(n))
     if not names:
-        folder = Path(str(params.get("input_folder")))
+        folder = Path(params.input_folder)
         problem = "does not exist" if not folder.exists() else f"holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
         raise BadInputError(f"{folder}: {problem}; pass the folder of frames with --params=inference_folder=<folder>")
     output_ids = _output_ids(names)

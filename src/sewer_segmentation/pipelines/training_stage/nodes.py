@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.io.imaging import binarize, by_image_id
-from sewer_segmentation.modelling.box_agreement import box_agreement, check_signal, selection_score
+from sewer_segmentation.modelling.box_agreement import box_agreement, selection_score
 from sewer_segmentation.modelling.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
 from sewer_segmentation.modelling.plan import TrainingPlan
 from sewer_segmentation.modelling.round_guard import decide, paired_standard_error, selection_standard_error
+from sewer_segmentation.params import InferenceParams, ModelSelectionParams
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 FEW_HOLDOUT_FRAMES = 5
 
 
-def train_stage_model(plan: TrainingPlan, seed: int, selection: dict, inference: dict) -> tuple[TrainedModel, dict]:
+def train_stage_model(plan: TrainingPlan, seed: int, selection: ModelSelectionParams, inference: InferenceParams) -> tuple[TrainedModel, dict]:
     """Train ``plan``; returns the model (best validated weights) and its training history.
 
     The trained model is scored on the weak_holdout frames' boxes, and stages are compared by
@@ -37,7 +38,7 @@ def train_stage_model(plan: TrainingPlan, seed: int, selection: dict, inference:
     """
     from sewer_segmentation.modelling.training import train_model  # noqa: PLC0415 - Lightning, only when a stage trains
 
-    signal = check_signal(selection.get("signal", "validation"))  # an unknown signal fails before training
+    signal = selection.signal
     # The rule `better` by validation alone is decided during training (BestWeights: the start is the first
     # candidate); otherwise training keeps its best validated weights and the stage compares them below.
     in_training = plan.guard.rule == "better" and signal == "validation"
@@ -77,7 +78,7 @@ def _log_holdout(stage: str, metadata: dict, signal: str) -> None:
                     signal, _fmt(metadata["selection_score"]))  # fmt: skip
 
 
-def holdout_agreement(trained: TrainedModel, plan: TrainingPlan, inference: dict) -> dict:
+def holdout_agreement(trained: TrainedModel, plan: TrainingPlan, inference: InferenceParams | dict) -> dict:
     """Box agreement of ``trained`` on the plan's weak_holdout frames, predicted as eval is."""
     if not plan.holdout_images:
         return box_agreement({}, {})
@@ -93,7 +94,7 @@ def _saved_agreement(plan: TrainingPlan) -> dict | None:
     return saved if saved and saved.get("frames") == len(plan.holdout_images) and "per_frame" in saved else None
 
 
-def _start_scores(trained: TrainedModel, plan: TrainingPlan, inference: dict) -> tuple[float | None, dict, dict]:
+def _start_scores(trained: TrainedModel, plan: TrainingPlan, inference: InferenceParams | dict) -> tuple[float | None, dict, dict]:
     """The start's validation score, its IoU per validation image and its box agreement on weak_holdout.
     A fine-tuning run scored its start before the first step; a fresh round's start (the model the stage
     before handed on) is scored here, the same way."""
@@ -107,7 +108,7 @@ def _start_scores(trained: TrainedModel, plan: TrainingPlan, inference: dict) ->
     return validation, per_image, _saved_agreement(plan) or holdout_agreement(plan.previous_model, plan, inference)
 
 
-def apply_round_guard(trained: TrainedModel, plan: TrainingPlan, signal: str, inference: dict) -> None:
+def apply_round_guard(trained: TrainedModel, plan: TrainingPlan, signal: str, inference: InferenceParams | dict) -> None:
     """The round's trained model compared with its start (``plan.previous_model``) on ``signal``: the
     start is handed on instead when ``plan.guard`` says so (``modelling/round_guard.py``). The standard
     error of the difference comes from the per-image differences on validation and the per-frame ones on
