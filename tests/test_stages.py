@@ -70,3 +70,12 @@ def test_hand_labelled_share_and_round_budget():
     by_epochs = TrainingParams(epochs=3, steps=250)
     assert FinalTrainingParams(training_overrides={"steps": 40}).training(by_epochs).epochs is None
     assert FinalTrainingParams(training_overrides={"epochs": 2}).training(by_epochs).epochs == 2
+
+
+def test_a_round_after_a_refused_round_says_it_would_repeat_it():
+    from sewer_segmentation.pipelines.final_training.nodes import repeated_round_warning
+
+    message = repeated_round_warning(Stage(2), {"stage": "round_1", "kept_initial_weights": True})
+    assert message.startswith("round_2: round_1 handed on the weights it started from") and "repeats round_1" in message
+    assert repeated_round_warning(Stage(2), {"stage": "round_1", "kept_initial_weights": False}) is None
+    assert repeated_round_warning(Stage(1), {"stage": "baseline"}) is None

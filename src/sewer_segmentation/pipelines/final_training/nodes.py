@@ -40,6 +40,19 @@ from sewer_segmentation.stage import Stage
 logger = logging.getLogger(__name__)
 
 
+def repeated_round_warning(stage: Stage, previous: dict) -> str | None:
+    """Why this round would repeat the one before it, or None. A round whose guard handed on its start
+    leaves the same weights; the next round then refines the same masks with them and trains (from them, or
+    fresh) with the same seed and settings: the same training, refused again (seen on bench/quality.py crack)."""
+    before = previous.get("stage")
+    if not previous.get("kept_initial_weights"):  # only a round the guard refused hands on its start
+        return None
+    return (f"{stage}: {before} handed on the weights it started from (its trained weights were refused), so {stage} refines "
+            f"the same masks with the same model and trains with the same seed and settings: it repeats {before}. Change "
+            "something first (final_training.weak_targets, mask_refinement.method, final_training.round_guard, or more "
+            "hand-labelled images)")
+
+
 def _round_model_config(model: ModelParams, previous_model: TrainedModel, init_from: str) -> dict:
     """Fine-tuning continues the previous model as it was built (its architecture, encoder and freezing,
     even if ``params:model`` changed since), with no pretrained weights to fetch: they are overwritten."""
@@ -69,6 +82,9 @@ def plan_round_training(
         raise BadInputError(f"the refined masks hold {len(stray)} images that are not in the weak pool ({', '.join(stray[:5])}): "
                             "they were made before the last data_engineering run; "
                             f"run `{stage.command()}` again")  # fmt: skip
+    repeat = repeated_round_warning(stage, previous_model.metadata)
+    if repeat:
+        logger.warning(repeat)
     height, width = frame_size(image_size).resize  # (None, None) in native mode: frames keep their size
     targets = final.weak_targets
     frames = {i: weak_images[i] for i in refined.masks}
