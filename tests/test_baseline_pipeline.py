@@ -30,6 +30,9 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     make_dataset(kedro_project)
     result = run_kedro(kedro_project, "--pipeline=baseline", f"--params={FAST}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = result.stdout + result.stderr  # quiet where it used to be noisy (conf/logging.yml)
+    assert "Running node: train_model" in log, log[-3000:]
+    assert "Loading data from" not in log and "GPU available" not in log and "litlogger" not in log
 
     models_dir = kedro_project / "data/06_models/tiny/baseline"
     versions = list_versions(models_dir)

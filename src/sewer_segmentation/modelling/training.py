@@ -53,6 +53,10 @@ from sewer_segmentation.params import ImageSizeParams, ModelParams, TrainingPara
 from sewer_segmentation.progress import on_terminal
 
 logger = logging.getLogger(__name__)
+# Lightning sets its loggers to INFO when imported, after the project's logging configuration: its "GPU
+# available" lines and its litlogger tip would reach every run's log. Warnings still do.
+for _name in ("lightning.pytorch", "pytorch_lightning"):
+    logging.getLogger(_name).setLevel(max(logging.getLogger(_name).level, logging.WARNING))
 
 
 def _quiet_lightning() -> None:
