@@ -94,7 +94,7 @@ def test_nested_overrides_keep_the_rest_of_their_dictionary_in_every_environment
     from kedro.framework.session import KedroSession  # noqa: PLC0415
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
 
-    from sewer_segmentation.hooks import plain_params  # noqa: PLC0415
+    from sewer_segmentation.params import plain_params  # noqa: PLC0415
 
     overrides = {"dataset": "tiny", "mask_refinement.method": "seed", "model.args.decoder_attention_type": "scse"}
     bootstrap_project(kedro_project)

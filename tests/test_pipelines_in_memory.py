@@ -13,9 +13,9 @@ from kedro.validation.model_factory import instantiate_model
 from kedro.validation.type_extractor import TypeExtractor
 
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.hooks import plain_params
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.plan import TrainingPlan
+from sewer_segmentation.params import plain_params
 from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement, training_stage
 from sewer_segmentation.refinement.masks import RefinedMasks
 

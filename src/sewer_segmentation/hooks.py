@@ -15,7 +15,7 @@ from kedro.framework.hooks import hook_impl
 from sewer_segmentation.data.synthetic import SyntheticConfig, write_dataset, write_inference_samples
 from sewer_segmentation.errors import ConfigurationError
 from sewer_segmentation.io.files import atomic_write_bytes
-from sewer_segmentation.params import parameter_problems
+from sewer_segmentation.params import parameter_problems, plain_params
 from sewer_segmentation.stage import Stage
 
 DEFAULT_INFERENCE_FOLDER = "data/01_raw/inference"
@@ -216,18 +216,6 @@ def parameter_models() -> dict:
     from sewer_segmentation.params import HOOK_SECTIONS  # noqa: PLC0415
 
     return {**TypeExtractor(dict(pipelines)).extract_types_from_pipelines(), **HOOK_SECTIONS}
-
-
-def plain_params(params: dict) -> dict:
-    """The run's parameters as plain values: Kedro hands the sections the nodes type as their models."""
-    from pydantic import BaseModel  # noqa: PLC0415
-
-    def plain(value):
-        if isinstance(value, BaseModel):
-            return value.model_dump(mode="python")
-        return {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value
-
-    return plain(dict(params))
 
 
 def check_parameter_keys(context, runtime: dict) -> None:

@@ -42,6 +42,18 @@ def plain(config: Any) -> dict[str, Any]:
     return dict(config or {})
 
 
+def plain_params(params: dict) -> dict:
+    """A run's whole parameters as plain values (hooks, MLflow logging, tests): Kedro hands the sections
+    the nodes are typed with as their models, anywhere in the tree."""
+
+    def plain_value(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return plain(value)
+        return {k: plain_value(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    return plain_value(dict(params))
+
+
 def as_model(model: type[BaseModel], value: Any) -> BaseModel:
     """``value`` as ``model``: itself when it is one already, else validated (a dict from a notebook or a test)."""
     return value if isinstance(value, model) else model.model_validate(value or {})
