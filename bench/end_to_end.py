@@ -4,7 +4,7 @@
 
 Runs in a fresh copy of the project's configuration in a temporary folder, so the synthetic data is
 generated as on a fresh clone and nothing of the working copy is touched. Prints the wall time of the
-whole command and the seconds per pipeline stage and per node (from run_timings.json, written by the
+whole command and the seconds per pipeline stage and per node (from run_timings.json/<version>/, saved by the
 project's NodeTimingHook). `--precision 32` forces fp32 (the case of CPUs without native bf16).
 Target: under 5 minutes on a 2-core CPU. The last line is `total_seconds=<s> precision=<p>`.
 """
@@ -32,7 +32,8 @@ def main() -> None:
         options = [f"--params={params}"] + ([f"--env={args.env}"] if args.env else [])
         wall = kedro_run(project, *options, log=project / "run.log")
         reports = project / "data/08_reporting/synthetic"
-        timings = json.loads((reports / "run_timings.json").read_text())
+        newest = max((reports / "run_timings.json").iterdir())  # versioned: <timestamp>/run_timings.json
+        timings = json.loads((newest / "run_timings.json").read_text())
         print(f"kedro run (fresh, synthetic data generated): {wall:.1f} s wall, {timings['total_seconds']:.1f} s in the pipeline")
         print("seconds by stage:")
         for namespace, seconds in timings["seconds_by_namespace"].items():

@@ -24,7 +24,7 @@ import yaml
 
 from sewer_segmentation.data.samples import SegmentationDataset, build_augmentation, load_samples
 from sewer_segmentation.data.synthetic import SyntheticConfig, draw_frame
-from sewer_segmentation.io.datasets import ImageDataset
+from sewer_segmentation.datasets import ImageDataset
 from sewer_segmentation.io.imaging import decode_image, decode_mask, encode_image, resize_image, resize_mask
 from sewer_segmentation.modelling.losses import build_loss
 from sewer_segmentation.modelling.models import build_model

@@ -30,7 +30,7 @@ def test_log_records_are_one_plain_line_without_a_terminal():
 
     from rich.logging import RichHandler
 
-    from sewer_segmentation.hooks import plain_handlers_without_terminal
+    from sewer_segmentation.hooks.logs import plain_handlers_without_terminal
 
     logger = logging.getLogger("test_plain_logs")
     logger.addHandler(RichHandler())
@@ -43,7 +43,7 @@ def test_log_records_are_one_plain_line_without_a_terminal():
 
 
 def test_unknown_params_are_named_with_the_nearest_keys():
-    from sewer_segmentation.hooks import _dotted_keys, unknown_parameter_keys
+    from sewer_segmentation.hooks.parameters import _dotted_keys, unknown_parameter_keys
 
     known = _dotted_keys({"data_engineering": {"on_bad_file": "skip"}, "model": {"args": {}}, "baseline_training": {"training": {"steps": 1}}})
     runtime = {"on_bad_file": "error", "dataset": "x", "model": {"args": {"decoder_attention_type": "scse"}},
@@ -55,7 +55,7 @@ def test_unknown_params_are_named_with_the_nearest_keys():
 
 
 def test_round_overrides_take_training_keys_and_catalog_keys_are_redirected():
-    from sewer_segmentation.hooks import _dotted_keys, unknown_parameter_keys
+    from sewer_segmentation.hooks.parameters import _dotted_keys, unknown_parameter_keys
 
     known = _dotted_keys({"baseline_training": {"training": {"steps": 1}}, "final_training": {"training_overrides": {}},
                           "predict": {"model": "best"}})  # fmt: skip
@@ -71,7 +71,7 @@ def test_round_overrides_take_training_keys_and_catalog_keys_are_redirected():
      (["--env=nope", "--pipeline=data_engineering"], "--env nope: there is no folder conf/nope; the environments are: base,")],
 )  # fmt: skip
 def test_an_unknown_pipeline_or_environment_is_one_line_and_starts_nothing(kedro_project, args, message):
-    from .conftest import run_cli
+    from tests.conftest import run_cli
 
     result = run_cli(kedro_project, *args)
     assert result.exit_code != 0 and "Traceback" not in result.output

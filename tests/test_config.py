@@ -4,8 +4,7 @@ from kedro.config import OmegaConfigLoader
 
 from sewer_segmentation.data.samples import FrameSize, frame_size
 from sewer_segmentation.resolvers import CUSTOM_RESOLVERS, model_folder_name
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 
 def load(env: str, runtime_params: dict | None = None):
@@ -32,7 +31,7 @@ def test_base_and_gpu_environments_load_with_valid_sizes():
 
 def test_round_and_dataset_parameters_move_every_derived_path():
     catalog = load("local", {"round": 3, "dataset": "Deposition"})["catalog"]
-    assert catalog["previous_model"] == {"type": "sewer_segmentation.io.datasets.RefiningModelDataset",
+    assert catalog["previous_model"] == {"type": "sewer_segmentation.datasets.RefiningModelDataset",
                                          "models_root": "data/06_models/Deposition", "round": 3}  # fmt: skip
     assert load("local", {"model_selection": {"signal": "box_agreement"}})["parameters"]["model_selection"]["signal"] == "box_agreement"
     assert catalog["round.model"]["path"] == "data/06_models/Deposition/round_3"

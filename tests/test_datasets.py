@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from kedro.io.core import DatasetError
 
+from sewer_segmentation.datasets import FolderDataset, ImageDataset, TextFileDataset
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.io.datasets import FolderDataset, ImageDataset, TextFileDataset
 from sewer_segmentation.io.files import list_versions
 
-MASKS = {"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": "mask"}
+MASKS = {"type": "sewer_segmentation.datasets.ImageDataset", "kind": "mask"}
 
 
 def mask(value):
@@ -90,7 +90,7 @@ def test_partition_ids_cannot_escape_the_folder(tmp_path):
 def test_reports_are_written_atomically_and_round_trip(tmp_path):
     import pandas as pd
 
-    from sewer_segmentation.io.datasets import CSVFileDataset, JSONFileDataset
+    from sewer_segmentation.datasets import CSVFileDataset, JSONFileDataset
 
     report = JSONFileDataset(str(tmp_path / "r" / "metrics.json"))
     report.save({"iou": np.float32(0.5), "ids": np.arange(2)})
@@ -105,13 +105,13 @@ def test_reports_are_written_atomically_and_round_trip(tmp_path):
 
 
 def test_refined_masks_round_trip_as_mask_and_weight_per_image(tmp_path):
-    from sewer_segmentation.io.datasets import RefinedMasksDataset  # noqa: PLC0415
+    from sewer_segmentation.datasets import RefinedMasksDataset  # noqa: PLC0415
     from sewer_segmentation.refinement.masks import RefinedMasks  # noqa: PLC0415
 
     soft = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
     weight = np.full((3, 4), 255, np.uint8)
     dataset = RefinedMasksDataset(path=str(tmp_path / "round_1"), versioned_folders=True, filename_suffix=".png",
-                                  dataset={"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": "soft_mask"})  # fmt: skip
+                                  dataset={"type": "sewer_segmentation.datasets.ImageDataset", "kind": "soft_mask"})  # fmt: skip
     dataset.save(RefinedMasks.of({"001": (soft, weight), "b c": (255 - soft, weight // 2)}))
     version = list_versions(str(tmp_path / "round_1"))[0]
     assert sorted(p.name for p in (tmp_path / "round_1" / version).iterdir()) == ["masks", "weights"]
@@ -121,5 +121,37 @@ def test_refined_masks_round_trip_as_mask_and_weight_per_image(tmp_path):
     (tmp_path / "round_1" / version / "weights" / "001.png").unlink()  # a weight map lost
     with pytest.raises(DatasetError, match="001 lack a mask or a weight map") as failure:
         RefinedMasksDataset(path=str(tmp_path / "round_1"), versioned_folders=True, filename_suffix=".png",
-                            dataset={"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": "soft_mask"}).load()  # fmt: skip
+                            dataset={"type": "sewer_segmentation.datasets.ImageDataset", "kind": "soft_mask"}).load()  # fmt: skip
     assert isinstance(failure.value.__cause__, BadInputError)  # one line from the CLI, naming the folder
+
+
+def test_the_synthetic_dataset_and_sample_frames_are_saved_through_their_datasets(tmp_path):
+    from sewer_segmentation.data.synthetic import SyntheticConfig  # noqa: PLC0415
+    from sewer_segmentation.datasets import SampleFramesDataset, SyntheticDatasetFolders  # noqa: PLC0415
+
+    stale = tmp_path / "synthetic_ground_truth"
+    stale.mkdir()
+    (stale / "left_from_another_dataset.png").write_bytes(b"x")
+    synthetic = SyntheticDatasetFolders(path=str(tmp_path / "synthetic"), ground_truth_path=str(stale))
+    assert not synthetic.exists()
+    synthetic.save(SyntheticConfig(num_images=6, num_hand_labelled=3, width=64, height=64, seed=1))
+    assert synthetic.exists() and len(list((tmp_path / "synthetic/images").iterdir())) == 6
+    assert sorted(p.name for p in stale.iterdir()) == sorted(f"{p.stem}.png" for p in (tmp_path / "synthetic/images").iterdir())
+    with pytest.raises(DatasetError, match="read through the raw datasets"):
+        synthetic.load()
+
+    samples = SampleFramesDataset(path=str(tmp_path / "inference"))
+    samples.save(3)
+    assert samples.exists() and len(list((tmp_path / "inference").iterdir())) == 3
+
+
+def test_hooks_find_a_dataset_location_in_the_catalog_configuration_inside_wrappers():
+    from sewer_segmentation.hooks.context import dataset_location  # noqa: PLC0415
+
+    conf = {
+        "table": {"type": "pandas.CSVDataset", "filepath": "data/a.csv"},
+        "folder": {"type": "FolderDataset", "path": "data/b"},
+        "wrapped": {"type": "kedro_mlflow.io.artifacts.MlflowArtifactDataset", "dataset": {"type": "x", "filepath": "data/c.png"}},
+        "memory": {"type": "MemoryDataset"},
+    }
+    assert [dataset_location(conf, n) for n in ("table", "folder", "wrapped", "memory", "absent")] == ["data/a.csv", "data/b", "data/c.png", None, None]

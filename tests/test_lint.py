@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 
 def test_ruff_finds_nothing():

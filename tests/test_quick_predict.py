@@ -6,7 +6,7 @@ import sys
 import cv2
 import numpy as np
 
-from sewer_segmentation.io.datasets import SegmentationModelDataset
+from sewer_segmentation.datasets import SegmentationModelDataset
 from sewer_segmentation.io.imaging import decode_image
 from sewer_segmentation.modelling.inference import TrainedModel, predict_probabilities
 from sewer_segmentation.modelling.models import build_model

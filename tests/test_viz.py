@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from sewer_segmentation.pipeline_registry import register_pipelines
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import click
 from kedro.framework.cli.project import run as kedro_run
-from kedro.framework.cli.utils import _split_params
 
 from sewer_segmentation.errors import ConfigurationError, SewerSegmentationError
 
@@ -41,10 +40,14 @@ def normalize_param_items(value: str) -> str:
     return ",".join(items)
 
 
-def split_params_accepting_colon(ctx: click.Context, param: Any, value: Any) -> Any:
-    if isinstance(value, str):
-        value = normalize_param_items(value)
-    return _split_params(ctx, param, value)
+def accepting_colon(kedro_callback):
+    """Kedro's own ``--params`` callback, given ``key:value`` items rewritten as ``key=value``."""
+
+    @functools.wraps(kedro_callback)
+    def callback(ctx: click.Context, param: Any, value: Any) -> Any:
+        return kedro_callback(ctx, param, normalize_param_items(value) if isinstance(value, str) else value)
+
+    return callback
 
 
 def _find_user_error(exc: BaseException) -> Exception | None:
@@ -109,7 +112,7 @@ def _build_run_command() -> click.Command:
     command.params = [copy.copy(p) for p in kedro_run.params]
     for option in command.params:
         if option.name == "params":
-            option.callback = split_params_accepting_colon
+            option.callback = accepting_colon(option.callback)
             option.help = (option.help or "") + " Both key=value and key:value are accepted."
     command.callback = _with_clear_user_errors(kedro_run.callback)
     return command

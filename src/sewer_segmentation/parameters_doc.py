@@ -1,5 +1,5 @@
 """``docs/parameters.md``, generated from the parameter models (``params.py``): every key, its type, its
-default, what is allowed and what it is for. ``python -m sewer_segmentation.params > docs/parameters.md``
+default, what is allowed and what it is for. ``python -m sewer_segmentation.parameters_doc > docs/parameters.md``
 writes it; ``tests/test_params.py`` fails when the file and the models disagree."""
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
 #: The problems no type can express, raised while a run works (each a ``ConfigurationError`` in ``src/``).
 RUN_TIME_CHECKS = [  # (what, when it is refused, the module that raises it)
     ("`--params` keys", "a key that names no parameter: refused before the run starts, with the nearest valid names",
-     "hooks.py"),
-    ("the parameter values", "every value a model refuses, one problem per `key=value` on one line", "hooks.py"),
+     "hooks/parameters.py"),
+    ("the parameter values", "every value a model refuses, one problem per `key=value` on one line", "hooks/parameters.py"),
     ("the dataset folder", "`data/01_raw/<dataset>/images` missing or empty: the run stops before any node, naming the datasets found",
-     "hooks.py"),
-    ("`round` with plain `kedro run`", "a round other than 1: later rounds run with `--pipeline=refine`", "hooks.py"),
+     "hooks/synthetic.py"),
+    ("`round` with plain `kedro run`", "a round other than 1: later rounds run with `--pipeline=refine`", "hooks/synthetic.py"),
     ("`--pipeline`, `--env`", "a pipeline or environment that does not exist: one line with the ones that do", "cli.py"),
     ("`model.encoder_weights`", "a local weights file that does not exist; `imagenet` weights that cannot be downloaded (offline)",
      "modelling/models.py"),
@@ -45,7 +45,7 @@ RUN_TIME_CHECKS = [  # (what, when it is refused, the module that raises it)
     ("`predict.model`", "neither `best`, `baseline`, a round number nor an MLflow run id the tracking store knows",
      "pipelines/predict/nodes.py"),
     ("a stage name", "`round_<r>`, `baseline` or a round number where a stage is named (the predict CLI's `--model`)", "stage.py"),
-    ("`previous_model`", "the refining model is read-only: it is chosen from saved models, never written", "io/datasets.py"),
+    ("`previous_model`", "the refining model is read-only: it is chosen from saved models, never written", "datasets.py"),
 ]
 
 
@@ -128,9 +128,10 @@ def parameters_markdown() -> str:
     lines = [
         "# Parameters",
         "",
-        "Generated from `src/sewer_segmentation/params.py` (`python -m sewer_segmentation.params > docs/parameters.md`); a test keeps",
-        "it in sync. Every key is checked before the first node runs: Kedro validates the nodes' typed `params:` inputs, and",
-        "`hooks.ParameterCheckHook` prints each problem as one line (`key=value: what is allowed`), with the nearest valid",
+        "Generated from the parameter models, which `src/sewer_segmentation/params.py` gathers",
+        "(`python -m sewer_segmentation.parameters_doc > docs/parameters.md`); a test keeps it in sync. Every key is checked",
+        "before the first node runs: Kedro validates the nodes' typed `params:` inputs, and",
+        "`hooks/parameters.py` prints each problem as one line (`key=value: what is allowed`), with the nearest valid",
         "names for a key that does not exist. Set a key on the command line with `--params=key=value` or `--params=key:value`.",
         "",
     ]
@@ -140,3 +141,7 @@ def parameters_markdown() -> str:
               "as one line.", "", "| what | when it is refused |", "|---|---|"]  # fmt: skip
     lines += [f"| {what} | {when} |" for what, when, _ in RUN_TIME_CHECKS]
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m sewer_segmentation.parameters_doc > docs/parameters.md
+    print(parameters_markdown(), end="")

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from sewer_segmentation.params import Section
 from sewer_segmentation.refinement.method import RefinementMethod
+from sewer_segmentation.schema import Section
 
 
 class ShrunkBoxesParams(Section):

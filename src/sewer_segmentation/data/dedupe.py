@@ -15,8 +15,12 @@ near-identical frames may cross from train to eval.
 
 from __future__ import annotations
 
+import json
+import os
+
 import imagehash
 import numpy as np
+import pandas as pd
 from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -112,3 +116,46 @@ def cluster_signatures(signatures: list[np.ndarray], method: str, min_similarity
         pairs = near_duplicate_pairs(signatures, min_similarity, candidates, n_jobs)
         return cluster_pairs(len(signatures), [p[0] for p in pairs], [p[1] for p in pairs])
     return cluster_hashes(np.stack(signatures), max_distance) if signatures else np.empty(0, np.int64)
+
+
+def keep_one_per_cluster(inventory: pd.DataFrame, drop_duplicates: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Which frames of each near-duplicate cluster (``inventory.cluster_id``) stay: box-only members of a
+    cluster holding a hand-labelled frame always go (they would leak eval content into the weak pool); with
+    ``drop_duplicates`` only the representative stays (a hand-labelled frame if any, else the largest,
+    ties: the first image id). Returns the inventory with ``kept`` and ``drop_reason``, and one row per
+    cluster of two or more frames."""
+    inventory = inventory.copy()
+    inventory["kept"] = True
+    inventory["drop_reason"] = ""
+    rank = inventory.assign(area=inventory.width * inventory.height).sort_values(
+        ["cluster_id", "has_polygon", "area", "image_id"], ascending=[True, False, False, True]
+    )
+    representative = rank.groupby("cluster_id")["image_id"].first()
+    for cluster_id, members in inventory.groupby("cluster_id"):
+        if len(members) == 1:
+            continue
+        rep = representative[cluster_id]
+        any_polygon = members["has_polygon"].any()
+        for idx, row in members.iterrows():
+            if row.image_id == rep:
+                continue
+            if drop_duplicates or (any_polygon and not row.has_polygon):
+                inventory.loc[idx, ["kept", "drop_reason"]] = [False, f"near-duplicate of {rep}"]
+    records = [
+        {
+            "cluster_id": int(cluster_id),
+            "size": len(members),
+            "representative": representative[cluster_id],
+            # JSON, not space-joined: file names may hold spaces
+            "members": json.dumps(list(members.image_id)),
+            "dropped": int((~members.kept).sum()),
+        }
+        for cluster_id, members in inventory.groupby("cluster_id")
+        if len(members) > 1
+    ]
+    return inventory, pd.DataFrame(records, columns=["cluster_id", "size", "representative", "members", "dropped"])
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))

@@ -19,10 +19,11 @@ import torch
 from torch.utils.data import Dataset
 
 from sewer_segmentation.data.boxes import FrameBoxes
+from sewer_segmentation.data.config import ImageSizeParams
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import resize_image, resize_mask
-from sewer_segmentation.params import ImageSizeParams, plain
 from sewer_segmentation.progress import progress_bar
+from sewer_segmentation.schema import plain
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -326,3 +327,15 @@ def to_model_input(images: list[np.ndarray], height: int | None, width: int | No
     std = np.asarray(std, np.float32) * 255.0
     batch = np.stack([(_sized_image(im, height, width).astype(np.float32) - mean) / std for im in images])
     return torch.from_numpy(batch.transpose(0, 3, 1, 2).copy())
+
+
+def training_datasets(train: list[Sample], val: list[Sample], augmentation: dict | None, normalization: tuple, seed: int,
+                      size: FrameSize) -> tuple[SegmentationDataset, SegmentationDataset | None]:  # fmt: skip
+    """What a stage trains and validates on, in one call: the training samples augmented (boxes move with
+    the frame when any sample is box-supervised; native crops centred on defects in native mode), and the
+    validation samples as they are (None without any)."""
+    max_boxes = max_boxes_of(train)
+    crop = size if size.native else None
+    transform = build_augmentation(augmentation, seed, with_boxes=max_boxes > 0, crop=crop)
+    train_set = SegmentationDataset(train, *normalization, transform, max_boxes, crops=crop is not None)
+    return train_set, (SegmentationDataset(val, *normalization) if val else None)

@@ -8,11 +8,14 @@ the result depends only on the seed and the set of clusters, not on file order o
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import pandas as pd
 
 from sewer_segmentation.errors import BadInputError
+
+logger = logging.getLogger(__name__)
 
 BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK = "baseline_train", "baseline_val", "eval", "weak"
 #: Box-only frames held out of the weak pool: never trained on, never refined; they score models by how well
@@ -147,3 +150,21 @@ def split_changes(previous: pd.DataFrame | None, current: pd.DataFrame) -> pd.Da
     both = pd.concat([before.rename("before"), after.rename("after")], axis=1).fillna("(not kept)")
     moved = both[both.before != both.after]
     return moved.rename_axis("image_id").reset_index()[columns].sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def log_split_changes(previous: pd.DataFrame | None, manifest: pd.DataFrame) -> None:
+    """Warn, naming them, about the frames whose split differs from the last run's manifest (``previous``)."""
+    changes = split_changes(previous, manifest)
+    if changes.empty:
+        return
+    listing = ", ".join(f"{r.image_id} ({r.before} -> {r.after})" for r in changes.head(20).itertuples())
+    logger.warning("%d frames changed split since the last data_engineering run (near-duplicates grouped differently, other data "
+                   "or settings): %s%s. Models trained on the old splits are refused; train the baseline again",
+                   len(changes), listing, ", ..." if len(changes) > 20 else "")  # fmt: skip
+
+
+def rows_of_split(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The manifest rows of ``split`` (a ValueError for a split that does not exist)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}")
+    return manifest[manifest.split == split]

@@ -522,29 +522,13 @@ def write_dataset(config: SyntheticConfig, raw_dir: str | Path, truth_dir: str |
     tmp_truth = Path(tempfile.mkdtemp(prefix=f".{truth_dir.name}.", dir=truth_dir.parent))
     try:
         (tmp_raw / "images").mkdir()
-        rows: list[list] = []
-        class_id = YOLO_CLASS_NAMES.index(config.defect_class)
-        if config.layout == "via":
-            (tmp_raw / "masks").mkdir()
-        else:
-            (tmp_raw / "labels").mkdir()
+        (tmp_raw / ("masks" if config.layout == "via" else "labels")).mkdir()
+        if config.layout == "yolo":
             names = "\n".join(f"  {i}: {n}" for i, n in enumerate(YOLO_CLASS_NAMES))
             (tmp_raw / "data.yaml").write_text(f"path: .\ntrain: images\nnames:\n{names}\n")
+        rows: list[list] = []
         for frame in frames:
-            jpeg = encode_image(frame.image, ".jpg", quality=92)
-            (tmp_raw / "images" / f"{frame.name}.jpg").write_bytes(jpeg)
-            (tmp_truth / f"{frame.name}.png").write_bytes(encode_image(frame.truth, ".png"))
-            h, w = frame.truth.shape
-            if config.layout == "via":
-                # Box masks are JPEG-compressed in the seed data: values near, not at, 0 and 255.
-                boxes_jpeg = encode_image(box_mask(frame.boxes, (h, w)), ".jpg", quality=90)
-                (tmp_raw / "masks" / f"{frame.name}.jpg").write_bytes(boxes_jpeg)
-            else:
-                lines = [_yolo_line(class_id, b, w, h) for b in frame.boxes]
-                lines += [_yolo_line(cid, b, w, h) for cid, b in frame.extra_boxes]
-                (tmp_raw / "labels" / f"{frame.name}.txt").write_text("\n".join(lines) + "\n")
-            polygons = truth_polygons(frame.truth) if frame.name in labelled else []
-            rows += via_rows(f"{frame.name}.jpg", len(jpeg), polygons, config.defect_class)
+            rows += _write_frame(frame, config, tmp_raw, tmp_truth, frame.name in labelled)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(VIA_HEADER)
@@ -561,6 +545,24 @@ def write_dataset(config: SyntheticConfig, raw_dir: str | Path, truth_dir: str |
         raise
     kinds = {k: sum(f.kind == k for f in frames) for k in ("normal", "duplicate", "junk")}
     return {"images": len(frames), "hand_labelled": len(labelled), **kinds}
+
+
+def _write_frame(frame, config: SyntheticConfig, raw: Path, truth: Path, hand_labelled: bool) -> list[list]:
+    """One frame's files: the JPEG, its true mask, its boxes (a box mask or YOLO lines); returns its rows
+    of the VIA table (its polygons when it is hand-labelled, else one row without a region)."""
+    jpeg = encode_image(frame.image, ".jpg", quality=92)
+    (raw / "images" / f"{frame.name}.jpg").write_bytes(jpeg)
+    (truth / f"{frame.name}.png").write_bytes(encode_image(frame.truth, ".png"))
+    h, w = frame.truth.shape
+    if config.layout == "via":
+        # Box masks are JPEG-compressed in the seed data: values near, not at, 0 and 255.
+        (raw / "masks" / f"{frame.name}.jpg").write_bytes(encode_image(box_mask(frame.boxes, (h, w)), ".jpg", quality=90))
+    else:
+        class_id = YOLO_CLASS_NAMES.index(config.defect_class)
+        lines = [_yolo_line(class_id, b, w, h) for b in frame.boxes] + [_yolo_line(cid, b, w, h) for cid, b in frame.extra_boxes]
+        (raw / "labels" / f"{frame.name}.txt").write_text("\n".join(lines) + "\n")
+    polygons = truth_polygons(frame.truth) if hand_labelled else []
+    return via_rows(f"{frame.name}.jpg", len(jpeg), polygons, config.defect_class)
 
 
 def _yolo_line(class_id: int, box: tuple[int, int, int, int], w: int, h: int) -> str:

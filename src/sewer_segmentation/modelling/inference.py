@@ -1,6 +1,6 @@
 """Inference: a trained model, the device and precision it runs at, and batched prediction.
 
-Importable without Lightning or Kedro: the I/O layer (``io/datasets.py``), the predict pipeline and
+Importable without Lightning or Kedro: the I/O layer (``datasets.py``), the predict pipeline and
 ``sewer-segmentation predict`` need a model and its predictions, not the training loop.
 """
 
@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from sewer_segmentation.data.samples import FrameSize, frame_size, normalization_for, to_model_input
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import to_uint8
+from sewer_segmentation.modelling.config import InferenceParams
 from sewer_segmentation.modelling.tiling import predict_tiled
-from sewer_segmentation.params import InferenceParams, plain
 from sewer_segmentation.progress import progress_bar
+from sewer_segmentation.schema import plain
 
 # --------------------------------------------------------------------------------------------------
 # Precision and devices

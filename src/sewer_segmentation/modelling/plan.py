@@ -13,17 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sewer_segmentation import params
 from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import resize_mask
+from sewer_segmentation.modelling import config
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.metrics import confusion_counts, soft_sums, validation_values
-from sewer_segmentation.params import RoundGuardParams
 
-# Validation metrics the kept weights can be chosen by (``params.SELECTION_METRICS``): all "higher is
+# Validation metrics the kept weights can be chosen by (``modelling/config.py``): all "higher is
 # better", so that every comparison of stages reads the same way.
-SELECTION_METRICS = dict.fromkeys(params.SELECTION_METRICS, "max")
+SELECTION_METRICS = dict.fromkeys(config.SELECTION_METRICS, "max")
 
 
 @dataclass
@@ -45,7 +44,7 @@ class TrainingPlan:
     # A round: the model the stage before handed on (the start; its weights are ``initial_state`` when
     # fine-tuning), and the guard that decides whether the trained weights or the start are handed on.
     previous_model: TrainedModel | None = None
-    guard: RoundGuardParams = field(default_factory=RoundGuardParams)
+    guard: config.RoundGuardParams = field(default_factory=config.RoundGuardParams)
     starts_from: dict | None = None  # metadata of the model fine-tuned from, to tell whether the stage beat it
     # The box masks of the validation images scored as a predictor, by the selection metric: a model
     # below it is worse than the boxes it was given (flagged in the log, rounds.md and the run summary).

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sewer_segmentation.params import RoundGuardParams
+from sewer_segmentation.modelling.config import RoundGuardParams
 
 
 @dataclass(frozen=True)

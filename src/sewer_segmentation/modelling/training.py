@@ -24,18 +24,19 @@ import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from torch.utils.data import DataLoader, Sampler
 
+from sewer_segmentation.data.config import ImageSizeParams
 from sewer_segmentation.data.samples import (
     FrameSize,
     Sample,
     SegmentationDataset,
-    build_augmentation,
     frame_size,
-    max_boxes_of,
     normalization_for,
+    training_datasets,
 )
 from sewer_segmentation.errors import BadInputError, TrainingDivergedError
 from sewer_segmentation.io.files import explaining_a_full_disk
 from sewer_segmentation.modelling.box_losses import BoxSupervisionLoss
+from sewer_segmentation.modelling.config import ModelParams, TrainingParams
 from sewer_segmentation.modelling.inference import TrainedModel, cpu_has_fast_bf16, inference_device, resolve_precision
 from sewer_segmentation.modelling.losses import build_loss
 from sewer_segmentation.modelling.metrics import (
@@ -49,8 +50,8 @@ from sewer_segmentation.modelling.models import build_model, set_batchnorm_froze
 from sewer_segmentation.modelling.plan import SELECTION_METRICS, resolve_budget
 from sewer_segmentation.modelling.precision import probe_precision
 from sewer_segmentation.modelling.tiling import predict_tiled
-from sewer_segmentation.params import ImageSizeParams, ModelParams, TrainingParams, plain
 from sewer_segmentation.progress import on_terminal
+from sewer_segmentation.schema import plain
 
 logger = logging.getLogger(__name__)
 # Lightning sets its loggers to INFO when imported, after the project's logging configuration: its "GPU
@@ -544,12 +545,9 @@ def _data_loaders(train_samples: list[Sample], val_samples: list[Sample], traini
     validation images; one whole frame per batch in native mode)."""
     batch_size, workers = int(training["batch_size"]), int(training.get("num_workers", 0))
     sampler = StepSampler(len(train_samples), steps * batch_size, seed, sample_weights)
-    max_boxes = max_boxes_of(train_samples)
-    crop = size if size.native else None
-    augmentation = build_augmentation(training.get("augmentation"), seed, with_boxes=max_boxes > 0, crop=crop)
-    train = _loader(SegmentationDataset(train_samples, *normalization, augmentation, max_boxes, crops=crop is not None), batch_size, workers, sampler)
-    val_batch = 1 if size.native else batch_size
-    val = _loader(SegmentationDataset(val_samples, *normalization), val_batch, workers) if val_samples else None
+    train_set, val_set = training_datasets(train_samples, val_samples, training.get("augmentation"), normalization, seed, size)
+    train = _loader(train_set, batch_size, workers, sampler)
+    val = _loader(val_set, 1 if size.native else batch_size, workers) if val_set is not None else None
     return train, val
 
 
@@ -563,29 +561,17 @@ def _final_history(history: HistoryCallback, checkpoint_dir: Path, stage: str) -
     return history_log
 
 
-def train_model(
-    train_samples: list[Sample],
-    val_samples: list[Sample],
-    model_config: ModelParams | dict,
-    training: TrainingParams | dict,
-    image_size: ImageSizeParams | dict,
-    seed: int,
-    stage: str,
-    checkpoint_root: str | Path = "data/06_models/checkpoints",
-    extra_callbacks: list[Callback] | None = None,
-    initial_state: dict | None = None,
-    sample_weights: list[float] | None = None,
-    min_improvement: float = 0.0,
-    keep_last: bool = False,
-) -> TrainedModel:
+def train_model(train_samples: list[Sample], val_samples: list[Sample], model_config: ModelParams | dict, training: TrainingParams | dict,
+                image_size: ImageSizeParams | dict, seed: int, stage: str, checkpoint_root: str | Path = "data/06_models/checkpoints",
+                extra_callbacks: list[Callback] | None = None, initial_state: dict | None = None, sample_weights: list[float] | None = None,
+                min_improvement: float = 0.0, keep_last: bool = False) -> TrainedModel:  # fmt: skip
     """Train for ``training.steps`` optimizer steps (or ``epochs``); return the best validated weights.
 
-    ``initial_state`` fine-tunes from earlier weights: they are scored on validation first and kept
-    unless training beats them by ``min_improvement``. ``sample_weights`` (one per training sample)
-    sets how often each sample is drawn. Box-supervised samples also train through the box losses
-    (``training.box_loss``). ``keep_last`` keeps the last step's weights, not the best validated ones
-    (the ceiling of ``bench/quality.py``: no validation guard). Parameters arrive as their models
-    (``params``) or as plain dicts.
+    ``initial_state`` fine-tunes from earlier weights: they are scored on validation first and kept unless
+    training beats them by ``min_improvement``. ``sample_weights`` (one per training sample) sets how often
+    each sample is drawn. Box-supervised samples also train through the box losses (``training.box_loss``).
+    ``keep_last`` keeps the last step's weights, not the best validated ones (the ceiling of
+    ``bench/quality.py``). Parameters arrive as their models or as plain dicts.
     """
     model_config, training, image_size = plain(model_config), plain(training), plain(image_size)
     size = frame_size(image_size)
@@ -597,72 +583,86 @@ def train_model(
     batch_size = int(training["batch_size"])
     precision = _training_precision(training, model_config, image_size)  # before seeding: the probe draws numbers
     L.seed_everything(seed, workers=True, verbose=False)
-    mean, std = normalization_for(model_config)
     model, initial_score, initial_per_image = _starting_model(model_config, training, initial_state, val_samples, metric, precision, stage, tiles)
-    loss = build_loss(training["loss"]["name"], training["loss"].get("args"))
-    box_loss = build_box_loss(training) if any(s.box_supervised for s in train_samples) else None
-    module = SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps, box_loss, tiles)
-
-    train_loader, val_loader = _data_loaders(train_samples, val_samples, training, (mean, std), steps, seed, sample_weights, size)
+    module = _module(model, model_config, training, steps, any(s.box_supervised for s in train_samples), tiles)
+    train_loader, val_loader = _data_loaders(train_samples, val_samples, training, normalization_for(model_config), steps, seed, sample_weights, size)
     fingerprint = run_fingerprint(stage, model_config, training, image_size, seed, min_improvement, sample_weights, keep_last,
                                   samples_digest(train_samples), samples_digest(val_samples))  # fmt: skip
     checkpoint_dir = Path(checkpoint_root) / f"{stage}-{fingerprint}"
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    history = HistoryCallback(stage, int(training.get("log_every_n_steps", 1)), checkpoint_dir / "history.json")
-    best = BestWeights(metric, SELECTION_METRICS[metric],
-                       {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if initial_score is not None else None,
-                       initial_score, min_improvement, checkpoint_dir / "best.pt")  # fmt: skip
-    last = checkpoint_dir / "last.ckpt"
-    callbacks: list[Callback] = [history, best, ResumeCheckpoint(last, float(training.get("checkpoint_every_seconds", 60)))]
     if val_loader is None:
         logger.warning("%s: no validation images; the last step's weights are kept", stage)
-    callbacks += list(extra_callbacks or [])
+    history, best, callbacks, progress = _callbacks(stage, training, model, (metric, initial_score, min_improvement), checkpoint_dir, extra_callbacks)
+    trainer = _trainer(training, steps, val_interval, precision, callbacks, progress, stage)
+    _log_start(stage, len(train_samples), len(val_samples), size, precision, steps, batch_size, val_interval)
+    _fit(trainer, module, (train_loader, val_loader), checkpoint_dir, bool(training.get("resume", True)), stage)
+
+    best_score, best_step, kept_initial = (None, None, False) if keep_last else _load_best_weights(module, best, checkpoint_dir)
+    history_log = _final_history(history, checkpoint_dir, stage)
+    final_model = _finished_model(trainer, module, checkpoint_dir, stage)
+    # The kept weights' IoU per validation image, beside the start's: the round guard's noise estimate.
+    per_image = _score_on_validation(final_model, val_samples, model_config, training, metric, precision, tiles)[1] if val_samples else {}
+    final_model.eval()
+    if kept_initial:
+        logger.warning("%s: no validation beat the starting weights by more than %.3f; they are kept", stage, min_improvement)
+    return TrainedModel(final_model, dict(model_config), size_metadata(size), {
+        "stage": stage, "selected_by": "last" if keep_last else metric, "box_supervised_images": sum(s.box_supervised for s in train_samples),
+        "best_validation_score": best_score, "best_step": best_step, "initial_validation_score": initial_score,
+        "validation_per_image": per_image, "initial_validation_per_image": initial_per_image, "kept_initial_weights": kept_initial,
+        "steps": steps, "batch_size": batch_size, "precision": precision, "train_images": len(train_samples),
+        "val_images": len(val_samples), "seed": seed, "history": history_log,
+    })  # fmt: skip
+
+
+def _module(model: torch.nn.Module, model_config: dict, training: dict, steps: int, box_supervised: bool, tiles) -> SegmentationModule:
+    """The Lightning module: the model with its loss, and the box losses when some samples are box-supervised."""
+    loss = build_loss(training["loss"]["name"], training["loss"].get("args"))
+    box_loss = build_box_loss(training) if box_supervised else None
+    return SegmentationModule(model, loss, training, bool(model_config.get("freeze_batchnorm")), steps, box_loss, tiles)
+
+
+def _finished_model(trainer: L.Trainer, module: L.LightningModule, checkpoint_dir: Path, stage: str) -> torch.nn.Module:
+    """The trained model on the CPU in eval mode, its weights checked finite; the resume point removed
+    (finished: nothing left to resume)."""
+    model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
+    check_finite_weights(model, stage)
+    if trainer.is_global_zero:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return model
+
+
+def _fit(trainer: L.Trainer, module: L.LightningModule, loaders: tuple, checkpoint_dir: Path, resume: bool, stage: str) -> None:
+    """Train, from the interrupted run's resume point in ``checkpoint_dir`` when there is a readable one."""
+    last = checkpoint_dir / "last.ckpt"
+    resume = resume and last.is_file() and readable_checkpoint(last, stage)
+    if resume:
+        logger.info("%s: resuming the interrupted run from %s", stage, last)
+    (checkpoint_dir / "best.pt").unlink(missing_ok=True)
+    trainer.fit(module, *loaders, ckpt_path=str(last) if resume else None, weights_only=True)  # no pickled code
+
+
+def _log_start(stage: str, train: int, val: int, size, precision: str, steps: int, batch_size: int, val_interval: int) -> None:
+    shape = f"{size.height}x{size.width} crops of native frames" if size.native else f"{size.height}x{size.width}"
+    logger.info("%s: %d train / %d val images, %s, precision %s, %d steps of batch %d, validation every %d steps",
+                stage, train, val, shape, precision, steps, batch_size, val_interval)  # fmt: skip
+
+
+def _callbacks(stage: str, training: dict, model: torch.nn.Module, selection: tuple, checkpoint_dir: Path, extra: list | None) -> tuple:
+    """The run's callbacks in its checkpoint folder: the history, the best weights (the starting weights
+    count when they were scored: ``selection`` is (metric, initial score, min improvement)), the resume
+    point, ``extra`` and a progress bar on a terminal. Returns (history, best, callbacks, progress)."""
+    metric, initial_score, min_improvement = selection
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    history = HistoryCallback(stage, int(training.get("log_every_n_steps", 1)), checkpoint_dir / "history.json")
+    start = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if initial_score is not None else None
+    best = BestWeights(metric, SELECTION_METRICS[metric], start, initial_score, min_improvement, checkpoint_dir / "best.pt")
+    callbacks: list[Callback] = [history, best, ResumeCheckpoint(checkpoint_dir / "last.ckpt", float(training.get("checkpoint_every_seconds", 60)))]
+    callbacks += list(extra or [])
     # Without a terminal (a log file, CI) a bar redrawn every step would flood the log: HistoryCallback
     # logs one line per validation instead.
     progress = bool(training.get("progress_bar", True)) and on_terminal()
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
-
-    trainer = _trainer(training, steps, val_interval, precision, callbacks, progress, stage)
-    resume = training.get("resume", True) and last.is_file() and readable_checkpoint(last, stage)
-    if resume:
-        logger.info("%s: resuming the interrupted run from %s", stage, last)
-    shape = f"{size.height}x{size.width} crops of native frames" if size.native else f"{size.height}x{size.width}"
-    logger.info("%s: %d train / %d val images, %s, precision %s, %d steps of batch %d, validation every %d steps",
-                stage, len(train_samples), len(val_samples), shape, precision, steps, batch_size, val_interval)  # fmt: skip
-    (checkpoint_dir / "best.pt").unlink(missing_ok=True)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)  # no pickled code
-
-    best_score, best_step, kept_initial = (None, None, False) if keep_last else _load_best_weights(module, best, checkpoint_dir)
-    history_log = _final_history(history, checkpoint_dir, stage)
-    final_model = module.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
-    check_finite_weights(final_model, stage)
-    # The kept weights' IoU per validation image, beside the start's: the round guard's noise estimate.
-    per_image = _score_on_validation(final_model, val_samples, model_config, training, metric, precision, tiles)[1] if val_samples else {}
-    final_model.eval()
-    if trainer.is_global_zero:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
-    if kept_initial:
-        logger.warning("%s: no validation beat the starting weights by more than %.3f; they are kept", stage, min_improvement)
-    metadata = {
-        "stage": stage,
-        "selected_by": "last" if keep_last else metric,
-        "box_supervised_images": sum(s.box_supervised for s in train_samples),
-        "best_validation_score": best_score,
-        "best_step": best_step,
-        "initial_validation_score": initial_score,
-        "validation_per_image": per_image,
-        "initial_validation_per_image": initial_per_image,
-        "kept_initial_weights": kept_initial,
-        "steps": steps,
-        "batch_size": batch_size,
-        "precision": precision,
-        "train_images": len(train_samples),
-        "val_images": len(val_samples),
-        "seed": seed,
-        "history": history_log,
-    }
-    return TrainedModel(final_model, dict(model_config), size_metadata(size), metadata)
+    return history, best, callbacks, progress
 
 
 def size_metadata(size: FrameSize) -> dict:

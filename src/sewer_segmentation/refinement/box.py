@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sewer_segmentation.params import Section
 from sewer_segmentation.refinement.method import RefinementMethod
+from sewer_segmentation.schema import Section
 
 
 class BoxParams(Section):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from sewer_segmentation.params import Section
 from sewer_segmentation.refinement.method import RefinementMethod, box_components, confidence_weight
+from sewer_segmentation.schema import Section
 
 
 class BoxPriorParams(Section):

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from sewer_segmentation.params import Section
 from sewer_segmentation.refinement import box_prior
 from sewer_segmentation.refinement.method import RefinementMethod, confidence_weight
+from sewer_segmentation.schema import Section
 
 
 class GrabCutParams(Section):

@@ -20,7 +20,7 @@ class RefinedMasks:
     """A round's training targets for the weak pool: per image id a soft mask (uint8, 0..255) and a
     per-pixel loss weight map (uint8, 255 = full weight), each as a loader (call it for the array).
 
-    Stored as ``masks/<id>.png`` and ``weights/<id>.png`` (``io.datasets.RefinedMasksDataset``); this class is
+    Stored as ``masks/<id>.png`` and ``weights/<id>.png`` (``datasets.RefinedMasksDataset``); this class is
     the one place that knows that layout.
     """
 

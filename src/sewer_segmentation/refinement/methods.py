@@ -17,9 +17,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from sewer_segmentation.io.imaging import to_uint8
-from sewer_segmentation.params import MaskRefinementParams, as_model
 from sewer_segmentation.progress import progress_bar
+from sewer_segmentation.refinement.config import MaskRefinementParams
 from sewer_segmentation.refinement.registry import REFINEMENT_METHODS
+from sewer_segmentation.schema import as_model
 
 
 def refine_mask(

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from sewer_segmentation.params import Section
 from sewer_segmentation.refinement.method import RefinementMethod
+from sewer_segmentation.schema import Section
 
 
 class SeedParams(Section):

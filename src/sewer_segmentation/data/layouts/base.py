@@ -20,7 +20,7 @@ from sewer_segmentation.data.annotations import Problem, Shape, YoloBox, class_i
 
 
 class LabelFiles(Protocol):
-    """The label files of a raw dataset folder (``io.datasets.RawLabelFilesDataset`` loads one)."""
+    """The label files of a raw dataset folder (``datasets.RawLabelFilesDataset`` loads one)."""
 
     def text(self, name: str) -> str | None:
         """A text file of the raw folder (``labels.csv``); None when it is not there."""

@@ -54,40 +54,20 @@ def _box_only_split_node(split: str) -> Node:
     )
 
 
+REPORTS = ["data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates"]
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
-        Node(
-            parse_annotations,
-            inputs=["raw_label_files", PARAMS],
-            outputs="annotations",
-            name="parse_annotations",
-        ),
-        Node(
-            inspect_raw_files,
-            inputs=["raw_images", "raw_box_masks", "annotations", PARAMS],
-            outputs=["raw_inventory", "excluded_table"],
-            name="inspect_raw_files",
-        ),
-        Node(
-            cluster_duplicates,
-            inputs=["raw_inventory", PARAMS],
-            outputs=["image_inventory", "cluster_table"],
-            name="cluster_duplicates",
-        ),
-        Node(
-            assign_splits,
-            inputs=["image_inventory", PARAMS, "params:seed", "previous_split_manifest"],
-            outputs="split_assignment",
-            name="assign_splits",
-        ),
+        Node(parse_annotations, inputs=["raw_label_files", PARAMS], outputs="annotations", name="parse_annotations"),
+        Node(inspect_raw_files, inputs=["raw_images", "raw_box_masks", "annotations", PARAMS], outputs=["raw_inventory", "excluded_table"],
+             name="inspect_raw_files"),  # fmt: skip
+        Node(cluster_duplicates, inputs=["raw_inventory", PARAMS], outputs=["image_inventory", "cluster_table"], name="cluster_duplicates"),
+        Node(assign_splits, inputs=["image_inventory", PARAMS, "params:seed", "previous_split_manifest"], outputs="split_assignment",
+             name="assign_splits"),  # fmt: skip
         *(_labelled_split_node(split) for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL)),
         *(_box_only_split_node(split) for split in (WEAK, WEAK_HOLDOUT)),
-        Node(
-            extract_box_lists,
-            inputs=["split_assignment", "raw_box_masks", "annotations"],
-            outputs="box_table",
-            name="extract_box_lists",
-        ),
+        Node(extract_box_lists, inputs=["split_assignment", "raw_box_masks", "annotations"], outputs="box_table", name="extract_box_lists"),
         # After the manifest, from the published tables: the report always describes the splits on disk.
         Node(
             build_data_report,
@@ -95,7 +75,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "split_manifest", "excluded_files", "duplicate_clusters", "annotations",
                 "raw_images", "raw_box_masks", "raw_ground_truth", PARAMS, "params:dataset",
             ],  # fmt: skip
-            outputs=["data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates"],
+            outputs=REPORTS,
             name="build_data_report",
         ),
         # The tables, once every folder is written (see publish_data_engineering). The manifest is the last
@@ -112,9 +92,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         nodes,
         namespace="data_engineering",
         inputs={*RAW, "previous_split_manifest"},
-        outputs={
-            "split_manifest", "excluded_files", "duplicate_clusters", "box_lists", *WRITTEN,
-            "data_report_md", "data_report_json", "data_report_samples", "data_report_duplicates",
-        },  # fmt: skip
+        outputs={"split_manifest", "excluded_files", "duplicate_clusters", "box_lists", *WRITTEN, *REPORTS},
         parameters={PARAMS, "params:seed", "params:dataset"},
     )

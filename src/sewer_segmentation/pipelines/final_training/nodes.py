@@ -87,12 +87,7 @@ def plan_round_training(
         logger.warning(repeat)
     height, width = frame_size(image_size).resize  # (None, None) in native mode: frames keep their size
     targets = final.weak_targets
-    frames = {i: weak_images[i] for i in refined.masks}
-    if targets == "refined":
-        weak = load_samples(frames, refined.masks, height, width, refined.weights, description="refined weak")
-    else:
-        masks, weights = (refined.masks, refined.weights) if targets == "both" else (None, None)
-        weak = load_box_samples(frames, frame_boxes(box_lists, split_manifest, frames), height, width, masks, weights, description="weak boxes")
+    weak = _weak_samples(targets, weak_images, refined, box_lists, split_manifest, (height, width))
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
     round_training = final.training(training)
@@ -114,6 +109,16 @@ def plan_round_training(
         holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": stage.number, "weak_targets": targets},
     )
+
+
+def _weak_samples(targets: str, weak_images, refined: RefinedMasks, box_lists: pd.DataFrame, split_manifest: pd.DataFrame, size: tuple) -> list:
+    """The weak pool's training samples: its refined masks with their weight maps (``refined``), its boxes
+    for the box losses (``boxes``), or both on the same frames (``both``)."""
+    frames = {i: weak_images[i] for i in refined.masks}
+    if targets == "refined":
+        return load_samples(frames, refined.masks, *size, refined.weights, description="refined weak")
+    masks, weights = (refined.masks, refined.weights) if targets == "both" else (None, None)
+    return load_box_samples(frames, frame_boxes(box_lists, split_manifest, frames), *size, masks, weights, description="weak boxes")
 
 
 def train_oracle(round_plan: TrainingPlan, weak_images, train_images, eval_images, eval_masks, ground_truth, final: FinalTrainingParams,

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from sewer_segmentation.datasets import SegmentationModelDataset
 from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
-from sewer_segmentation.io.datasets import SegmentationModelDataset
 from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of
 from sewer_segmentation.io.stages import best_stage, saved_stages
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames

@@ -3,7 +3,7 @@
 import io
 import logging
 
-from sewer_segmentation.hooks import MAX_LOG_LINE, ShortLinesFormatter, shorten_line
+from sewer_segmentation.hooks.logs import MAX_LOG_LINE, ShortLinesFormatter, shorten_line
 from sewer_segmentation.reporting.run_summary import next_commands, output_folders, stage_line, summary_lines
 
 

@@ -1,4 +1,4 @@
-"""Run by tests/test_ddp.py in its own process: two CPU processes (gloo) train one model with DDP.
+"""Run by tests/modelling/test_ddp.py in its own process: two CPU processes (gloo) train one model with DDP.
 
 Each rank writes the sample indices its sampler gave it; the main process saves the model once.
 """
@@ -11,7 +11,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 from sewer_segmentation.data.samples import Sample
-from sewer_segmentation.io.datasets import SegmentationModelDataset
+from sewer_segmentation.datasets import SegmentationModelDataset
 from sewer_segmentation.modelling.training import train_model
 
 

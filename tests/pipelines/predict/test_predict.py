@@ -26,7 +26,7 @@ def test_frames_with_the_same_name_never_overwrite_each_other():
 
 
 def test_a_model_is_chosen_by_stage_name_round_number_or_best(tmp_path):
-    from sewer_segmentation.io.datasets import SegmentationModelDataset  # noqa: PLC0415
+    from sewer_segmentation.datasets import SegmentationModelDataset  # noqa: PLC0415
     from sewer_segmentation.pipelines.predict.nodes import load_chosen_model  # noqa: PLC0415
 
     for stage, score in (("baseline", 0.5), ("round_1", 0.7), ("round_2", 0.6)):
@@ -37,7 +37,7 @@ def test_a_model_is_chosen_by_stage_name_round_number_or_best(tmp_path):
 
 
 def test_two_folders_of_frames_predicted_by_one_model_get_two_output_folders(tmp_path):
-    from .conftest import new_project, project_catalog
+    from tests.conftest import new_project, project_catalog
 
     project = new_project(tmp_path / "project")
     paths = set()

@@ -61,6 +61,9 @@ def test_training_keeps_the_best_validation_checkpoint_and_learns(tmp_path):
     assert not any(tmp_path.iterdir())  # finished runs leave no checkpoints behind
     probs = predict_probabilities(trained.model, [s.image for s in samples(2, 5)], MODEL, SIZE, precision="32", accelerator="cpu")
     assert probs[0].shape == (64, 64) and 0 <= probs[0].min() and probs[0].max() <= 1
+    # it learns: the training loss of the last steps is well below the first step's
+    losses = [r["train_loss"] for r in meta["history"]["train"]]
+    assert np.mean(losses[-2:]) < 0.8 * losses[0], losses
 
 
 def test_same_seed_same_model(tmp_path):
@@ -194,12 +197,24 @@ def test_precision_probe_picks_the_fastest_only_with_a_margin_and_caches(tmp_pat
     assert precision.probe_precision(MODEL, SIZE, 2, cpu, True, cpu_bf16=True, timer=timer({"32": 10.0, "bf16-mixed": None})) == "32"
 
 
-def test_precision_probe_measures_real_steps():
+def test_precision_probe_times_real_training_steps_after_a_warm_up(monkeypatch):
     import torch
 
-    from sewer_segmentation.modelling.precision import time_training_steps
+    from sewer_segmentation.modelling import precision as probe
 
-    assert time_training_steps(MODEL, SIZE, 2, "32", torch.device("cpu"), channels_last=True, steps=1) > 0
+    forwards, built = [], probe.build_model
+
+    def counting_model(config):
+        model = built(config)
+        model.register_forward_hook(lambda *_: forwards.append(1))
+        return model
+
+    clock = iter([10.0, 12.0])  # the timed steps take 2 s on this clock
+    monkeypatch.setattr(probe, "build_model", counting_model)
+    monkeypatch.setattr(probe.time, "perf_counter", lambda: next(clock))
+    rate = probe.time_training_steps(MODEL, SIZE, 2, "32", torch.device("cpu"), channels_last=True, steps=3)
+    assert len(forwards) == 1 + 3  # one warm-up step, then the three timed ones
+    assert rate == pytest.approx(3 * 2 / 2.0)  # images per second: steps x batch / seconds
 
 
 class _Validated:

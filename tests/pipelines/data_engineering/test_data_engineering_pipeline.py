@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from sewer_segmentation.data.splits import BASELINE_TRAIN, BASELINE_VAL, EVAL, WEAK, WEAK_HOLDOUT
-
-from .conftest import make_dataset, nested, run_cli, run_pipeline
+from tests.conftest import make_dataset, nested, run_cli, run_pipeline
 
 pytestmark = pytest.mark.slow
 

@@ -141,7 +141,7 @@ def test_a_weak_holdout_frame_in_a_training_set_is_refused_by_name():
      ("data_engineering.split.weak_holdout_fraction=1", "data_engineering.split.weak_holdout_fraction=1: Input should be less than 1")],
 )  # fmt: skip
 def test_a_bad_signal_or_holdout_fraction_stops_the_run_before_anything_is_written(kedro_project, value, message):
-    from .conftest import make_dataset, run_cli
+    from tests.conftest import make_dataset, run_cli
 
     make_dataset(kedro_project)
     result = run_cli(kedro_project, "--pipeline=data_engineering", f"--params=dataset=tiny,{value}")

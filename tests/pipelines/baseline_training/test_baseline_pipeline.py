@@ -6,12 +6,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from sewer_segmentation.io.datasets import FolderDataset, SegmentationModelDataset
+from sewer_segmentation.datasets import FolderDataset, SegmentationModelDataset
 from sewer_segmentation.io.files import list_versions
 from sewer_segmentation.modelling.inference import predict_split
 from sewer_segmentation.pipelines.training_stage.nodes import evaluate_predictions
-
-from .conftest import make_dataset, run_cli, run_kedro
+from tests.conftest import make_dataset, run_cli, run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ FAST = "dataset=tiny,image_size.height=64,image_size.width=96,baseline_training.
 def folder(project, split, kind, k):
     return FolderDataset(
         path=str(project / f"data/03_primary/tiny/{split}/{kind}"),
-        dataset={"type": "sewer_segmentation.io.datasets.ImageDataset", "kind": k},
+        dataset={"type": "sewer_segmentation.datasets.ImageDataset", "kind": k},
         filename_suffix=".png",
     ).load()
 
@@ -95,6 +94,11 @@ def test_baseline_trains_evaluates_tracks_and_reloads(kedro_project):
     result = run_kedro(kedro_project, "--pipeline=baseline_training", f"--params={FAST}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list_versions(models_dir)) == 2 and list_versions(models_dir)[0] == versions[0]
+    # Each run saves its timings as a new version of the catalog's run_timings: the first run's stay.
+    timings = sorted((kedro_project / "data/08_reporting/tiny/run_timings.json").iterdir())
+    first, second = (json.loads((t / "run_timings.json").read_text()) for t in timings)
+    assert first["pipelines"] == ["baseline"] and second["pipelines"] == ["baseline_training"]
+    assert "baseline.train_model" in first["seconds_by_node"] and "data_engineering" in first["seconds_by_namespace"]
 
 
 def test_offline_imagenet_request_is_one_clear_message(kedro_project):

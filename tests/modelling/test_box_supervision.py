@@ -230,8 +230,8 @@ def test_a_missing_box_list_names_the_command_that_writes_it(tmp_path):
     from kedro.io.core import DatasetError
 
     from sewer_segmentation.cli import _find_user_error
+    from sewer_segmentation.datasets import CSVFileDataset
     from sewer_segmentation.errors import MissingArtifactError
-    from sewer_segmentation.io.datasets import CSVFileDataset
 
     with pytest.raises(DatasetError) as caught:
         CSVFileDataset(str(tmp_path / "box_lists.csv"), missing_hint="kedro run --pipeline=data_engineering").load()

@@ -125,6 +125,57 @@ class RawLabelFilesDataset(AbstractDataset[RawLabelFiles, None]):
         return {"path": self._path}
 
 
+class SyntheticDatasetFolders(AbstractDataset[Any, None]):
+    """The bundled synthetic dataset: a raw dataset folder (in the layout its config names) and the true
+    masks beside it. ``save(SyntheticConfig)`` generates both (``data/synthetic.py``: each written under a
+    temporary name and renamed into place, so an interrupted generation is redone next time). Write-only:
+    the catalog's raw datasets read what it wrote."""
+
+    def __init__(self, path: str, ground_truth_path: str, metadata: dict | None = None):
+        self._path, self._ground_truth_path = Path(path), Path(ground_truth_path)
+        self.metadata = metadata
+
+    def load(self) -> None:
+        raise DatasetError(f"{self._path}: the synthetic dataset is read through the raw datasets (raw_images, raw_label_files)")
+
+    def save(self, data) -> None:
+        from sewer_segmentation.data.synthetic import write_dataset  # noqa: PLC0415 - the generator, only when it runs
+
+        if self._ground_truth_path.exists() and not self._path.exists():
+            shutil.rmtree(self._ground_truth_path)  # left from an earlier dataset: it must match the frames
+        write_dataset(data, self._path, self._ground_truth_path)
+
+    def _exists(self) -> bool:
+        return self._path.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path), "ground_truth_path": str(self._ground_truth_path)}
+
+
+class SampleFramesDataset(AbstractDataset[Any, None]):
+    """A folder of sample frames for the predict pipeline (JPEG and PNG at several sizes, ``data/synthetic.py``):
+    ``save(count)`` writes ``count`` frames under a temporary name and renames the folder into place.
+    Write-only: ``inference_images`` reads them."""
+
+    def __init__(self, path: str, metadata: dict | None = None):
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> None:
+        raise DatasetError(f"{self._path}: sample frames are read through inference_images")
+
+    def save(self, data: int) -> None:
+        from sewer_segmentation.data.synthetic import write_inference_samples  # noqa: PLC0415
+
+        write_inference_samples(self._path, count=int(data))
+
+    def _exists(self) -> bool:
+        return self._path.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
+
+
 class JSONFileDataset(AbstractDataset[Any, Any]):
     """A JSON file written atomically (reports are regenerated in place: never half-written)."""
 
