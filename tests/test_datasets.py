@@ -155,3 +155,34 @@ def test_hooks_find_a_dataset_location_in_the_catalog_configuration_inside_wrapp
         "memory": {"type": "MemoryDataset"},
     }
     assert [dataset_location(conf, n) for n in ("table", "folder", "wrapped", "memory", "absent")] == ["data/a.csv", "data/b", "data/c.png", None, None]
+
+
+def test_kedro_viz_previews_of_the_project_datasets(tmp_path):
+    """kedro-viz shows a dataset's ``preview()`` by its return type's name: reports as text, tables, JSON, images."""
+    import base64  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    import pandas as pd  # noqa: PLC0415
+
+    from sewer_segmentation.datasets import CSVFileDataset, JSONFileDataset  # noqa: PLC0415
+    from sewer_segmentation.io.imaging import decode_image  # noqa: PLC0415
+
+    text = TextFileDataset(filepath=str(tmp_path / "report.md"))
+    text.save("# Report\n<b>3</b> frames")
+    table = CSVFileDataset(filepath=str(tmp_path / "t.csv"))
+    table.save(pd.DataFrame({"image_id": [f"{i:03d}" for i in range(30)], "iou": [i / 30 for i in range(30)]}))
+    report = JSONFileDataset(filepath=str(tmp_path / "m.json"))
+    report.save({"mean_iou": 0.5, "per_split": {"eval": 12}})
+    image = ImageDataset(filepath=str(tmp_path / "gallery.png"))
+    image.save(np.full((1200, 600, 3), 200, np.uint8))
+
+    assert text.preview() == "<pre># Report\n&lt;b&gt;3&lt;/b&gt; frames</pre>"
+    rows = table.preview(nrows=5)
+    assert rows["columns"] == ["image_id", "iou"] and [r[0] for r in rows["data"]] == ["000", "001", "002", "003", "004"]
+    assert json.loads(report.preview()) == {"mean_iou": 0.5, "per_split": {"eval": 12}}
+    shown = decode_image(base64.b64decode(image.preview()), "preview")
+    assert shown.shape == (800, 400, 3) and int(shown[0, 0, 0]) == 200  # the long side brought to 800 px
+    names = {type(d).__name__: str(inspect.signature(d.preview).return_annotation) for d in (text, table, report, image)}
+    assert names == {"TextFileDataset": "HTMLPreview", "CSVFileDataset": "TablePreview", "JSONFileDataset": "JSONPreview",
+                     "ImageDataset": "ImagePreview"}  # fmt: skip

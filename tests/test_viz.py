@@ -33,3 +33,9 @@ def test_viz_build_contains_every_pipeline_and_dataset(kedro_project):
         assert pipeline.datasets() - names == set(), name  # every dataset of the pipeline is drawn
     predict = json.loads((api / "pipelines" / "predict").read_text())
     assert "predict" in predict["modular_pipelines"]
+    # the data folders' layers, from the catalog's metadata (no cycle, or kedro-viz draws none), in the order data flows
+    layers = main["layers"]
+    assert set(layers) == {"raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting"}
+    assert layers.index("raw") < layers.index("primary") < layers.index("models") < layers.index("reporting")
+    layer_of = {n["name"]: n.get("layer") for n in main["nodes"] if n["type"] == "data"}
+    assert layer_of["raw_images"] == "raw" and layer_of["split_manifest"] == "primary" and layer_of["baseline.model"] == "models"

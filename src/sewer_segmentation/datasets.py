@@ -7,6 +7,8 @@ previous content or the new one, never a mix.
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
 import shutil
@@ -15,10 +17,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
+from kedro_datasets._typing import HTMLPreview, ImagePreview, JSONPreview, TablePreview  # kedro-viz's preview types (its docs name this module)
 from kedro_datasets.partitions import PartitionedDataset
 
 from sewer_segmentation.io.files import atomic_write_bytes, new_version, remove_leftovers, version_dir
-from sewer_segmentation.io.imaging import decode_image, decode_mask, encode_image
+from sewer_segmentation.io.imaging import decode_image, decode_mask, encode_image, resize_image
 
 
 class ImageDataset(AbstractDataset[Any, Any]):
@@ -54,6 +57,14 @@ class ImageDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "kind": self._kind}
+
+    def preview(self, max_side: int = 800) -> ImagePreview:
+        """kedro-viz's image preview: the file as a base64 PNG, at most ``max_side`` pixels a side."""
+        image = self.load()
+        scale = max_side / max(image.shape[:2])
+        if scale < 1:
+            image = resize_image(image, round(image.shape[0] * scale), round(image.shape[1] * scale))
+        return ImagePreview(base64.b64encode(encode_image(image, ".png")).decode("ascii"))
 
 
 class TextFileDataset(AbstractDataset[str, str]):
@@ -92,6 +103,10 @@ class TextFileDataset(AbstractDataset[str, str]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "optional": self._optional, "confine_to_parent": self._confine}
+
+    def preview(self) -> HTMLPreview:
+        """kedro-viz's HTML preview: the text as it is (a report in Markdown, labels.csv)."""
+        return HTMLPreview(f"<pre>{html.escape(self.load() or '')}</pre>")
 
 
 class RawLabelFiles:
@@ -196,6 +211,10 @@ class JSONFileDataset(AbstractDataset[Any, Any]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
 
+    def preview(self) -> JSONPreview:
+        """kedro-viz's JSON preview: the file's content."""
+        return JSONPreview(json.dumps(self.load(), default=_json_default))
+
 
 def _json_default(value: Any) -> Any:
     """numpy scalars and arrays in reports."""
@@ -241,6 +260,11 @@ class CSVFileDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+    def preview(self, nrows: int = 20) -> TablePreview:
+        """kedro-viz's table preview: the first ``nrows`` rows (pandas' ``split`` layout)."""
+        table = self.load()
+        return TablePreview({} if table is None else table.head(nrows).to_dict(orient="split"))
 
 
 class FolderDataset(PartitionedDataset):
