@@ -1,4 +1,5 @@
 """The configuration environments load and are consistent."""
+import os
 
 from kedro.config import OmegaConfigLoader
 
@@ -49,3 +50,14 @@ def test_round_and_dataset_parameters_move_every_derived_path():
 
 def test_resolvers():
     assert model_folder_name("2") == "round_2" and model_folder_name("baseline") == "baseline" and model_folder_name("best") == "best"
+
+
+def test_mlflow_download_bars_are_off_without_a_terminal():
+    """Without a terminal (a log file, CI) MLflow's carriage-return progress bars would add a line per redraw."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = "import os, sewer_segmentation.settings; print(os.environ.get('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'))"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)  # stdout is a pipe
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "false", result.stderr[-2000:]

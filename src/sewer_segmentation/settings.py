@@ -1,8 +1,15 @@
 """Kedro project settings."""
 
+import os
+import sys
 import warnings
 
 from kedro.config import OmegaConfigLoader  # noqa: F401
+
+# MLflow draws a progress bar per artifact download with carriage returns: on a terminal it redraws in
+# place, in a log file (nohup, CI) every redraw is one more line.
+if not sys.stdout.isatty():
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # Kedro and kedro-mlflow register their resolvers with OmegaConf's deprecated call; nothing this project
 # can change, and each one printed a wrapped multi-line warning at every run.
