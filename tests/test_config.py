@@ -1,4 +1,5 @@
 """The configuration environments load and are consistent."""
+
 import os
 
 from kedro.config import OmegaConfigLoader
