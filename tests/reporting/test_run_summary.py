@@ -4,7 +4,7 @@ import io
 import logging
 
 from sewer_segmentation.hooks.logs import MAX_LOG_LINE, ShortLinesFormatter, shorten_line
-from sewer_segmentation.reporting.run_summary import next_commands, output_folders, stage_line, summary_lines
+from sewer_segmentation.reporting.run_summary import below_baseline_lines, next_commands, output_folders, stage_line, summary_lines
 
 
 def test_outputs_are_listed_by_folder_and_reports_by_name(tmp_path):
@@ -24,6 +24,20 @@ def test_a_stage_says_its_score_and_whether_it_helped():
     assert stage_line("round_2", worse).endswith("DID NOT improve (validation; its starting weights were handed on); refinement grabcut")
     dip = {**metrics, "improved_on_validation": False, "guard_difference": -0.012, "selection_signal": "combined"}
     assert stage_line("round_2", dip).endswith("SCORED BELOW ITS START (combined -0.012; handed on as within the noise: compare eval)")
+
+
+def test_a_round_below_the_baseline_on_eval_is_said_in_the_summary():
+    def stage(iou):
+        return {"metrics": {"model": {"polygons": {"mean_iou": iou}}}}
+
+    both = {"baseline": stage(0.750), "round_1": stage(0.739)}
+    lines = summary_lines(["__default__"], "d", 1.0, ([], []), both, None, None, 1)
+    assert [line.strip() for line in lines if "WORSE THAN THE BASELINE" in line] == [
+        "round_1 IS WORSE THAN THE BASELINE ON EVAL: 0.739 vs 0.750 (it was chosen on validation and the weak_holdout boxes; "
+        "rounds.md compares every stage; `kedro run --pipeline=predict --params=predict_model=baseline` predicts with the baseline)"]
+    # a round run alone is compared with the saved baseline; a better round, or no baseline, says nothing
+    assert below_baseline_lines({"round_2": stage(0.70)}, stage(0.72))[0].startswith("round_2 IS WORSE THAN THE BASELINE ON EVAL: 0.700 vs 0.720")
+    assert below_baseline_lines({"round_2": stage(0.73)}, stage(0.72)) == [] and below_baseline_lines({"round_2": stage(0.1)}, None) == []
 
 
 def test_the_next_command_follows_what_ran():

@@ -62,10 +62,12 @@ class RunSummaryHook(RunContext):
             if name in outputs and not failed:
                 metrics = catalog.load(name)
                 stages[metrics.get("stage", stage)] = metrics
+        # a run of a round alone compares it with the saved baseline's eval IoU
+        baseline = catalog.load("baseline.metrics") if stages and "baseline" not in stages and catalog.exists("baseline.metrics") else None
         run = self._mlflow or (None, None)
         lines = summary_lines(
             run_params.get("pipeline_names") or ["__default__"], str(self.params.get("dataset")),
             time.perf_counter() - self._started, output_folders(paths, self.project_path), stages,
-            run[0], run[1], int(self.params.get("round", 1)), failed,
+            run[0], run[1], int(self.params.get("round", 1)), failed, baseline,
         )  # fmt: skip
         logger.info("\n".join(lines))

@@ -71,10 +71,30 @@ def next_commands(pipelines: list[str], round_number: int, failed: bool) -> list
     return steps + ["kedro viz", "mlflow ui --backend-store-uri sqlite:///mlflow.db"]
 
 
+def _eval_iou(metrics: dict) -> float | None:
+    return (metrics.get("metrics") or {}).get("model", {}).get("polygons", {}).get("mean_iou")
+
+
+def below_baseline_lines(stages: dict[str, dict], baseline: dict | None) -> list[str]:
+    """A line for each round of this run whose eval IoU is below the baseline's: rounds are chosen on
+    validation and the weak_holdout boxes, never on eval, so eval is where a round that hurt shows."""
+    reference = _eval_iou(baseline or stages.get("baseline") or {})
+    if reference is None:
+        return []
+    lines = []
+    for stage, metrics in stages.items():
+        score = _eval_iou(metrics)
+        if stage != "baseline" and score is not None and score < reference:
+            lines.append(f"{stage} IS WORSE THAN THE BASELINE ON EVAL: {score:.3f} vs {reference:.3f} (it was chosen on validation and the "
+                         "weak_holdout boxes; rounds.md compares every stage; `kedro run --pipeline=predict --params=predict_model=baseline` predicts with the baseline)")  # fmt: skip
+    return lines
+
+
 def summary_lines(
     pipelines: list[str], dataset: str, seconds: float, folders: tuple[list[str], list[str]], stages: dict[str, dict],
-    mlflow_run: str | None, experiment: str | None, round_number: int, failed: bool = False,
+    mlflow_run: str | None, experiment: str | None, round_number: int, failed: bool = False, baseline: dict | None = None,
 ) -> list[str]:  # fmt: skip
+    """``baseline``: the baseline's metrics when this run trained only a round (its eval IoU is the reference)."""
     what = ",".join(pipelines)
     lines = [f"Run summary: pipeline {what}, dataset {dataset}, {'FAILED after' if failed else 'finished in'} {seconds:.0f} s"]
     where, reports = folders
@@ -83,6 +103,7 @@ def summary_lines(
     if reports:
         lines.append("  reports: " + ", ".join(reports))
     lines += [f"  {stage_line(stage, metrics)}" for stage, metrics in stages.items()]
+    lines += [f"  {line}" for line in below_baseline_lines(stages, baseline)]
     if mlflow_run:
         lines.append(f"  MLflow: run {mlflow_run}" + (f" in experiment {experiment}" if experiment else ""))
     lines += [f"  next: {command}" for command in next_commands(pipelines, round_number, failed)]
