@@ -86,7 +86,8 @@ def below_baseline_lines(stages: dict[str, dict], baseline: dict | None) -> list
         score = _eval_iou(metrics)
         if stage != "baseline" and score is not None and score < reference:
             lines.append(f"{stage} IS WORSE THAN THE BASELINE ON EVAL: {score:.3f} vs {reference:.3f} (it was chosen on validation and the "
-                         "weak_holdout boxes; rounds.md compares every stage; `kedro run --pipeline=predict --params=predict_model=baseline` predicts with the baseline)")  # fmt: skip
+                         "weak_holdout boxes; rounds.md compares every stage; `kedro run --pipeline=predict "
+                         "--params=predict_model=baseline` predicts with the baseline)")  # fmt: skip
     return lines
 
 
