@@ -33,7 +33,7 @@ def test_base_and_gpu_environments_load_with_valid_sizes():
 
 def test_round_and_dataset_parameters_move_every_derived_path():
     catalog = load("local", {"round": 3, "dataset": "Deposition"})["catalog"]
-    assert catalog["previous_model"] == {"type": "sewer_segmentation.datasets.RefiningModelDataset",
+    assert catalog["previous_model"] == {"type": "sewer_segmentation.datasets.RefiningModelDataset", "metadata": {"kedro-viz": {"layer": "model_input"}},
                                          "models_root": "data/06_models/Deposition", "round": 3}  # fmt: skip
     assert load("local", {"model_selection": {"signal": "box_agreement"}})["parameters"]["model_selection"]["signal"] == "box_agreement"
     assert catalog["round.model"]["path"] == "data/06_models/Deposition/round_3"

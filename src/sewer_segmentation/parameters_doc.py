@@ -28,6 +28,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("mask_refinement", p.MaskRefinementParams, "parameters_mask_refinement.yml"),
     ("final_training", p.FinalTrainingParams, "parameters_final_training.yml"),
     ("predict", p.PredictParams, "parameters_predict.yml"),
+    ("export_review", p.ExportReviewParams, "parameters_export_review.yml"),
 ]
 
 #: The problems no type can express, raised while a run works (each a ``ConfigurationError`` in ``src/``).

@@ -24,6 +24,7 @@ from sewer_segmentation.data.config import (  # noqa: F401 - re-exported: every 
     CropParams,
     DataEngineeringParams,
     DedupeParams,
+    ExportReviewParams,
     ImageSizeParams,
     ReportParams,
     SplitParams,

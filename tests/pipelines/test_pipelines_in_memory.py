@@ -4,6 +4,8 @@ final_training. What each pipeline hands to the next is what the real catalog wo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
@@ -16,7 +18,7 @@ from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.plan import TrainingPlan
 from sewer_segmentation.params import plain_params
-from sewer_segmentation.pipelines import baseline_training, data_engineering, final_training, mask_refinement, training_stage
+from sewer_segmentation.pipelines import baseline_training, data_engineering, export_review, final_training, mask_refinement, training_stage
 from sewer_segmentation.refinement.masks import RefinedMasks
 from tests.conftest import make_dataset, new_project, project_catalog
 
@@ -132,6 +134,25 @@ def test_refinement_makes_a_mask_and_weight_for_every_weak_image(refined):
     quality = data["refinement_quality"]
     assert quality["used"] in quality["methods"] and data["refinement_failures"].empty
     assert data["refinement_gallery"].ndim == 3
+
+
+def test_the_review_export_holds_every_refined_frame_most_uncertain_first(refined):
+    from sewer_segmentation.data.review import binarize, coco_masks, cvat_polygons, rasterize_polygons  # noqa: PLC0415
+
+    data, params = refined
+    out = run_in_memory(export_review.pipeline.create_pipeline(), params, data)
+    coco, order = out["review_coco"], out["review_order"]
+    assert list(order.image_id) == [Path(i["file_name"]).stem for i in coco["images"]]  # the files follow the review order
+    assert sorted(order.image_id) == sorted(data["refined_masks"].masks) and order.review_score.is_monotonic_increasing
+    assert set(out["review_images"]) == set(out["review_yolo_labels"]) == set(order.image_id)
+    decoded, polygons = coco_masks(coco), cvat_polygons(out["review_cvat"])
+    for image_id in order.image_id:
+        mask = binarize(data["refined_masks"].mask(image_id), 0.5)
+        assert np.array_equal(decoded[f"images/{image_id}.png"], mask)  # RLE: bit for bit
+        (height, width), shapes = polygons[f"images/{image_id}.png"]
+        drawn = rasterize_polygons(shapes, height, width)
+        assert (height, width) == mask.shape and (drawn & mask).sum() >= 0.9 * mask.sum()  # outer contours: holes are not drawn
+    assert "names:\n  0: defect" in out["review_yolo_data"]
 
 
 def test_the_round_fine_tunes_the_baseline_on_refined_and_labelled_images(refined):

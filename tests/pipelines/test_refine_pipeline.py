@@ -119,6 +119,7 @@ def test_rounds_version_crash_and_errors(kedro_project):
     assert [p for p in (kedro_project / "data").rglob("*") if ".tmp" in p.name or p.name.startswith(".tmp")] == []
 
     check_predict_pipeline(kedro_project)
+    check_review_export(kedro_project)
     check_sharded_round(kedro_project, round_1)
     check_notebook(kedro_project)
 
@@ -144,6 +145,20 @@ def check_choice_ignores_eval(project, refinement):
         k: v["selection_vs_polygons"] for k, v in refinement["methods"].items()}
     for path, data in saved.items():
         path.write_bytes(data)
+
+
+def check_review_export(project):
+    """export_review through the CLI: round 1's refined masks as one folder a labelling tool uploads."""
+    result = run_kedro(project, "--pipeline=export_review", "--params=dataset=tiny,round:1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    review = project / "data/08_reporting/tiny/review/round_1"
+    order = pd.read_csv(review / "review_order.csv", dtype={"image_id": str})
+    weak = sorted(p.stem for p in (project / "data/03_primary/tiny/weak/images").iterdir())
+    assert sorted(order.image_id) == weak and sorted(p.stem for p in (review / "images").iterdir()) == weak
+    assert sorted(p.stem for p in (review / "labels").iterdir()) == weak
+    coco = json.loads((review / "coco.json").read_text())
+    assert [i["file_name"] for i in coco["images"]] == [f"images/{i}.png" for i in order.image_id]
+    assert (review / "annotations.xml").read_text().startswith("<?xml") and "names:" in (review / "data.yaml").read_text()
 
 
 def check_predict_pipeline(project):

@@ -114,3 +114,10 @@ class SyntheticParams(Section):
         if self.num_hand_labelled > self.num_images:
             raise ValueError(f"num_hand_labelled ({self.num_hand_labelled}) must not exceed num_images ({self.num_images})")
         return self
+
+
+class ExportReviewParams(Section):
+    """``export_review``: a round's refined masks out to labelling tools (``data/review.py``)."""
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="a refined mask's pixels at or above it are defect")
+    category: str = Field("defect", min_length=1, description="the label name in the exported files")

@@ -1,0 +1,44 @@
+"""Nodes of the export_review pipeline: a round's refined masks, most uncertain first, in the formats
+labelling tools import (``data/review.py``)."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from sewer_segmentation.data.review import binarize, coco_document, cvat_xml, review_score, yolo_segmentation_lines
+from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.params import ExportReviewParams
+from sewer_segmentation.progress import progress_bar
+from sewer_segmentation.refinement.masks import RefinedMasks
+
+logger = logging.getLogger(__name__)
+
+
+def review_frames(refined: RefinedMasks, weak_box_masks, params: ExportReviewParams) -> list[dict]:
+    """Every refined frame with its binarized mask and review score, lowest score (most uncertain) first."""
+    if not refined.masks:
+        raise BadInputError("the refined masks of this round are empty: there is nothing to review (is the weak pool empty?)")
+    missing = sorted(set(refined.masks) - set(weak_box_masks))
+    if missing:
+        raise BadInputError(f"{len(missing)} refined masks have no box mask in the weak pool ({', '.join(missing[:5])}): "
+                            "they were made before the last data_engineering run; refine the round again")  # fmt: skip
+    frames = []
+    for image_id in progress_bar(sorted(refined.masks), desc="review export", unit="img"):
+        soft = refined.masks[image_id]()
+        frames.append({"image_id": image_id, "file_name": f"images/{image_id}.png", "mask": binarize(soft, params.threshold),
+                       "score": review_score(soft, weak_box_masks[image_id]())})  # fmt: skip
+    return sorted(frames, key=lambda f: (f["score"], f["image_id"]))
+
+
+def export_review(refined: RefinedMasks, weak_images, weak_box_masks, params: ExportReviewParams):
+    """COCO JSON, CVAT XML, YOLO segmentation labels and ``data.yaml``, the frames, and the review order."""
+    frames = review_frames(refined, weak_box_masks, params)
+    yolo = {f["image_id"]: "\n".join(yolo_segmentation_lines(f["mask"])) + "\n" for f in frames}
+    data_yaml = f"path: .\ntrain: images\nval: images\nnames:\n  0: {params.category}\n"
+    images = {f["image_id"]: weak_images[f["image_id"]] for f in frames}  # loaders: copied one at a time
+    order = pd.DataFrame([{"rank": i + 1, "image_id": f["image_id"], "review_score": round(f["score"], 4), "defect_pixels": int(f["mask"].sum())}
+                          for i, f in enumerate(frames)])  # fmt: skip
+    logger.info("Review export: %d frames, most uncertain first (%s)", len(frames), ", ".join(order.image_id.head(3)))
+    return coco_document(frames, params.category), cvat_xml(frames, params.category), yolo, data_yaml, images, order
