@@ -55,3 +55,52 @@ def test_split_folders_must_match_the_manifest_and_never_hold_eval():
     with pytest.raises(BadInputError, match="1 eval images \\(003\\)"):
         check_no_held_out_images(manifest, ["004", "003"], "the refined masks")
     check_no_held_out_images(manifest, ["004"], "the refined masks")
+
+
+# -- stable splits ---------------------------------------------------------------------------------------
+
+
+def _frames(labelled: int, weak: int, start: int = 0) -> pd.DataFrame:
+    ids = [f"f{k:03d}" for k in range(start, start + labelled + weak)]
+    return pd.DataFrame({"image_id": ids, "cluster_id": range(start, start + len(ids)), "has_polygon": [k < labelled for k in range(len(ids))]})
+
+
+def _manifest(frames: pd.DataFrame, splits: pd.Series, split, seed: int) -> pd.DataFrame:
+    from sewer_segmentation.data.splits import split_settings  # noqa: PLC0415
+
+    return frames.assign(split=splits.to_numpy(), drawn_with=split_settings(split, seed))
+
+
+def test_added_and_corrected_labels_never_move_an_eval_frame_and_corrected_ones_never_enter_eval():
+    from sewer_segmentation.data.config import SplitParams  # noqa: PLC0415
+    from sewer_segmentation.data.splits import draw_splits  # noqa: PLC0415
+
+    split = SplitParams(eval_fraction=0.5, val_fraction=0.25, weak_holdout_fraction=0.15)
+    first = _frames(labelled=40, weak=60)
+    before = _manifest(first, draw_splits(first, split, 3), split, 3)
+    was = before.set_index("image_id").split
+    # 10 box-only frames corrected in a review (now hand-labelled), and 30 frames never seen before
+    weak_ids = list(was[was == "weak"].index[:10])
+    second = pd.concat([first.assign(has_polygon=first.has_polygon | first.image_id.isin(weak_ids)), _frames(30, 0, start=100)], ignore_index=True)
+    now = pd.Series(draw_splits(second, split, 3, before).to_numpy(), index=second.image_id)
+    assert all(now[i] == "eval" for i in was[was == "eval"].index)  # every old eval frame is still in eval
+    assert all(now[i] in ("baseline_train", "baseline_val") for i in weak_ids)  # corrected frames: training side
+    unchanged = [i for i in was.index if i not in weak_ids]
+    assert (now[unchanged] == was[unchanged]).all()  # nothing else moved
+    assert set(now[[f"f{k:03d}" for k in range(100, 130)]]) <= {"baseline_train", "baseline_val", "eval"}
+    # other settings draw anew; so does split.stable: false
+    assert not draw_splits(first, split, 4, before).equals(draw_splits(first, split, 3, before))
+    assert draw_splits(second, split.model_copy(update={"stable": False}), 3, before).equals(draw_splits(second, split, 3))
+
+
+def test_a_cluster_that_joins_an_eval_frame_with_a_trained_one_stays_in_eval(caplog):
+    import logging  # noqa: PLC0415
+
+    from sewer_segmentation.data.splits import keep_splits  # noqa: PLC0415
+
+    kept = pd.DataFrame({"image_id": ["a", "b", "c"], "cluster_id": [1, 1, 2], "has_polygon": [True, True, True],
+                         "drawn": ["baseline_train", "baseline_train", "eval"]})  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        out = keep_splits(kept, {"a": "eval", "b": "baseline_train", "c": "baseline_val"})
+    assert list(out) == ["eval", "eval", "baseline_val"]
+    assert "join eval: b" in caplog.text

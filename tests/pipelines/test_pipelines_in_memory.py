@@ -87,6 +87,21 @@ def engineered(raw):
     return {**data, **out}, params
 
 
+def test_a_second_data_engineering_run_with_other_fractions_draws_anew_and_with_the_same_keeps_every_split(engineered):
+    data, params = engineered
+    first = data["split_manifest"]
+    assert first.drawn_with.nunique() == 1 and first.drawn_with.iloc[0].startswith(f"seed={params['seed']};")
+    pipeline = data_engineering.pipeline.create_pipeline()
+    other = {**params, "data_engineering": {**params["data_engineering"], "split": {**params["data_engineering"]["split"], "eval_fraction": 0.3}}}
+    redrawn = run_in_memory(pipeline, other, {**data, "previous_split_manifest": first}, keep=("split_manifest",))["split_manifest"]
+    assert (redrawn.split == "eval").sum() < (first.split == "eval").sum()
+    # back to the first settings, from the redrawn manifest: drawn anew by the first settings, the first splits again
+    again = run_in_memory(pipeline, params, {**data, "previous_split_manifest": redrawn}, keep=("split_manifest",))["split_manifest"]
+    assert again.set_index("image_id").split.equals(first.set_index("image_id").split)
+    kept = run_in_memory(pipeline, params, {**data, "previous_split_manifest": again}, keep=("split_manifest",))["split_manifest"]
+    assert kept.set_index("image_id").split.equals(first.set_index("image_id").split)
+
+
 def test_data_engineering_splits_every_kept_image_once_and_keeps_eval_out_of_training(engineered):
     data, _ = engineered
     manifest = data["split_manifest"]

@@ -62,6 +62,7 @@ class SplitParams(Section):
     eval_fraction: float = Field(0.5, gt=0, lt=1, description="of hand-labelled images")
     val_fraction: float = Field(0.25, gt=0, lt=1, description="of the hand-labelled images eval leaves")
     weak_holdout_fraction: float = Field(0.15, ge=0, lt=1, description="of the box-only clusters, held out to score models")
+    stable: bool = Field(True, description="a frame keeps the split of the last manifest drawn with the same seed and fractions")
 
 
 class ReportParams(Section):

@@ -168,3 +168,66 @@ def rows_of_split(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}")
     return manifest[manifest.split == split]
+
+
+def split_settings(split, seed: int) -> str:
+    """What a manifest's splits were drawn with (``split``: the ``data_engineering.split`` section). A later run
+    with the same settings keeps each frame's split; other settings draw the splits anew."""
+    return f"seed={seed};eval={split.eval_fraction};val={split.val_fraction};holdout={split.weak_holdout_fraction}"
+
+
+def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | None = None) -> pd.Series:
+    """The split of every kept frame (``kept``: image_id, cluster_id, has_polygon), by cluster.
+
+    The rule: hand-labelled clusters into baseline_train / baseline_val / eval (``split_clusters``), box-only
+    ones into weak, a seeded share of them into weak_holdout (``holdout_clusters``). With ``split.stable`` and
+    a ``previous`` manifest drawn with the same settings, a frame keeps the split it had (``keep_splits``):
+    adding hand labels never moves an eval frame, and a frame corrected after a review joins the training
+    side, never eval."""
+    labelled = kept[kept.has_polygon]
+    assignment = split_clusters(labelled.groupby("cluster_id").size(), split.eval_fraction, split.val_fraction, seed)
+    drawn = pd.Series(np.where(kept.has_polygon, kept.cluster_id.map(assignment), WEAK), index=kept.index)
+    weak = kept[drawn == WEAK]
+    held = holdout_clusters(weak.groupby("cluster_id").size(), split.weak_holdout_fraction, seed)
+    drawn[(drawn == WEAK) & kept.cluster_id.isin(held)] = WEAK_HOLDOUT
+    same = previous is not None and "drawn_with" in previous and (previous.drawn_with == split_settings(split, seed)).all()
+    if not (getattr(split, "stable", True) and same):
+        return drawn
+    before = dict(zip(previous.image_id.astype(str), previous.split, strict=True))
+    return keep_splits(kept.assign(drawn=drawn), before)
+
+
+#: Splits a frame has been trained on or used to choose a model with: never moved into eval.
+_USED = (BASELINE_TRAIN, BASELINE_VAL, WEAK, WEAK_HOLDOUT)
+
+
+def keep_splits(kept: pd.DataFrame, before: dict[str, str]) -> pd.Series:
+    """Per cluster, the split its frames had ``before`` (image id -> split), else the rule's (``drawn``).
+
+    - A cluster with a frame that was in eval stays in eval (an eval frame never moves).
+    - A hand-labelled cluster whose frames were box-only before (labels corrected after a review) goes to the
+      training side: the labelled split one of them had, else the rule's unless it is eval, else baseline_train.
+    - Otherwise the split its frames had on the same side (labelled: the most of them, a tie baseline_train;
+      box-only: weak if one was trained on, else weak_holdout), or, for new frames, the rule's.
+    """
+    out = kept.drawn.copy()
+    for _, members in kept.groupby("cluster_id"):
+        had = [before[i] for i in members.image_id.astype(str) if i in before]
+        labelled, rule = bool(members.has_polygon.any()), members.drawn.iloc[0]
+        if EVAL in had:
+            choice = EVAL
+            joined = [i for i in members.image_id.astype(str) if before.get(i) in _USED]
+            if joined:
+                logger.warning("Frames used for training before now share a near-duplicate cluster with an eval frame and join eval: %s",
+                               ", ".join(joined[:10]))  # fmt: skip
+        elif labelled and set(had) & {WEAK, WEAK_HOLDOUT}:
+            earlier = [s for s in had if s in (BASELINE_TRAIN, BASELINE_VAL)]
+            choice = earlier[0] if earlier else (rule if rule != EVAL else BASELINE_TRAIN)
+        elif labelled and set(had) & {BASELINE_TRAIN, BASELINE_VAL}:
+            choice = min(set(had), key=lambda s: (-had.count(s), SPLITS.index(s)))  # the most of them; a tie: train
+        elif not labelled and set(had) & {WEAK, WEAK_HOLDOUT}:
+            choice = WEAK if WEAK in had else WEAK_HOLDOUT  # a frame trained on never scores models
+        else:
+            choice = rule
+        out[members.index] = choice
+    return out

@@ -24,7 +24,7 @@ from sewer_segmentation.data.inventory import (
 )
 from sewer_segmentation.data.layouts import Annotations, LabelFiles, choose_layout
 from sewer_segmentation.data.report import box_coarseness, report_galleries
-from sewer_segmentation.data.splits import SPLITS, WEAK, WEAK_HOLDOUT, check_splits_agree, holdout_clusters, log_split_changes, rows_of_split, split_clusters
+from sewer_segmentation.data.splits import SPLITS, WEAK, check_splits_agree, draw_splits, log_split_changes, rows_of_split, split_settings
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.params import DataEngineeringParams
 from sewer_segmentation.progress import progress_bar
@@ -117,7 +117,8 @@ def cluster_duplicates(inventory: pd.DataFrame, params: DataEngineeringParams) -
 
 
 def assign_splits(inventory: pd.DataFrame, params: DataEngineeringParams, seed: int, previous_manifest: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak.
+    """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak
+    (``data/splits.py``: with ``split.stable``, every frame keeps the split it had in ``previous_manifest``).
     Frames that change split against ``previous_manifest`` (the manifest of the last run, if any) are
     named in the log: models trained on the old splits are then refused by their split fingerprint."""
     kept = inventory[inventory.kept].copy()
@@ -131,17 +132,10 @@ def assign_splits(inventory: pd.DataFrame, params: DataEngineeringParams, seed: 
         )
     if len(labelled) < FEW_LABELLED:
         logger.warning("Only %d hand-labelled images: eval and validation scores will be noisy (a few hundred is typical)", len(labelled))
-    assignment = split_clusters(
-        labelled.groupby("cluster_id").size(), params.split.eval_fraction, params.split.val_fraction, seed
-    )
-    kept["split"] = np.where(kept.has_polygon, kept.cluster_id.map(assignment), WEAK)
-    # A seeded share of the box-only clusters scores models by their boxes (weak_holdout): never trained on.
-    weak = kept[kept.split == WEAK]
-    held = holdout_clusters(weak.groupby("cluster_id").size(), params.split.weak_holdout_fraction, seed)
-    kept.loc[(kept.split == WEAK) & kept.cluster_id.isin(held), "split"] = WEAK_HOLDOUT
+    kept["split"], kept["drawn_with"] = draw_splits(kept, params.split, seed, previous_manifest), split_settings(params.split, seed)
     order = {name: i for i, name in enumerate(SPLITS)}
     kept = kept.sort_values(["split", "image_id"], key=lambda s: s.map(order) if s.name == "split" else s)
-    columns = ["image_id", "split", "cluster_id", "source_file", "mask_source", "has_polygon", "width", "height"]
+    columns = ["image_id", "split", "cluster_id", "source_file", "mask_source", "has_polygon", "width", "height", "drawn_with"]
     manifest = kept[columns].reset_index(drop=True)
     logger.info("Split sizes: %s", manifest.split.value_counts().to_dict())
     log_split_changes(previous_manifest, manifest)
