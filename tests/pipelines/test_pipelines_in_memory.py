@@ -168,6 +168,7 @@ def test_the_review_export_holds_every_refined_frame_most_uncertain_first(refine
         drawn = rasterize_polygons(shapes, height, width)
         assert (height, width) == mask.shape and (drawn & mask).sum() >= 0.9 * mask.sum()  # outer contours: holes are not drawn
     assert "names:\n  0: defect" in out["review_yolo_data"]
+    assert out["review_gallery"].ndim == 3 and out["review_gallery"].shape[2] == 3
 
 
 def test_the_round_fine_tunes_the_baseline_on_refined_and_labelled_images(refined):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
-from sewer_segmentation.data.review import binarize, coco_document, cvat_xml, review_score, yolo_segmentation_lines
+from sewer_segmentation.data.review import binarize, coco_document, coco_masks, cvat_xml, review_score, yolo_segmentation_lines
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.params import ExportReviewParams
 from sewer_segmentation.progress import progress_bar
 from sewer_segmentation.refinement.masks import RefinedMasks
+from sewer_segmentation.reporting.plots import image_grid, overlay
 
 logger = logging.getLogger(__name__)
 
@@ -41,4 +43,14 @@ def export_review(refined: RefinedMasks, weak_images, weak_box_masks, params: Ex
     order = pd.DataFrame([{"rank": i + 1, "image_id": f["image_id"], "review_score": round(f["score"], 4), "defect_pixels": int(f["mask"].sum())}
                           for i, f in enumerate(frames)])  # fmt: skip
     logger.info("Review export: %d frames, most uncertain first (%s)", len(frames), ", ".join(order.image_id.head(3)))
-    return coco_document(frames, params.category), cvat_xml(frames, params.category), yolo, data_yaml, images, order
+    coco = coco_document(frames, params.category)
+    return coco, cvat_xml(frames, params.category), yolo, data_yaml, images, order, review_gallery(coco, frames, weak_images)
+
+
+def review_gallery(coco: dict, frames: list[dict], weak_images, count: int = 8) -> np.ndarray:
+    """The first frames of the review order with the exported COCO masks drawn on them, decoded back from the
+    exported JSON (pycocotools): what a reviewer opens first, as the labelling tool will show it."""
+    decoded = coco_masks(coco)
+    panels = [(f"{f['image_id']} (score {f['score']:.2f})", overlay(weak_images[f["image_id"]](), decoded[f["file_name"]].astype(np.uint8) * 255, (255, 64, 0)))
+              for f in frames[:count]]  # fmt: skip
+    return image_grid([panels[i : i + 4] for i in range(0, len(panels), 4)], title="review export: most uncertain first")

@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import export_review
 
-OUTPUTS = ["review_coco", "review_cvat", "review_yolo_labels", "review_yolo_data", "review_images", "review_order"]
+OUTPUTS = ["review_coco", "review_cvat", "review_yolo_labels", "review_yolo_data", "review_images", "review_order", "review_gallery"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
