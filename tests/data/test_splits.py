@@ -104,3 +104,31 @@ def test_a_cluster_that_joins_an_eval_frame_with_a_trained_one_stays_in_eval(cap
         out = keep_splits(kept, {"a": "eval", "b": "baseline_train", "c": "baseline_val"})
     assert list(out) == ["eval", "eval", "baseline_val"]
     assert "join eval: b" in caplog.text
+
+
+def test_frames_of_one_pipe_run_never_straddle_training_and_eval():
+    from sewer_segmentation.data.config import SplitParams  # noqa: PLC0415
+    from sewer_segmentation.data.splits import draw_splits  # noqa: PLC0415
+
+    # 12 pipe runs of 8 frames; each frame its own near-duplicate cluster; 5 of every 8 hand-labelled
+    names = [f"pipe{chr(65 + run)}_{k:03d}.png" for run in range(12) for k in range(8)]
+    frames = pd.DataFrame({"image_id": [n[:-4] for n in names], "source_file": names, "cluster_id": range(len(names)),
+                           "has_polygon": [k % 8 < 5 for k in range(len(names))]})  # fmt: skip
+    split = SplitParams(eval_fraction=0.5, val_fraction=0.25, weak_holdout_fraction=0.15, group_by=r"^(pipe[A-Z])_")
+    drawn = frames.assign(split=draw_splits(frames, split, 1).to_numpy(), run=frames.source_file.str[:5])
+    training = {"baseline_train", "baseline_val", "weak"}
+    for run, rows in drawn.groupby("run"):
+        splits = set(rows.split)
+        assert not ("eval" in splits and splits & training), (run, splits)
+    assert (drawn.split == "eval").any() and (drawn.split == "weak").any()
+    # without the grouping, the rule splits each run's frames across eval and training
+    loose = frames.assign(split=draw_splits(frames, split.model_copy(update={"group_by": None}), 1).to_numpy(), run=frames.source_file.str[:5])
+    assert any("eval" in set(rows.split) and set(rows.split) & training for _, rows in loose.groupby("run"))
+
+
+def test_a_group_by_that_is_no_regex_is_refused_in_one_line():
+    from sewer_segmentation.data.config import SplitParams  # noqa: PLC0415
+    from sewer_segmentation.params import problems_of  # noqa: PLC0415
+
+    (line,) = problems_of("data_engineering.split", SplitParams, {"group_by": "pipe(["})
+    assert line.startswith("data_engineering.split.group_by='pipe([': not a regular expression")

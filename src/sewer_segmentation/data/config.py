@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -63,6 +64,17 @@ class SplitParams(Section):
     val_fraction: float = Field(0.25, gt=0, lt=1, description="of the hand-labelled images eval leaves")
     weak_holdout_fraction: float = Field(0.15, ge=0, lt=1, description="of the box-only clusters, held out to score models")
     stable: bool = Field(True, description="a frame keeps the split of the last manifest drawn with the same seed and fractions")
+    group_by: str | None = Field(None, description="a regex on the image file name: frames with one match (its first group) share a split")
+
+    @field_validator("group_by")
+    @classmethod
+    def _a_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc})") from None
+        return value
 
 
 class ReportParams(Section):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -173,7 +174,28 @@ def rows_of_split(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
 def split_settings(split, seed: int) -> str:
     """What a manifest's splits were drawn with (``split``: the ``data_engineering.split`` section). A later run
     with the same settings keeps each frame's split; other settings draw the splits anew."""
-    return f"seed={seed};eval={split.eval_fraction};val={split.val_fraction};holdout={split.weak_holdout_fraction}"
+    grouped = f";group_by={split.group_by}" if getattr(split, "group_by", None) else ""
+    return f"seed={seed};eval={split.eval_fraction};val={split.val_fraction};holdout={split.weak_holdout_fraction}{grouped}"
+
+
+def group_units(kept: pd.DataFrame, pattern: str) -> pd.Series:
+    """Per frame, the unit it is split with: its near-duplicate cluster joined with every cluster holding a frame
+    whose file name (``source_file``) gives the same match of ``pattern`` (its first group, if it has one), so
+    frames of one inspection or pipe run share a split even when they do not look alike."""
+    regex, parent = re.compile(pattern), {}
+
+    def root(node):
+        while parent.get(node, node) != node:
+            node = parent[node]
+        return node
+
+    for cluster, name in zip(kept.cluster_id, kept.source_file.astype(str), strict=True):
+        match = regex.search(name)
+        if match:
+            parent[root(("cluster", cluster))] = root(("group", match.group(1) if regex.groups else match.group(0)))
+    roots = {cluster: root(("cluster", cluster)) for cluster in kept.cluster_id}
+    numbers = {r: i for i, r in enumerate(sorted(set(roots.values()), key=str))}
+    return kept.cluster_id.map(lambda c: numbers[roots[c]])
 
 
 def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | None = None) -> pd.Series:
@@ -184,9 +206,13 @@ def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | N
     a ``previous`` manifest drawn with the same settings, a frame keeps the split it had (``keep_splits``):
     adding hand labels never moves an eval frame, and a frame corrected after a review joins the training
     side, never eval."""
+    if getattr(split, "group_by", None):  # a unit of the rule is a cluster joined with its group's clusters
+        kept = kept.assign(cluster_id=group_units(kept, split.group_by))
     labelled = kept[kept.has_polygon]
     assignment = split_clusters(labelled.groupby("cluster_id").size(), split.eval_fraction, split.val_fraction, seed)
     drawn = pd.Series(np.where(kept.has_polygon, kept.cluster_id.map(assignment), WEAK), index=kept.index)
+    # box-only frames of a unit in eval are never trained on: they score models (weak_holdout) instead
+    drawn[~kept.has_polygon & kept.cluster_id.isin(labelled.cluster_id[labelled.cluster_id.map(assignment) == EVAL])] = WEAK_HOLDOUT
     weak = kept[drawn == WEAK]
     held = holdout_clusters(weak.groupby("cluster_id").size(), split.weak_holdout_fraction, seed)
     drawn[(drawn == WEAK) & kept.cluster_id.isin(held)] = WEAK_HOLDOUT
@@ -230,4 +256,8 @@ def keep_splits(kept: pd.DataFrame, before: dict[str, str]) -> pd.Series:
         else:
             choice = rule
         out[members.index] = choice
+        if labelled:  # box-only frames grouped with hand-labelled ones (split.group_by): never in eval, never trained if it is
+            for index, image_id, drawn in zip(members.index, members.image_id.astype(str), members.drawn, strict=True):
+                if not members.has_polygon[index]:
+                    out[index] = WEAK_HOLDOUT if choice == EVAL else before.get(image_id, drawn) if before.get(image_id) in (WEAK, WEAK_HOLDOUT) else drawn
     return out
