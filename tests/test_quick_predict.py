@@ -41,7 +41,22 @@ def test_a_missing_model_or_frame_is_one_line(tmp_path):
     command = [sys.executable, "-m", "sewer_segmentation", "predict", "nope.jpg", "--models-root", str(tmp_path / "models")]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == f"Error: no trained model in {tmp_path / 'models'}. Run `kedro run --pipeline=baseline` first."
+    assert result.stderr.strip() == (f"Error: no trained model in {tmp_path / 'models'}. Run `kedro run --pipeline=baseline` first. "
+                                     f"(models are looked for in {tmp_path / 'models'}: run this inside the project, or pass "
+                                     "--models-root DIR or --dataset NAME)")  # fmt: skip
+
+
+def test_folders_and_glob_patterns_name_their_image_files(tmp_path):
+    from sewer_segmentation.quick_predict import expand_frames  # noqa: PLC0415
+
+    for name in ("survey/a.jpg", "survey/day2/b.PNG", "survey/notes.txt", "single.bmp", "empty/readme.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    folder, pattern, single = str(tmp_path / "survey"), str(tmp_path / "survey/**/*.jpg"), str(tmp_path / "single.bmp")
+    frames, problems = expand_frames([folder, pattern, single, str(tmp_path / "empty"), str(tmp_path / "nope.jpg"), str(tmp_path / "*.gif")])
+    assert [f.relative_to(tmp_path).as_posix() for f in frames] == ["survey/a.jpg", "survey/day2/b.PNG", "single.bmp"]  # each once
+    assert problems == [f"{tmp_path / 'empty'}: no image files (jpg, jpeg, png, bmp) in this folder", f"{tmp_path / 'nope.jpg'}: no such file or folder",
+                        f"{tmp_path / '*.gif'}: no image files (jpg, jpeg, png, bmp) match"]  # fmt: skip
 
 
 def test_frames_that_share_a_name_get_masks_that_never_overwrite_each_other():

@@ -9,6 +9,7 @@ their folders in the name: ``mask_names``).
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 from functools import partial
@@ -17,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from sewer_segmentation.errors import SewerSegmentationError
-from sewer_segmentation.io.imaging import decode_image, encode_image
+from sewer_segmentation.io.imaging import decode_image, encode_image, has_image_extension
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sewer-segmentation predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("frames", nargs="+", type=Path, help="image files (jpg, png, bmp)")
+    parser.add_argument("frames", nargs="+", help="image files (jpg, png, bmp), folders of them, or glob patterns ('frames/**/*.jpg')")
     parser.add_argument("--model", default="best", help="best (default), baseline or a round number")
     parser.add_argument("--dataset", default="synthetic", help="whose models to use: data/06_models/<dataset>")
     parser.add_argument("--models-root", type=Path, default=None, help="instead of data/06_models/<dataset>")
@@ -46,9 +47,14 @@ def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:
     from sewer_segmentation.pipelines.predict.nodes import load_chosen_model  # noqa: PLC0415
 
     args = parse_args(argv)
-    trained = load_chosen_model(args.model, str(args.models_root or Path("data/06_models") / args.dataset))
-    missing = [f"{frame}: no such file" for frame in args.frames if not frame.is_file()]
-    readers = {str(frame): partial(_decode, frame) for frame in args.frames if frame.is_file()}
+    root = args.models_root or Path("data/06_models") / args.dataset
+    try:
+        trained = load_chosen_model(args.model, str(root))
+    except SewerSegmentationError as exc:
+        raise type(exc)(f"{exc} (models are looked for in {os.path.abspath(root)}: run this inside the project, or pass "
+                        "--models-root DIR or --dataset NAME)") from None  # fmt: skip
+    frames, missing = expand_frames(args.frames)
+    readers = {str(frame): partial(_decode, frame) for frame in frames}
     args.out.mkdir(parents=True, exist_ok=True)
     written, names = [], mask_names(list(readers))
     for prediction in predict_frames(trained, readers, {"batch_size": 8}):
@@ -61,6 +67,27 @@ def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:
         print(f"{prediction.image_id} -> {target} (defect area {float((mask > 0).mean()):.1%})")
         written.append(target)
     return written, missing
+
+
+def expand_frames(arguments: list[str]) -> tuple[list[Path], list[str]]:
+    """The image files the arguments name: files as given, every image below a folder, and the images a glob
+    pattern matches (``**`` for any depth); one error line per argument that names none."""
+    frames, problems = [], []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_file():
+            found = [path]
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and has_image_extension(p.name))
+        elif glob.has_magic(argument):
+            found = sorted(Path(p) for p in glob.glob(argument, recursive=True) if Path(p).is_file() and has_image_extension(p))
+        else:
+            problems.append(f"{argument}: no such file or folder")
+            continue
+        if not found:
+            problems.append(f"{argument}: no image files (jpg, jpeg, png, bmp) {'in this folder' if path.is_dir() else 'match'}")
+        frames += [f for f in found if f not in frames]
+    return frames, problems
 
 
 def mask_names(frames: list[str]) -> dict[str, str]:
