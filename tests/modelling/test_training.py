@@ -289,3 +289,11 @@ def test_a_truncated_resume_checkpoint_is_moved_aside_and_training_starts_over(t
     steps = [r["step"] for r in again.metadata["history"]["train"]]
     assert min(steps) <= 1 and max(steps) == 6  # the whole budget, from the first step
     assert [p.name.split(".unreadable-")[0] for p in tmp_path.glob("*.unreadable-*")] == [f"{last.parent.name}-last.ckpt"]
+
+
+def test_each_validation_line_says_the_pace_and_the_time_left():
+    from sewer_segmentation.modelling.training import pace_text  # noqa: PLC0415
+
+    assert pace_text(50, 20.0, 200, 8) == ", 20.0 images/s, about 1 min 20 s left"  # 2.5 steps/s: 200 steps in 80 s
+    assert pace_text(10, 4.0, 5, None) == ", 2.50 steps/s, about 2 s left"
+    assert pace_text(0, 0.0, 100, 8) == ""  # nothing trained yet in this process (a resumed run starts counting anew)
