@@ -76,3 +76,69 @@ def test_the_review_score_is_low_where_the_refinement_could_not_tell():
     assert review_score(decided, boxes) == 1.0 and review_score(unsure, boxes) < 0.01
     assert review_score(unsure, np.zeros_like(boxes)) == 1.0  # no box: nothing to decide
     assert binarize(unsure, 0.5).sum() == 400 and binarize(unsure, 0.6).sum() == 0
+
+
+class _Files:
+    """Label files in memory (``data.layouts.base.LabelFiles``)."""
+
+    def __init__(self, texts: dict[str, str]):
+        self.texts = texts
+
+    def text(self, name):
+        return self.texts.get(name)
+
+    def folder(self, name):
+        return {}
+
+
+def _read_coco(document: dict, keep=(), drop=()):
+    import json  # noqa: PLC0415
+
+    from sewer_segmentation.data.config import DataEngineeringParams  # noqa: PLC0415
+    from sewer_segmentation.data.layouts import choose_layout  # noqa: PLC0415
+
+    files = _Files({"coco.json": json.dumps(document)})
+    name, layout = choose_layout(files)
+    assert name == "coco"
+    return layout.read(files, DataEngineeringParams(classes={"keep": list(keep), "drop": list(drop)}))
+
+
+def test_the_review_export_reads_back_through_the_coco_layout_bit_for_bit():
+    from sewer_segmentation.data.annotations import rasterize_shapes  # noqa: PLC0415
+
+    mask = defects()
+    annotations = _read_coco(coco_document([{"file_name": "images/f1.png", "mask": mask, "score": 0.4}], "defect"))
+    (key, shapes), = annotations.polygons.items()
+    assert key == "f1.png" and {s.name for s in shapes} == {"rle"} and annotations.listed == ["f1.png"]
+    assert np.array_equal(rasterize_shapes(shapes, *mask.shape)[0] > 0, mask)
+    assert len(annotations.boxes["f1"]) == 3  # every region's box: the box masks of a re-imported frame
+
+
+def test_coco_polygons_boxes_and_the_class_filter():
+    document = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 50}, {"id": 2, "file_name": "b.jpg", "width": 100, "height": 50}],
+        "categories": [{"id": 1, "name": "Crack"}, {"id": 2, "name": "Rupture"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 10], "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]]},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [50, 0, 50, 50]},  # a box only: b.jpg is box-only
+            {"id": 3, "image_id": 2, "category_id": 2, "bbox": [0, 0, 10, 10], "segmentation": [[0, 0, 9, 0, 9, 9]]},  # dropped class
+            {"id": 4, "image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1]},  # no such image
+        ],
+    }  # fmt: skip
+    read = _read_coco(document, drop=["Rupture"])
+    assert list(read.polygons) == ["a.jpg"] and read.polygons["a.jpg"][0].params["x"] == [10.0, 30.0, 30.0, 10.0]
+    (box,) = read.boxes["b"]
+    assert (box.cx, box.cy, box.w, box.h) == (0.75, 0.5, 0.5, 1.0) and read.only_dropped_classes == {"b.jpg": ["Rupture"]}
+    assert read.kept_classes == {"Crack": 2} and read.dropped_classes == {"Rupture": 1}
+    assert [p["reason"] for p in read.problems] == ["annotation 4 names image id 7, which is not in 'images'"]
+
+
+def test_a_coco_file_that_is_not_json_is_one_line_naming_it():
+    import pytest  # noqa: PLC0415
+
+    from sewer_segmentation.data.config import DataEngineeringParams  # noqa: PLC0415
+    from sewer_segmentation.data.layouts import LAYOUTS  # noqa: PLC0415
+    from sewer_segmentation.errors import BadInputError  # noqa: PLC0415
+
+    with pytest.raises(BadInputError, match=r"^coco.json: not JSON \(Expecting value at line 1, column 1\)$"):
+        LAYOUTS["coco"].read(_Files({"coco.json": "<xml/>"}), DataEngineeringParams())

@@ -413,3 +413,41 @@ def test_a_toy_raw_layout_is_one_file_and_one_registration(raw, tmp_path, monkey
         assert (drawn != original).sum() <= 2 * (original.shape[0] + original.shape[1])  # at most a rounded edge per box
     labelled = manifest[~manifest.split.isin(["weak", "weak_holdout"])]
     assert len(labelled) > 0  # the polygons of labels.csv still make hand-labelled frames
+
+
+def test_a_coco_dataset_is_read_directly_its_segmentations_hand_labels_and_its_boxes_the_weak_pool(raw, engineered, tmp_path):
+    """What a labelling tool exports (or the review export): images/ and coco.json, read by the coco layout."""
+    import json  # noqa: PLC0415
+
+    import cv2  # noqa: PLC0415
+    from pycocotools import mask as coco_mask  # noqa: PLC0415
+
+    from sewer_segmentation.datasets import RawLabelFiles  # noqa: PLC0415
+    from sewer_segmentation.io.imaging import image_id_of  # noqa: PLC0415
+
+    data, params = raw
+    labelled = set(engineered[0]["split_manifest"].query("has_polygon").image_id)
+    truth = {image_id_of(name): load for name, load in data["raw_ground_truth"].items()}
+    images, annotations = [], []
+    for number, (name, load) in enumerate(sorted(data["raw_box_masks"].items()), start=1):
+        box = load() > 0
+        height, width = box.shape
+        image_name = next(n for n in data["raw_images"] if image_id_of(n) == image_id_of(name))
+        images.append({"id": number, "file_name": f"images/{image_name}", "height": height, "width": width})
+        count, _, stats, _ = cv2.connectedComponentsWithStats(box.astype(np.uint8), connectivity=4)
+        annotations += [{"id": len(annotations) + i, "image_id": number, "category_id": 1, "bbox": [int(v) for v in s[:4]]}
+                        for i, s in enumerate(stats[1:count])]  # fmt: skip
+        if image_id_of(name) in labelled:
+            rle = coco_mask.encode(np.asfortranarray((truth[image_id_of(name)]() > 0).astype(np.uint8)))
+            annotations.append({"id": 10_000 + number, "image_id": number, "category_id": 1, "bbox": [0, 0, 1, 1],
+                                "segmentation": {"size": [height, width], "counts": rle["counts"].decode()}})  # fmt: skip
+    folder = tmp_path / "coco_raw"
+    folder.mkdir()
+    (folder / "coco.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "Deposition"}]}))
+    coco_data = {**data, "raw_label_files": RawLabelFiles(folder), "raw_box_masks": {}, "previous_split_manifest": None}
+    out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, coco_data, keep=("split_manifest", "eval_masks"))
+    manifest = out["split_manifest"]
+    assert set(manifest.query("has_polygon").image_id) == labelled  # every segmentation is a hand label, and only they
+    assert set(manifest.query("not has_polygon").split) <= {"weak", "weak_holdout"}
+    for image_id, load in list(out["eval_masks"].items())[:5]:  # the eval masks are the masks the RLE held
+        assert np.array_equal(load() > 0, truth[image_id]() > 0)

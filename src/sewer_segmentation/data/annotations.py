@@ -116,6 +116,8 @@ def shape_outside(shape: Shape, height: int, width: int) -> bool:
     """True when the shape lies wholly outside a ``width x height`` image (it would draw nothing: a
     label for another image, or a corrupt row)."""
     p = shape.params
+    if shape.name == "rle":  # a COCO mask is drawn at its own size: one of another size labels another image
+        return list(p["size"]) != [height, width]
     if shape.name in ("polygon", "polyline"):
         x0, x1, y0, y1 = min(p["x"]), max(p["x"]), min(p["y"]), max(p["y"])
     elif shape.name == "rect":
@@ -181,7 +183,9 @@ def rasterize_shapes(
     warnings = []
     for shape in shapes:
         p = shape.params
-        if shape.name in ("polygon", "polyline"):
+        if shape.name == "rle":  # a COCO mask (data/layouts/coco.py), decoded by pycocotools
+            mask[_decode_rle(p) > 0] = 255
+        elif shape.name in ("polygon", "polyline"):
             pts = np.stack([p["x"], p["y"]], axis=1)
             outside = (pts[:, 0] < 0) | (pts[:, 0] > width - 1) | (pts[:, 1] < 0) | (pts[:, 1] > height - 1)
             if outside.any():
@@ -211,6 +215,17 @@ def rasterize_shapes(
             centre = (int(round(p["cx"])), int(round(p["cy"])))
             cv2.ellipse(mask, centre, axes, math.degrees(p["theta"]), 0, 360, 255, -1)
     return mask, warnings
+
+
+def _decode_rle(params: dict) -> np.ndarray:
+    """A COCO RLE mask (``counts`` compressed as a string, or uncompressed as a list of run lengths)."""
+    from pycocotools import mask as coco_mask  # noqa: PLC0415 - only for COCO labels
+
+    height, width = params["size"]
+    counts = params["counts"]
+    rle = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width) if isinstance(counts, list) else \
+        {"size": [height, width], "counts": counts.encode("ascii")}  # fmt: skip
+    return coco_mask.decode(rle)
 
 
 # --------------------------------------------------------------------------------------------------
