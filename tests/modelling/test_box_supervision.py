@@ -107,6 +107,20 @@ def test_pairwise_ignores_pairs_across_a_colour_edge():
     assert float(pairwise_loss(split, lab, inside, dilation=1)) < 0.01
 
 
+def test_pairwise_charges_a_filled_box_on_a_thin_defect_through_the_pairs_that_cross_its_edge():
+    # A dark 2 px line on a uniform wall, boxed with a margin of wall around it: filling the whole box
+    # satisfies every pair inside the box, but not the wall pairs across its edge (outside is 0).
+    lab = torch.full((1, 3, 32, 32), 60.0)
+    lab[:, :, 8:24, 15:17] = 10.0
+    inside = torch.zeros(1, 1, 32, 32, dtype=torch.bool)
+    inside[..., 8:24, 10:22] = True
+    background = torch.full((1, 1, 32, 32), -6.0)
+    filled, line = background.clone(), background.clone()
+    filled[..., 8:24, 10:22] = 6.0
+    line[..., 8:24, 15:17] = 6.0
+    assert float(pairwise_loss(line, lab, inside, dilation=1)) < 0.01 < float(pairwise_loss(filled, lab, inside, dilation=1))
+
+
 # -- the combined loss ---------------------------------------------------------------------------------
 
 

@@ -8,8 +8,9 @@ every row and every column of it (a tight box). Three terms follow, each usable 
   Computed per box (a Dice term between the projections and the box's all-ones projection), so
   overlapping boxes never merge into one.
 - **background**: outside every box of a frame the prediction should be 0 (BCE towards 0).
-- **pairwise** (BoxInst): inside the boxes, neighbouring pixels of similar colour (LAB distance) share a
-  label: ``-log P(same label)`` over the pairs whose colour similarity is at least ``similarity``.
+- **pairwise** (BoxInst): a pixel inside a box and its neighbours of similar colour (LAB distance) share a
+  label: ``-log P(same label)`` over the pairs whose colour similarity is at least ``similarity``. A pair
+  may cross the box's edge, so the 0 outside spreads over the wall inside the box.
 
 A thin diagonal crack satisfies both projections and is consistent in colour, so thin defects are
 learned where thresholded pseudo-masks fail. Boxes are ``(x0, y0, x1, y1)`` in pixels, end-exclusive;
@@ -105,7 +106,10 @@ def pairwise_loss(logits: torch.Tensor, lab: torch.Tensor, inside: torch.Tensor,
     """``-log P(pixel and neighbour share a label)`` averaged over the similar-coloured pairs inside boxes.
 
     P(same) = p_i p_j + (1 - p_i)(1 - p_j), computed from log-sigmoids for stability. Pairs count where
-    both pixels are inside a box of the frame and their colour similarity is at least ``similarity``."""
+    the pixel is inside a box of the frame, its neighbour anywhere on the frame, and their colour
+    similarity is at least ``similarity`` (as BoxInst). The pairs that cross a box's edge carry the
+    background's 0 inwards over the wall up to the defect's colour edge: with pairs inside boxes only, a
+    filled box would cost nothing, and a thin crack would be learned as thick as its box."""
     log_fg, log_bg = F.logsigmoid(logits), F.logsigmoid(-logits)
     sim = colour_similarity(lab, dilation, theta)
     inside_f = inside.float()
@@ -113,7 +117,7 @@ def pairwise_loss(logits: torch.Tensor, lab: torch.Tensor, inside: torch.Tensor,
     for index, (dy, dx) in enumerate(NEIGHBOURS):
         fg_j, bg_j = _shifted(log_fg, dy * dilation, dx * dilation), _shifted(log_bg, dy * dilation, dx * dilation)
         log_same = torch.logaddexp(log_fg + fg_j, log_bg + bg_j)
-        pairs = (sim[:, index : index + 1] >= similarity).float() * inside_f * _shifted(inside_f, dy * dilation, dx * dilation)
+        pairs = (sim[:, index : index + 1] >= similarity).float() * inside_f
         total = total - (log_same * pairs).sum()
         count = count + pairs.sum()
     return total / count.clamp_min(1.0)

@@ -1,0 +1,86 @@
+"""A quicker check of one change to the box supervision: the baseline and two guarded rounds of one
+``weak_targets`` variant, per regime and seed, on the same datasets as ``bench/quality.py`` (no other
+variants, no ceiling, no joint training).
+
+    python bench/rounds_only.py --regimes crack --seeds 1 2 3 --rows bench/results/my_change.jsonl
+    python bench/rounds_only.py --compare bench/results/my_change.jsonl bench/results/quality_rows.jsonl
+
+Each finished (regime, seed) is appended to ``--rows`` as a JSON line; ``--compare NEW OLD`` prints, run by
+run, final − baseline of the new rows beside the same (regime, seed) of a ``bench/quality.py`` rows file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from _project import fresh_project, kedro_run
+from quality import VARIANTS, eval_iou, read, round_record
+
+from sewer_segmentation.data.synthetic import REGIMES, config_for_regime, write_dataset
+
+
+def run_once(regime: str, seed: int, variant: str, extra: str) -> dict:
+    project = fresh_project(f"sewer-rounds-{regime}-{seed}-")
+    dataset = f"bench_{regime}"
+    raw = project / "data/01_raw" / dataset
+    write_dataset(config_for_regime(regime, num_images=300, num_hand_labelled=124, seed=seed, layout="yolo", width=160, height=128),
+                  raw, raw.parent / f"{dataset}_ground_truth")  # fmt: skip
+    params = f"dataset={dataset},seed={seed},data_engineering.split.eval_fraction=0.8" + (f",{extra}" if extra else "")
+    start = time.perf_counter()
+    kedro_run(project, "--pipeline=baseline", f"--params={params}", log=project / "baseline.log")
+    row = {"regime": regime, "seed": seed, "baseline": eval_iou(read(project, dataset, "baseline_metrics.json")), "rounds": {}}
+    rounds = []
+    for number in (1, 2):
+        kedro_run(project, "--pipeline=refine", f"--params={params},round={number},final_training.weak_targets={variant}", log=project / f"r{number}.log")
+        rounds.append(round_record(read(project, dataset, f"round_{number}_metrics.json")))
+    row["rounds"][variant], row[variant], row["seconds"] = rounds, rounds[-1]["eval"], time.perf_counter() - start
+    shutil.rmtree(project, ignore_errors=True)
+    return row
+
+
+def compare(new_rows: list[dict], old_rows: list[dict], variant: str) -> None:
+    print(f"| regime | seed | baseline | final − baseline ({variant}), new | old |")
+    print("|---|---|---|---|---|")
+    gains = {"new": [], "old": []}
+    for new in new_rows:
+        old = next((o for o in old_rows if (o["regime"], o["seed"]) == (new["regime"], new["seed"])), None)
+        new_gain = new["rounds"][variant][-1]["eval"] - new["baseline"]
+        old_gain = None if old is None else old["rounds"][variant][-1]["eval"] - old["baseline"]
+        gains["new"].append(new_gain)
+        if old_gain is not None:
+            gains["old"].append(old_gain)
+        print(f"| {new['regime']} | {new['seed']} | {new['baseline']:.3f} | {new_gain:+.3f} | {'' if old_gain is None else f'{old_gain:+.3f}'} |")
+    print(f"mean final − baseline: new {statistics.fmean(gains['new']):+.3f}" + (f", old {statistics.fmean(gains['old']):+.3f}" if gains["old"] else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--variant", default="both", choices=VARIANTS)
+    parser.add_argument("--params", default="", help="extra --params for every kedro run")
+    parser.add_argument("--rows", type=Path, help="append each finished run to this JSON-lines file")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("NEW", "OLD"), help="print the runs of NEW beside those of OLD and stop")
+    args = parser.parse_args()
+    if args.compare:
+        new, old = ([json.loads(line) for line in path.read_text().splitlines() if line.strip()] for path in args.compare)
+        compare(new, old, args.variant)
+        return
+    for seed in args.seeds:
+        for regime in args.regimes:
+            row = run_once(regime, seed, args.variant, args.params)
+            if args.rows:
+                with args.rows.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
+            rounds = row["rounds"][args.variant]
+            print(f"{regime} seed {seed}: baseline {row['baseline']:.3f}, round 1 {rounds[0]['eval']:.3f}, round 2 {rounds[1]['eval']:.3f} "
+                  f"({row['seconds']:.0f} s)", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
