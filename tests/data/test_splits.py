@@ -104,6 +104,9 @@ def test_a_cluster_that_joins_an_eval_frame_with_a_trained_one_stays_in_eval(cap
         out = keep_splits(kept, {"a": "eval", "b": "baseline_train", "c": "baseline_val"})
     assert list(out) == ["eval", "eval", "baseline_val"]
     assert "join eval: b" in caplog.text
+    # an eval frame whose label is gone (its region row was dropped) is held out, never trained on
+    box_only = pd.DataFrame({"image_id": ["d"], "cluster_id": [3], "has_polygon": [False], "drawn": ["weak"]})
+    assert list(keep_splits(box_only, {"d": "eval"})) == ["weak_holdout"]
 
 
 def test_frames_of_one_pipe_run_never_straddle_training_and_eval():

@@ -230,7 +230,8 @@ _USED = (BASELINE_TRAIN, BASELINE_VAL, WEAK, WEAK_HOLDOUT)
 def keep_splits(kept: pd.DataFrame, before: dict[str, str]) -> pd.Series:
     """Per cluster, the split its frames had ``before`` (image id -> split), else the rule's (``drawn``).
 
-    - A cluster with a frame that was in eval stays in eval (an eval frame never moves).
+    - A hand-labelled cluster with a frame that was in eval stays in eval (an eval frame never moves); an eval
+      frame whose label is gone (a box-only cluster now) goes to weak_holdout, never trained on.
     - A hand-labelled cluster whose frames were box-only before (labels corrected after a review) goes to the
       training side: the labelled split one of them had, else the rule's unless it is eval, else baseline_train.
     - Otherwise the split its frames had on the same side (labelled: the most of them, a tie baseline_train;
@@ -240,7 +241,7 @@ def keep_splits(kept: pd.DataFrame, before: dict[str, str]) -> pd.Series:
     for _, members in kept.groupby("cluster_id"):
         had = [before[i] for i in members.image_id.astype(str) if i in before]
         labelled, rule = bool(members.has_polygon.any()), members.drawn.iloc[0]
-        if EVAL in had:
+        if labelled and EVAL in had:
             choice = EVAL
             joined = [i for i in members.image_id.astype(str) if before.get(i) in _USED]
             if joined:
@@ -251,6 +252,8 @@ def keep_splits(kept: pd.DataFrame, before: dict[str, str]) -> pd.Series:
             choice = earlier[0] if earlier else (rule if rule != EVAL else BASELINE_TRAIN)
         elif labelled and set(had) & {BASELINE_TRAIN, BASELINE_VAL}:
             choice = min(set(had), key=lambda s: (-had.count(s), SPLITS.index(s)))  # the most of them; a tie: train
+        elif not labelled and EVAL in had:
+            choice = WEAK_HOLDOUT  # its label is gone: an eval frame until now is never trained on
         elif not labelled and set(had) & {WEAK, WEAK_HOLDOUT}:
             choice = WEAK if WEAK in had else WEAK_HOLDOUT  # a frame trained on never scores models
         else:
