@@ -33,7 +33,7 @@ BAD_VALUES = {
     "data_engineering.split.eval_fraction=1.5": "data_engineering.split.eval_fraction=1.5",
     "data_engineering.split.val_fraction=0": "data_engineering.split.val_fraction=0",
     "data_engineering.on_bad_file=ignore": "data_engineering.on_bad_file='ignore'",
-    "data_engineering.layout=coco": "data_engineering.layout='coco'",
+    "data_engineering.layout=cvat": "data_engineering.layout='cvat'",
     "synthetic.num_images=abc": "synthetic.num_images='abc'",
     "baseline_training.training.validations=abc": "baseline_training.training.validations='abc'",
     "baseline_training.training.num_workers=-1": "baseline_training.training.num_workers=-1",

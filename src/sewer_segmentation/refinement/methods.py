@@ -148,5 +148,5 @@ def choose_refinement(probabilities: dict, images, boxes, truths, refinement: Ma
     eligible = [label for label in scores if beats_boxes(agreements, label, margin)]
     label = max(eligible, key=lambda k: scores[k])  # the first of equal scores: candidates are in preference order
     return {"method": settings[label][0], "params": settings[label][1], "label": label, "scores": scores,
-            "selection_images": len(probabilities), "box_margin": margin,
+            "selection_images": len(probabilities), "box_margin": margin, "eligible": eligible,
             "kept_boxes": label == "box" and max(scores, key=lambda k: scores[k]) != "box"}  # fmt: skip

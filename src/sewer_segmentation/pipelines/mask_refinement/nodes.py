@@ -103,7 +103,7 @@ def score_refinement_methods(
     truth = by_image_id(ground_truth)
     weak_truth = {i: t for i, t in truth.items() if i in weak_probabilities}
     quality: dict = {"used": choice["label"], "method": choice["method"], "params": choice["params"],
-                     "selection_images": choice["selection_images"], "methods": {}}  # fmt: skip
+                     "selection_images": choice["selection_images"], "eligible": choice.get("eligible", []), "methods": {}}  # fmt: skip
     jobs = refinement.n_jobs
     candidates = candidate_settings(refinement) if refinement.method == "auto" else [(choice["label"], choice["method"], choice["params"])]
     for label, method, params in candidates:
