@@ -26,10 +26,14 @@ from pycocotools import mask as coco_mask
 MIN_POLYGON_POINTS = 3
 
 
+def _probabilities(soft: np.ndarray) -> np.ndarray:
+    """A soft mask (uint8 0..255, or floats 0..1) as floats 0..1."""
+    return soft.astype(np.float32) / (255.0 if soft.dtype == np.uint8 else 1.0)
+
+
 def binarize(soft: np.ndarray, threshold: float) -> np.ndarray:
-    """A soft mask (uint8 0..255, or floats 0..1) -> booleans, ``True`` at or above ``threshold`` (0..1)."""
-    values = soft.astype(np.float32) / (255.0 if soft.dtype == np.uint8 else 1.0)
-    return values >= threshold
+    """A soft mask -> booleans, ``True`` at or above ``threshold`` (0..1)."""
+    return _probabilities(soft) >= threshold
 
 
 def review_score(soft: np.ndarray, boxes: np.ndarray) -> float:
@@ -38,8 +42,7 @@ def review_score(soft: np.ndarray, boxes: np.ndarray) -> float:
     inside = boxes > 0
     if not inside.any():
         return 1.0
-    p = soft.astype(np.float32) / (255.0 if soft.dtype == np.uint8 else 1.0)
-    return float(np.abs(2 * p[inside] - 1).mean())
+    return float(np.abs(2 * _probabilities(soft)[inside] - 1).mean())
 
 
 def regions(mask: np.ndarray) -> list[np.ndarray]:

@@ -174,7 +174,7 @@ def rows_of_split(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
 def split_settings(split, seed: int) -> str:
     """What a manifest's splits were drawn with (``split``: the ``data_engineering.split`` section). A later run
     with the same settings keeps each frame's split; other settings draw the splits anew."""
-    grouped = f";group_by={split.group_by}" if getattr(split, "group_by", None) else ""
+    grouped = f";group_by={split.group_by}" if split.group_by else ""
     return f"seed={seed};eval={split.eval_fraction};val={split.val_fraction};holdout={split.weak_holdout_fraction}{grouped}"
 
 
@@ -206,7 +206,7 @@ def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | N
     a ``previous`` manifest drawn with the same settings, a frame keeps the split it had (``keep_splits``):
     adding hand labels never moves an eval frame, and a frame corrected after a review joins the training
     side, never eval."""
-    if getattr(split, "group_by", None):  # a unit of the rule is a cluster joined with its group's clusters
+    if split.group_by:  # a unit of the rule is a cluster joined with its group's clusters
         kept = kept.assign(cluster_id=group_units(kept, split.group_by))
     labelled = kept[kept.has_polygon]
     assignment = split_clusters(labelled.groupby("cluster_id").size(), split.eval_fraction, split.val_fraction, seed)
@@ -217,7 +217,7 @@ def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | N
     held = holdout_clusters(weak.groupby("cluster_id").size(), split.weak_holdout_fraction, seed)
     drawn[(drawn == WEAK) & kept.cluster_id.isin(held)] = WEAK_HOLDOUT
     same = previous is not None and "drawn_with" in previous and (previous.drawn_with == split_settings(split, seed)).all()
-    if not (getattr(split, "stable", True) and same):
+    if not (split.stable and same):
         return drawn
     before = dict(zip(previous.image_id.astype(str), previous.split, strict=True))
     return keep_splits(kept.assign(drawn=drawn), before)
@@ -259,8 +259,14 @@ def keep_splits(kept: pd.DataFrame, before: dict[str, str]) -> pd.Series:
         else:
             choice = rule
         out[members.index] = choice
-        if labelled:  # box-only frames grouped with hand-labelled ones (split.group_by): never in eval, never trained if it is
+        if labelled:  # box-only frames grouped with hand-labelled ones (split.group_by) stay on the box-only side
             for index, image_id, drawn in zip(members.index, members.image_id.astype(str), members.drawn, strict=True):
-                if not members.has_polygon[index]:
-                    out[index] = WEAK_HOLDOUT if choice == EVAL else before.get(image_id, drawn) if before.get(image_id) in (WEAK, WEAK_HOLDOUT) else drawn
+                if members.has_polygon[index]:
+                    continue
+                if choice == EVAL:
+                    out[index] = WEAK_HOLDOUT  # never trained on beside an eval frame of its group
+                elif before.get(image_id) in (WEAK, WEAK_HOLDOUT):
+                    out[index] = before[image_id]
+                else:
+                    out[index] = drawn
     return out

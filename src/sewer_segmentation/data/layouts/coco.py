@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from sewer_segmentation.data.annotations import Problem, Shape, YoloBox
+from sewer_segmentation.data.layouts import via
 from sewer_segmentation.data.layouts.base import Annotations, ClassTally, LabelFiles, Layout, label_key, problems_as_dicts
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import image_id_of
@@ -75,9 +76,8 @@ def read(files: LabelFiles, params) -> Annotations:
         if box is not None:
             annotations.boxes[image_id_of(image["file_name"])].append(box)
     annotations.problems += problems_as_dicts(problems)
-    annotations.kept_classes, annotations.dropped_classes = dict(tally.kept), dict(tally.dropped)
-    annotations.only_dropped_classes = {k: sorted(set(v)) for k, v in annotations.only_dropped_classes.items() if not annotations.polygons.get(k)}
-    return annotations
+    annotations.only_dropped_classes = {k: sorted(set(v)) for k, v in annotations.only_dropped_classes.items()}
+    return via.finish(annotations, tally)
 
 
 LAYOUT = Layout(files=f"images/, {FILE} (COCO instances: segmentations are hand labels, bboxes are boxes)",
