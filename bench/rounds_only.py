@@ -45,8 +45,9 @@ def run_once(regime: str, seed: int, variant: str, extra: str) -> dict:
 
 def compare(new_rows: list[dict], old_rows: list[dict], variant: str) -> None:
     """Run by run: baseline and final of NEW beside OLD (same regime and seed), and final − baseline of each.
-    A baseline is not reproducible to the third decimal from one run to the next (float kernels, bf16), so
-    the gains over each run's own baseline are the paired figures; the finals are shown too."""
+    Rows measured at different commits train different baselines from the same seed (the code in between
+    changes more than the change measured), so the gains over each run's own baseline are the paired
+    figures; the finals are shown too."""
     print(f"| regime | seed | baseline new / old | final ({variant}) new / old | final − baseline new | old |")
     print("|---|---|---|---|---|---|")
     gains = {"new": [], "old": []}

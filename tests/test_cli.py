@@ -42,6 +42,27 @@ def test_log_records_are_one_plain_line_without_a_terminal():
     assert not any(isinstance(h, RichHandler) for h in logger.handlers)
 
 
+def test_the_plain_console_handler_becomes_rich_only_on_a_terminal():
+    import io
+    import logging
+
+    from kedro.logging import RichHandler
+
+    from sewer_segmentation.hooks.logs import CONSOLE_HANDLER, rich_console_on_terminal
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, rich in ((io.StringIO(), False), (Terminal(), True)):
+        logger = logging.getLogger(f"test_console_{rich}")
+        console = logging.StreamHandler(stream)
+        console.name = CONSOLE_HANDLER  # as conf/logging.yml names it
+        logger.addHandler(console)
+        assert rich_console_on_terminal(logger, stream) == int(rich)
+        assert [isinstance(h, RichHandler) for h in logger.handlers] == [rich]
+
+
 def test_unknown_params_are_named_with_the_nearest_keys():
     from sewer_segmentation.hooks.parameters import _dotted_keys, unknown_parameter_keys
 

@@ -77,3 +77,38 @@ def test_a_threshold_outside_0_to_1_is_refused_by_name():
             assert stop.code == 2
         else:
             raise AssertionError(f"--threshold {bad} was accepted")
+
+
+def test_a_registered_mlflow_model_predicts_like_the_saved_stage_and_without_a_kedro_banner(tmp_path):
+    import mlflow
+
+    from sewer_segmentation.tracking.registry import log_pyfunc_model
+
+    model = build_model(CONFIG).eval()
+    trained = TrainedModel(model, CONFIG, SIZE, {"best_validation_score": 0.5})
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    try:
+        with mlflow.start_run(experiment_id=mlflow.MlflowClient().create_experiment("quick-predict")):
+            log_pyfunc_model(trained, "baseline_model_pyfunc", "sewer-segmentation-x", {"stage": "baseline"})
+        mlflow.MlflowClient().set_registered_model_alias("sewer-segmentation-x", "best", "1")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.random.default_rng(1).integers(0, 255, (70, 110, 3), dtype=np.uint8))
+    command = [sys.executable, "-m", "sewer_segmentation", "predict", str(frame), "--model", "models:/sewer-segmentation-x@best",
+               "--tracking-uri", store, "--out", str(tmp_path / "out")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "kedro" not in (result.stdout + result.stderr).lower()  # no Kedro session, so no Kedro banner
+    expected = predict_probabilities(model, [decode_image(frame.read_bytes())], CONFIG, SIZE)[0] >= 0.5
+    mask = cv2.imread(str(tmp_path / "out/frame.png"), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == (70, 110) and (np.mean((mask > 0) == expected)) > 0.999  # TorchScript: the same network
+
+    result = subprocess.run([*command[:6], "models:/sewer-segmentation-x@nope", *command[7:]], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: models:/sewer-segmentation-x@nope: no such model in the MLflow store"), result.stderr
+    assert result.stderr.strip().endswith("(pass --tracking-uri with the MLflow store that holds it)")

@@ -8,15 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kedro.framework.cli.utils import find_run_command
-from kedro.framework.project import configure_project
-
 
 def main(*args, **kwargs) -> Any:
     if sys.argv[1:2] == ["predict"]:  # masks for a few frames, without a Kedro session
         from sewer_segmentation.quick_predict import main as predict  # noqa: PLC0415
 
         sys.exit(predict(sys.argv[2:]))
+    # Kedro only for its commands: importing it configures logging and prints its banner
+    from kedro.framework.cli.utils import find_run_command  # noqa: PLC0415
+    from kedro.framework.project import configure_project  # noqa: PLC0415
+
     package_name = Path(__file__).parent.name
     configure_project(package_name)
     kwargs["standalone_mode"] = not hasattr(sys, "ps1")

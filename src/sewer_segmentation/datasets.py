@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import uuid
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -416,10 +417,10 @@ class SegmentationModelDataset(AbstractDataset):
     """A trained model, versioned: ``<path>/<timestamp>/{model.safetensors, model_config.json}``.
 
     - Saving writes a new version (never overwrites) in a temporary folder renamed into place, so only
-      complete versions exist; with ``log_to_mlflow`` the files are also logged to the active MLflow run
-      under ``artifact_path``, from where ``sewer_segmentation.modelling.models.load_model_from_mlflow`` reloads them,
-      and as an MLflow pyfunc model ``<artifact_path>_pyfunc``, registered as ``registered_model_name``
-      (``registry.py``: aliases ``@baseline``, ``@round_<r>`` and ``@best``).
+      complete versions exist; with ``log_to_mlflow`` the model is also logged as an MLflow pyfunc model
+      ``<artifact_path>_pyfunc`` (TorchScript, ``tracking/registry.py``) in the stage's child run,
+      registered as ``registered_model_name`` (aliases ``@baseline``, ``@round_<r>`` and ``@best``);
+      ``registry.load_logged_model`` reads it back.
     - Loading reads the newest version (or ``load_version``). When none exists the error says which
       command makes one (``missing_hint``).
     """
@@ -444,15 +445,13 @@ class SegmentationModelDataset(AbstractDataset):
 
     def load(self):
         from sewer_segmentation.errors import MissingArtifactError  # noqa: PLC0415
-        from sewer_segmentation.modelling.inference import TrainedModel  # noqa: PLC0415
-        from sewer_segmentation.modelling.models import load_model  # noqa: PLC0415
+        from sewer_segmentation.modelling.inference import load_trained_model  # noqa: PLC0415
 
         folder = version_dir(self._root, self._load_version)
         if folder is None or not folder.is_dir():
             hint = f" Run `{self._missing_hint}` first." if self._missing_hint else ""
             raise MissingArtifactError(f"no trained model in {self._root}.{hint}")
-        model, meta = load_model(folder)
-        return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "version": folder.name, "path": str(folder)})
+        return load_trained_model(folder)
 
     def save(self, data) -> None:
         from sewer_segmentation.modelling.models import save_model  # noqa: PLC0415
@@ -472,20 +471,25 @@ class SegmentationModelDataset(AbstractDataset):
             import mlflow  # noqa: PLC0415
 
             if mlflow.active_run() is not None:
-                mlflow.log_artifacts(str(final), artifact_path=self._artifact_path)
                 mlflow.set_tag(f"{self._artifact_path}.version", version)
                 self._log_pyfunc(data, version)
 
     def _log_pyfunc(self, data, version: str) -> None:
-        """The same model as an MLflow pyfunc model, registered, with the registry aliases updated."""
+        """The model as an MLflow pyfunc model in its stage's child run, registered, with the registry
+        aliases updated. Only this copy goes to MLflow: the safetensors files stay in the project's folder."""
+        import mlflow  # noqa: PLC0415
+
         from sewer_segmentation.tracking.registry import log_pyfunc_model, update_aliases  # noqa: PLC0415
+        from sewer_segmentation.tracking.runs import stage_run  # noqa: PLC0415
 
         stage = Path(self._root).name
         tags = {"stage": stage, "model_version": version}
         score = data.metadata.get("best_validation_score")
         if score is not None:
             tags["validation_score"] = f"{float(score):.4f}"
-        log_pyfunc_model(data, f"{self._artifact_path}_pyfunc", self._registered_model_name, tags)
+        with stage_run(stage):
+            mlflow.set_tag("model_version", version)
+            log_pyfunc_model(data, f"{self._artifact_path}_pyfunc", self._registered_model_name, tags)
         if self._registered_model_name:
             update_aliases(self._registered_model_name, Path(self._root).parent)
 
@@ -495,6 +499,31 @@ class SegmentationModelDataset(AbstractDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._root, "load_version": self._load_version, "log_to_mlflow": self._log_to_mlflow}
+
+
+class SavedStagesDataset(AbstractDataset):
+    """Every stage saved under ``models_root`` (its newest version), as ``{stage: () -> TrainedModel}`` in
+    stage order: a model is read only when its loader is called. Read-only."""
+
+    def __init__(self, models_root: str, metadata: dict | None = None):
+        self._models_root = models_root
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        from sewer_segmentation.io.stages import saved_stages  # noqa: PLC0415
+        from sewer_segmentation.modelling.inference import load_trained_model  # noqa: PLC0415 - torch, only when loaded
+        from sewer_segmentation.stage import Stage  # noqa: PLC0415
+
+        saved = sorted(saved_stages(self._models_root).items(), key=lambda item: Stage.parse(item[0]))
+        return {stage: partial(load_trained_model, folder) for stage, folder in saved}
+
+    def save(self, data) -> None:
+        from sewer_segmentation.errors import ConfigurationError  # noqa: PLC0415
+
+        raise ConfigurationError("the saved stages are read from the models folder; they are written one by one by each stage")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"models_root": self._models_root}
 
 
 class RefiningModelDataset(AbstractDataset):

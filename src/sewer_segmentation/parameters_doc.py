@@ -43,8 +43,8 @@ RUN_TIME_CHECKS = [  # (what, when it is refused, the module that raises it)
     ("`model.encoder_weights`", "a local weights file that does not exist; `imagenet` weights that cannot be downloaded (offline)",
      "modelling/models.py"),
     ("`model.args`", "keyword arguments the architecture does not take (the architecture says which)", "modelling/models.py"),
-    ("`predict.model`", "neither `best`, `baseline`, a round number nor an MLflow run id the tracking store knows",
-     "pipelines/predict/nodes.py"),
+    ("`predict.model`", "neither `best`, `baseline`, a round number, a `models:/` URI nor an MLflow run id the tracking store knows",
+     "tracking/registry.py"),
     ("a stage name", "`round_<r>`, `baseline` or a round number where a stage is named (the predict CLI's `--model`)", "stage.py"),
     ("`previous_model`", "the refining model is read-only: it is chosen from saved models, never written", "datasets.py"),
 ]

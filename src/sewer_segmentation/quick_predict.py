@@ -1,7 +1,8 @@
 """``sewer-segmentation predict FRAME...``: masks for a few frames, without a Kedro session.
 
 For people who just want masks: no catalog, no MLflow run, no Kedro configuration. The model is chosen as the predict
-pipeline chooses it (``best``, ``baseline`` or a round number, from ``data/06_models/<dataset>``); each
+pipeline chooses it (``best``, ``baseline`` or a round number, from ``data/06_models/<dataset>``; or a registered
+model, ``models:/sewer-segmentation-<dataset>@best``, or an MLflow run id, from ``--tracking-uri``); each
 mask is written as ``<out>/<frame stem>.png`` (0/255, the frame's size; frames that share a stem keep
 their folders in the name: ``mask_names``).
 """
@@ -19,12 +20,14 @@ import numpy as np
 
 from sewer_segmentation.errors import SewerSegmentationError
 from sewer_segmentation.io.imaging import decode_image, encode_image, has_image_extension
+from sewer_segmentation.stage import Stage
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sewer-segmentation predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("frames", nargs="+", help="image files (jpg, png, bmp), folders of them, or glob patterns ('frames/**/*.jpg')")
-    parser.add_argument("--model", default="best", help="best (default), baseline or a round number")
+    parser.add_argument("--model", default="best", help="best (default), baseline, a round number, models:/NAME@ALIAS or an MLflow run id")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="the MLflow store of models:/ URIs and run ids")
     parser.add_argument("--dataset", default="synthetic", help="whose models to use: data/06_models/<dataset>")
     parser.add_argument("--models-root", type=Path, default=None, help="instead of data/06_models/<dataset>")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="folder for the masks (default: predictions)")
@@ -44,13 +47,15 @@ def write_masks(argv: list[str]) -> tuple[list[Path], list[str]]:
     """Write one mask per readable frame; returns the masks written and one error line per frame that
     failed. A missing model is a ``SewerSegmentationError``."""
     from sewer_segmentation.modelling.inference import predict_frames  # noqa: PLC0415 - torch, only once arguments parsed
-    from sewer_segmentation.pipelines.predict.nodes import load_chosen_model  # noqa: PLC0415
+    from sewer_segmentation.tracking.registry import load_chosen_model  # noqa: PLC0415 - no Kedro
 
     args = parse_args(argv)
     root = args.models_root or Path("data/06_models") / args.dataset
     try:
-        trained = load_chosen_model(args.model, str(root))
+        trained = load_chosen_model(args.model, str(root), args.tracking_uri)
     except SewerSegmentationError as exc:
+        if args.model != "best" and Stage.from_name(args.model) is None:  # a models:/ URI or a run id
+            raise type(exc)(f"{exc} (pass --tracking-uri with the MLflow store that holds it)") from None
         raise type(exc)(f"{exc} (models are looked for in {os.path.abspath(root)}: run this inside the project, or pass "
                         "--models-root DIR or --dataset NAME)") from None  # fmt: skip
     frames, missing = expand_frames(args.frames)

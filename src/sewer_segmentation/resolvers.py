@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from sewer_segmentation.stage import Stage
 
 
 def model_folder_name(choice) -> str:
-    """Output folder of the predict pipeline: ``baseline``, ``round_<n>``, ``best`` or the MLflow run id."""
+    """Output folder of the predict pipeline: ``baseline``, ``round_<n>``, ``best``, the MLflow run id, or a
+    model URI as one folder name (``models:/sewer-segmentation-x@best`` -> ``models_sewer-segmentation-x@best``)."""
     text = str(choice).strip()
     stage = Stage.from_name(text)
-    return text if stage is None else stage.name
+    if stage is not None:
+        return stage.name
+    return re.sub(r"[^\w.@+-]+", "_", text).strip("_") or "model"
 
 
 def input_folder_name(folder) -> str:

@@ -1,5 +1,6 @@
 """Kedro project settings."""
 
+import logging
 import os
 import sys
 import warnings
@@ -15,8 +16,11 @@ if not sys.stdout.isatty():
 # can change, and each one printed a wrapped multi-line warning at every run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 # MLflow asks every PythonModel subclass for type hints (kedro-mlflow's at import, ours when logged); both
-# take arrays and carry an explicit signature instead.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
+# take several kinds of input and carry an explicit signature instead. MLflow raises that warning under a
+# "once" filter of its own, in front of any filter set here, so it is dropped where Kedro logs warnings.
+# Python warnings become log records (as Kedro's rich handler would make them): one line each, in the log.
+logging.captureWarnings(True)
+logging.getLogger("py.warnings").addFilter(lambda record: "Add type hints to the `predict` method" not in record.getMessage())
 
 from sewer_segmentation.hooks import (  # noqa: E402 - after the warning filters: importing the hooks imports MLflow
     MlflowParamsHook,

@@ -16,6 +16,7 @@ from sewer_segmentation.modelling.box_losses import (
     BoxSupervisionLoss,
     background_loss,
     box_pixel_masks,
+    fill_loss,
     pairwise_loss,
     projection_loss,
 )
@@ -132,7 +133,44 @@ def test_box_loss_skips_frames_that_are_not_box_supervised():
     none, terms = loss(logits, boxes, torch.tensor([0.0, 0.0]), lab)
     assert float(none) == 0.0 and terms == {}
     one, terms = loss(logits, boxes, torch.tensor([1.0, 0.0]), lab)
-    assert float(one) > 0 and set(terms) == {"projection", "background", "pairwise"}
+    assert float(one) > 0 and set(terms) == {"projection", "background", "pairwise"}  # fill: no measured range
+
+
+def test_fill_is_zero_inside_the_measured_range_and_grows_outside_it():
+    thin = frame_probs()
+    thin[0, 0, 3:15, 10:12] = 1.0  # a 2 px line through the 16 x 12 box: 1/8 of it
+    filled = frame_probs()
+    filled[0, 0, 3:15, 4:20] = 1.0
+    assert float(fill_loss(thin, BOX, 0.05, 0.3)) == 0.0
+    assert float(fill_loss(filled, BOX, 0.05, 0.3)) == pytest.approx(0.7)  # the whole box, 0.7 above the range
+    assert float(fill_loss(frame_probs(), BOX, 0.05, 0.3)) == pytest.approx(0.05)  # nothing in the box
+    # a box a crop cut (one projection no longer holds) says nothing about how much of it is filled
+    cut = torch.tensor([[[4.0, 3.0, 20.0, 15.0, 0.0, 1.0]]])
+    assert float(fill_loss(filled, cut, 0.05, 0.3)) == 0.0
+
+
+def test_the_fill_term_is_off_without_a_measured_range():
+    args = (torch.randn(1, 1, 24, 32), BOX, torch.tensor([1.0]), torch.zeros(1, 3, 24, 32))
+    assert "fill" not in BoxSupervisionLoss(fill=1.0)(*args)[1]
+    assert "fill" in BoxSupervisionLoss(fill=1.0, fill_range=(0.05, 0.3))(*args)[1]
+
+
+def test_the_fill_range_is_measured_on_the_hand_drawn_masks_of_the_boxes():
+    from sewer_segmentation.modelling.plan import covered_shares, with_fill_range
+
+    samples, boxes = [], {}
+    for i, width in enumerate((1, 2, 3, 4, 5, 6)):  # a vertical line of `width` px in a 10 x 10 box
+        target = np.zeros((20, 20), np.float32)
+        target[5:15, 5 : 5 + width] = 1.0
+        samples.append(Sample(f"f{i}", np.zeros((20, 20, 3), np.uint8), target))
+        boxes[f"f{i}"] = FrameBoxes(np.array([[10, 10, 30, 30]]), 40, 40)  # a box of the full 40 x 40 frame: 5..15 at 20 x 20
+    shares = covered_shares(samples, boxes)
+    assert shares == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    training = {"box_loss": {"fill": 1.0, "fill_range": None, "fill_quantiles": (0.0, 1.0)}}
+    assert with_fill_range(training, samples, boxes, "round_1")["box_loss"]["fill_range"] == pytest.approx([0.1, 0.6])
+    given = {"box_loss": {"fill": 1.0, "fill_range": (0.1, 0.2)}}
+    assert with_fill_range(given, samples, boxes, "round_1") is given  # a range the user set stays
+    assert with_fill_range(training, samples[:2], boxes, "round_1") is training  # too few boxes: the term stays off
 
 
 def test_a_zero_weight_turns_a_term_off():

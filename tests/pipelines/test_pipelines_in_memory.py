@@ -273,7 +273,7 @@ def test_a_model_worse_than_its_box_masks_is_flagged_in_the_log_the_report_and_t
     report = rounds_markdown(summarize_rounds({"baseline": metrics}))
     warnings = report.split("## Warnings", 1)[1].split("\n\n", 2)[1]
     assert "**baseline is worse than the box masks it was given**" in warnings
-    summary = "\n".join(summary_lines(["baseline"], "tiny", 1.0, ([], []), {"baseline": metrics}, None, None, 1))
+    summary = "\n".join(summary_lines(["baseline"], "tiny", 1.0, ([], [], []), {"baseline": metrics}, None, None, 1))
     assert "WORSE THAN THE BOX MASKS on validation" in summary and "box supervision" in summary
 
 

@@ -57,13 +57,21 @@ def test_rounds_version_crash_and_errors(kedro_project):
     # its log (no terminal): plain lines of at most 300 characters, ending with the run summary
     log = result.stdout + result.stderr
     assert max(len(line) for line in log.splitlines()) <= 300
+    assert "\x1b[" not in log and "\r" not in log  # no colour codes, no redrawn progress bars
+    listed = re.findall(r"^\| `([^`]+)` \|", (Path(__file__).parents[2] / "docs/logging.md").read_text(), flags=re.MULTILINE)
+    unlisted = [line for line in log.splitlines() if " WARNING " in line and not any(text in line for text in listed)]
+    assert listed and not unlisted, unlisted  # every warning is one docs/logging.md explains
     summary = result.stdout[result.stdout.rindex("Run summary: pipeline __default__, dataset tiny, finished in"):].splitlines()
     assert summary[-1] == "  next: mlflow ui --backend-store-uri sqlite:///mlflow.db"
     assert any(line.startswith("  baseline: eval mean IoU 0.") for line in summary)
     assert any(line.startswith("  round_1: eval mean IoU 0.") for line in summary)
     assert "  reports: data/08_reporting/tiny/data_report.md, data/08_reporting/tiny/rounds.md" in summary
+    galleries = next(line for line in summary if line.startswith("  galleries: "))
+    assert "data/08_reporting/tiny/stages_gallery.png" in galleries and "data/08_reporting/tiny/baseline_prediction_gallery.png" in galleries
     assert "  next: kedro run --pipeline=refine --params=round:2" in summary
     check_registered_best_model_predicts_without_project_code(kedro_project)
+    check_each_stage_has_its_own_run_model_and_metrics(kedro_project)
+    check_served_model_answers_an_encoded_frame_with_its_mask(kedro_project)
     metrics = json.loads((kedro_project / "data/08_reporting/tiny/round_1_metrics.json").read_text())
     refinement = metrics["refinement"]
     labels = {f"threshold@{t}" for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)} | {"seed", "box_prior", "grabcut", "box"}
@@ -288,3 +296,71 @@ def check_registered_best_model_predicts_without_project_code(project):
     expected = predict_probabilities(trained.model, [frame], trained.model_config, trained.image_size, precision="32")[0]
     assert served.shape == (1, *frame.shape[:2])
     assert np.abs(served[0] - expected).max() < 1e-3
+
+
+def check_each_stage_has_its_own_run_model_and_metrics(project):
+    """Each stage's model is logged in that stage's child run, with its params; MLflow links to it that
+    stage's eval metrics only; the registered version links to the child run and describes it; MLflow
+    holds no second copy of the weights (safetensors stay in data/06_models)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow_runs(project)
+    parent = runs[runs["tags.pipeline"] == "__default__"].iloc[0]
+    children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert sorted(children["tags.stage"]) == ["baseline", "round_1"]
+    experiment = client.get_experiment_by_name("sewer_segmentation-tiny").experiment_id
+    models = client.search_logged_models([experiment])
+    assert not [m for m in models if m.source_run_id == parent["run_id"]]  # the pipeline's run holds no model
+    for _, child in children.iterrows():
+        stage = child["tags.stage"]
+        run = client.get_run(child.run_id)
+        assert run.data.params["training.steps"] in {"8", "4"} and run.data.params["train_images"].isdigit()
+        assert len(client.get_metric_history(child.run_id, "train_loss")) >= 1  # its own training curve
+        (model,) = [m for m in models if m.source_run_id == child.run_id]
+        linked = {m.key for m in model.metrics}
+        assert "eval.model.polygons.mean_iou" in linked, linked
+        assert not [k for k in linked if k.startswith(("refinement.", "baseline.", "round_"))], linked  # nothing of another stage
+        (version,) = client.search_model_versions(f"run_id = '{child.run_id}'")
+        assert version.tags["stage"] == stage and "eval mean IoU" in version.description and "trained on" in version.description
+    assert not list((project / "mlruns").rglob("*.safetensors"))
+
+
+def check_served_model_answers_an_encoded_frame_with_its_mask(project):
+    """``mlflow models serve`` of ``@best`` on 127.0.0.1 takes base64 PNG frames of different sizes in one
+    request, with a threshold parameter, and answers each with a PNG mask of that frame's size."""
+    import base64
+    import socket
+    import urllib.request
+
+    import cv2
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/sewer-segmentation-tiny@best", "--env-manager", "local",
+               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    server = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        frames = [np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in ((70, 90), (120, 100))]
+        encoded = [base64.b64encode(cv2.imencode(".png", f)[1].tobytes()).decode() for f in frames]
+        body = json.dumps({"dataframe_records": [{"image": e} for e in encoded], "params": {"threshold": 0.0}}).encode()
+        answer = None
+        for _ in range(120):  # the server takes a few seconds to start
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"})
+                answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-3000:]
+                time.sleep(1)
+        assert answer is not None, "the model server never answered"
+        rows = answer["predictions"]
+        for frame, row in zip(frames, rows, strict=True):
+            mask = cv2.imdecode(np.frombuffer(base64.b64decode(row["mask"]), np.uint8), cv2.IMREAD_UNCHANGED)
+            assert mask.shape == frame.shape[:2] == (row["height"], row["width"])
+            assert set(np.unique(mask)) == {255} and row["defect_share"] == 1.0  # threshold 0: every pixel
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -11,10 +11,11 @@ def test_outputs_are_listed_by_folder_and_reports_by_name(tmp_path):
     paths = [str(tmp_path / p) for p in (
         "data/03_primary/ds/eval/images", "data/03_primary/ds/split_manifest.csv", "data/06_models/ds/baseline",
         "data/06_models/ds/round_1", "data/08_reporting/ds/rounds.md", "data/08_reporting/ds/rounds.png",
+        "data/08_reporting/ds/stages_gallery.png",
     )]  # fmt: skip
-    folders, reports = output_folders(paths, tmp_path)
+    folders, reports, galleries = output_folders(paths, tmp_path)
     assert folders == ["data/03_primary/ds/", "data/06_models/ds/baseline", "data/06_models/ds/round_1", "data/08_reporting/ds/"]
-    assert reports == ["data/08_reporting/ds/rounds.md"]
+    assert reports == ["data/08_reporting/ds/rounds.md"] and galleries == ["data/08_reporting/ds/stages_gallery.png"]
 
 
 def test_a_stage_says_its_score_and_whether_it_helped():
@@ -31,7 +32,7 @@ def test_a_round_below_the_baseline_on_eval_is_said_in_the_summary():
         return {"metrics": {"model": {"polygons": {"mean_iou": iou}}}}
 
     both = {"baseline": stage(0.750), "round_1": stage(0.739)}
-    lines = summary_lines(["__default__"], "d", 1.0, ([], []), both, None, None, 1)
+    lines = summary_lines(["__default__"], "d", 1.0, ([], [], []), both, None, None, 1)
     assert [line.strip() for line in lines if "WORSE THAN THE BASELINE" in line] == [
         "round_1 IS WORSE THAN THE BASELINE ON EVAL: 0.739 vs 0.750 (it was chosen on validation and the weak_holdout boxes; "
         "rounds.md compares every stage; `kedro run --pipeline=predict --params=predict_model=baseline` predicts with the baseline)"]
@@ -46,7 +47,7 @@ def test_the_next_command_follows_what_ran():
     assert next_commands(["baseline"], 1, False)[0] == "kedro run --pipeline=refine --params=round:1"
     assert next_commands(["data_engineering"], 1, False)[0] == "kedro run --pipeline=baseline"
     assert next_commands(["refine"], 2, True) == ["fix the error above, then run the same command again (finished outputs are kept)"]
-    lines = summary_lines(["refine"], "ds", 12.4, ([], []), {}, "abc", "exp", 2, failed=True)
+    lines = summary_lines(["refine"], "ds", 12.4, ([], [], []), {}, "abc", "exp", 2, failed=True)
     assert lines[0] == "Run summary: pipeline refine, dataset ds, FAILED after 12 s" and "  MLflow: run abc in experiment exp" in lines
 
 

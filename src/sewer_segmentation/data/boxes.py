@@ -12,12 +12,15 @@ end-exclusive. Sources:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from sewer_segmentation.errors import BadInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BOX_COLUMNS = ["image_id", "x0", "y0", "x1", "y1", "class"]
 
@@ -53,6 +56,8 @@ def yolo_pixel_boxes(boxes, height: int, width: int) -> np.ndarray:
 
 def box_table(rows: list[tuple[str, np.ndarray, list[str]]]) -> pd.DataFrame:
     """(image id, boxes K x 4, class per box) per frame -> the ``box_lists`` table, sorted by image id."""
+    import pandas as pd  # noqa: PLC0415 - half a second to import; prediction never needs it
+
     records = [(image_id, *map(int, box), name) for image_id, boxes, names in rows for box, name in zip(boxes, names, strict=True)]
     table = pd.DataFrame(records, columns=BOX_COLUMNS)
     return table.sort_values(["image_id", "y0", "x0"], kind="stable").reset_index(drop=True)

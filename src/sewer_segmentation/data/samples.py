@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import resize_image, resize_mask
 from sewer_segmentation.progress import progress_bar
 from sewer_segmentation.schema import plain
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -200,6 +203,8 @@ def build_augmentation(config: dict | None, seed: int | None = None, with_boxes:
     ``crop.box_bias``, anywhere otherwise; then the augmentation applies to the crop, which stays in the
     pipeline even with augmentation off. ``seed`` makes the sequence reproducible (albumentations has
     its own generators)."""
+    import albumentations as A  # noqa: PLC0415 - about 1 s to import; prediction never needs it
+
     transforms = _crop_transforms(crop) if crop is not None else []
     if config and config.get("enabled", True):
         transforms += _augmentation_transforms(config)
@@ -210,6 +215,8 @@ def build_augmentation(config: dict | None, seed: int | None = None, with_boxes:
 
 
 def _crop_transforms(crop: FrameSize) -> list:
+    import albumentations as A  # noqa: PLC0415
+
     h, w = crop.height, crop.width
     pad = A.PadIfNeeded(min_height=h, min_width=w, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0)
     focused = A.CropNonEmptyMaskIfExists(height=h, width=w, p=crop.box_bias)
@@ -218,6 +225,8 @@ def _crop_transforms(crop: FrameSize) -> list:
 
 
 def _augmentation_transforms(config: dict) -> list:
+    import albumentations as A  # noqa: PLC0415
+
     transforms = []
     if config.get("hflip", 0) > 0:
         transforms.append(A.HorizontalFlip(p=config["hflip"]))

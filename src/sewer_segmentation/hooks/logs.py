@@ -26,9 +26,14 @@ def shorten_line(line: str, limit: int = MAX_LOG_LINE) -> str:
     return f"{line[:keep]} ... (+{len(line) - keep} characters)"
 
 
+#: The handler of conf/logging.yml that writes to the console: plain lines from the first record on.
+CONSOLE_HANDLER = "console"
+
+
 def plain_handlers_without_terminal(logger: logging.Logger, stream=None) -> int:
     """Replace the rich handlers of ``logger`` by plain stream handlers (one line per record) when
-    ``stream`` (stdout) is not a terminal; returns how many were replaced."""
+    ``stream`` (stdout) is not a terminal, and cut the console handler's lines at ``MAX_LOG_LINE``;
+    returns how many rich handlers were replaced."""
     stream = stream or sys.stdout
     if stream.isatty():
         return 0
@@ -36,7 +41,9 @@ def plain_handlers_without_terminal(logger: logging.Logger, stream=None) -> int:
 
     replaced = 0
     for handler in list(logger.handlers):
-        if isinstance(handler, RichHandler):
+        if handler.name == CONSOLE_HANDLER and not isinstance(handler, RichHandler):
+            handler.setFormatter(ShortLinesFormatter(PLAIN_LOG_FORMAT, datefmt="%H:%M:%S"))
+        elif isinstance(handler, RichHandler):
             plain = logging.StreamHandler(stream)
             plain.setLevel(handler.level)
             plain.setFormatter(ShortLinesFormatter(PLAIN_LOG_FORMAT, datefmt="%H:%M:%S"))
@@ -46,13 +53,35 @@ def plain_handlers_without_terminal(logger: logging.Logger, stream=None) -> int:
     return replaced
 
 
+def rich_console_on_terminal(logger: logging.Logger, stream=None) -> int:
+    """On a terminal, the plain ``console`` handler of ``logger`` becomes Kedro's rich handler (colours,
+    tracebacks with their locals); returns how many were replaced."""
+    stream = stream or sys.stdout
+    if not stream.isatty():
+        return 0
+    from kedro.logging import RichHandler  # noqa: PLC0415
+
+    replaced = 0
+    for handler in list(logger.handlers):
+        if handler.name == CONSOLE_HANDLER and not isinstance(handler, RichHandler):
+            rich = RichHandler(rich_tracebacks=True)
+            rich.setLevel(handler.level)
+            logger.removeHandler(handler)
+            logger.addHandler(rich)
+            replaced += 1
+    return replaced
+
+
 class PlainLogsHook:
-    """Without a terminal (``kedro run > run.log``, CI, nohup) logs are plain lines, not rich's
-    80-column wrapped panels (Kedro only lets conf/logging.yml name handlers of ``logging`` and
-    ``kedro.logging``, so the swap happens here, once the configuration is loaded)."""
+    """conf/logging.yml writes plain lines from the first record (a run without a terminal, ``kedro run >
+    run.log``, CI, nohup, never sees rich's 80-column panels); on a terminal this hook hands the console
+    to Kedro's rich handler once the configuration is loaded. (Kedro only lets conf/logging.yml name
+    handlers of ``logging`` and ``kedro.logging``, so the choice is made here.)"""
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        plain_handlers_without_terminal(logging.getLogger())
+        root = logging.getLogger()
+        plain_handlers_without_terminal(root)
+        rich_console_on_terminal(root)
 
 

@@ -4,6 +4,7 @@ the predict pipeline's own run."""
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
@@ -12,6 +13,9 @@ from sewer_segmentation.hooks.context import RunContext
 from sewer_segmentation.params import plain_params
 
 logger = logging.getLogger(__name__)
+
+#: The node of a training stage that trains (``<stage>.train_model``): it runs inside the stage's child run.
+TRAIN_NODE = "train_model"
 
 
 def end_mlflow_run_failed() -> None:
@@ -69,29 +73,76 @@ class MlflowTagsHook(RunContext):
 
 
 class StageRunsHook:
-    """One MLflow child run per training stage, nested under the pipeline's run and named after the stage,
-    with the same metric names in every stage; the refinement candidates' scores as metrics of the
-    round's run (``tracking/runs.py``)."""
+    """One MLflow child run per training stage, nested under the pipeline's run and named after the stage
+    (``tracking/runs.py``): the stage's parameters and training curves (its ``train_model`` node runs with
+    the child run active), its model (logged by the model dataset into the same child run), and its eval
+    metrics, with the same names in every stage; the registered version gets a description. The
+    refinement candidates' scores are metrics of the round's (pipeline) run."""
+
+    def __init__(self) -> None:
+        self._training = ExitStack()
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+        if node.name.rsplit(".", 1)[-1] != TRAIN_NODE:
+            return
+        import mlflow  # noqa: PLC0415
+
+        from sewer_segmentation.tracking.runs import stage_params, stage_run  # noqa: PLC0415
+
+        if mlflow.active_run() is None:  # tracking disabled
+            return
+        plan = inputs[node.inputs[0]]
+        self._training.enter_context(stage_run(plan.stage))
+        mlflow.log_params(stage_params(plan, inputs.get("params:seed", 0)))
 
     @hook_impl
     def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
         from sewer_segmentation.tracking import runs as tracking  # noqa: PLC0415
 
         step = node.name.rsplit(".", 1)[-1]
+        if step == TRAIN_NODE:
+            self._training.close()  # the pipeline's run is active again; the model is logged into the child when saved
+            return
         if step != tracking.STAGE_END_NODE and step not in tracking.REFINEMENT_SCORE_NODES:
             return
         import mlflow  # noqa: PLC0415
 
-        parent = mlflow.active_run()
-        if parent is None:  # tracking disabled
+        if mlflow.active_run() is None:  # tracking disabled
             return
         result = outputs[node.outputs[0]]
         if step in tracking.REFINEMENT_SCORE_NODES:
             mlflow.log_metrics(tracking.refinement_metrics(result))
             return
-        tags = tracking.stage_tags(result, mlflow.get_run(parent.info.run_id).data.tags)
-        with mlflow.start_run(run_name=str(result.get("stage")), nested=True, tags=tags):
-            mlflow.log_metrics(tracking.stage_metrics(result))
+        self._close_stage(result, inputs.get(node.inputs[-1]))
+
+    @hook_impl
+    def on_node_error(self, error, node, catalog, inputs, is_async, run_id) -> None:
+        if node.name.rsplit(".", 1)[-1] == TRAIN_NODE:
+            import mlflow  # noqa: PLC0415
+
+            if mlflow.active_run() is not None:
+                mlflow.end_run("FAILED")  # the stage's child run; the pipeline's run ends as kedro-mlflow ends it
+            self._training = ExitStack()
+
+    @staticmethod
+    def _close_stage(report: dict, trained) -> None:
+        """The stage's eval metrics and tags on its child run (MLflow links them to the model logged there),
+        and the description of the version registered from it."""
+        import mlflow  # noqa: PLC0415
+
+        from sewer_segmentation.tracking import runs as tracking  # noqa: PLC0415
+
+        stage = str(report.get("stage"))
+        parent_tags = mlflow.get_run(mlflow.active_run().info.run_id).data.tags
+        tags = tracking.stage_tags(report, parent_tags)
+        with tracking.stage_run(stage) as child:
+            mlflow.log_metrics(tracking.stage_metrics(report))
+            mlflow.set_tags(tags)
+        client = mlflow.MlflowClient()
+        metadata = getattr(trained, "metadata", {}) or {}
+        for version in client.search_model_versions(f"run_id = '{child}'"):
+            client.update_model_version(version.name, version.version, description=tracking.version_description(report, metadata, tags))
 
 
 class PredictionRunHook(RunContext):

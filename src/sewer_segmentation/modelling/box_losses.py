@@ -11,6 +11,10 @@ every row and every column of it (a tight box). Three terms follow, each usable 
 - **pairwise** (BoxInst): a pixel inside a box and its neighbours of similar colour (LAB distance) share a
   label: ``-log P(same label)`` over the pairs whose colour similarity is at least ``similarity``. A pair
   may cross the box's edge, so the 0 outside spreads over the wall inside the box.
+- **fill** (the size constraint of Kervadec et al., Medical Image Analysis 2019): the share of each box
+  the predicted mask covers stays within ``fill_range``, measured on the user's own hand-labelled frames
+  (the share of each of their boxes their polygons cover). The other three terms are all satisfied by a
+  mask that fills its box; on thin defects (a crack covering a tenth of its box) this one is not.
 
 A thin diagonal crack satisfies both projections and is consistent in colour, so thin defects are
 learned where thresholded pseudo-masks fail. Boxes are ``(x0, y0, x1, y1)`` in pixels, end-exclusive;
@@ -123,18 +127,39 @@ def pairwise_loss(logits: torch.Tensor, lab: torch.Tensor, inside: torch.Tensor,
     return total / count.clamp_min(1.0)
 
 
+def fill_loss(probs: torch.Tensor, boxes: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Mean over whole boxes of how far the share of the box the prediction covers (its mean probability)
+    lies outside ``[low, high]`` (a linear hinge: the pull does not fade near the range as a squared one
+    would). Boxes a crop cut are left out: their share is not the whole box's. 0 when there is no whole
+    box or every share is in range."""
+    height, width = probs.shape[-2:]
+    terms = []
+    for n, frame_boxes in enumerate(_integer_boxes(boxes, height, width)):
+        for x0, y0, x1, y1, rows_hold, columns_hold in frame_boxes:
+            if rows_hold and columns_hold:
+                share = probs[n, 0, y0:y1, x0:x1].mean()
+                terms.append(F.relu(low - share) + F.relu(share - high))
+    if not terms:
+        return probs.sum() * 0
+    return torch.stack(terms).mean()
+
+
 class BoxSupervisionLoss(nn.Module):
-    """The weighted sum of the three box terms over the box-supervised frames of a batch.
+    """The weighted sum of the box terms over the box-supervised frames of a batch.
 
     ``forward(logits, boxes, box_supervised, lab)``: ``boxes`` ``N x K x 4`` (padding rows empty),
     ``box_supervised`` ``N`` flags (frames whose label is their boxes; hand-labelled frames are 0),
     ``lab`` ``N x 3 x H x W`` LAB colours of the (augmented) input. Returns the loss and its terms."""
 
     def __init__(self, projection: float = 1.0, background: float = 1.0, pairwise: float = 1.0, dilation: int = 2, theta: float = 2.0,
-                 similarity: float = 0.3):  # fmt: skip
+                 similarity: float = 0.3, fill: float = 0.0, fill_range: tuple[float, float] | None = None,
+                 fill_quantiles: tuple[float, float] | None = None):  # fmt: skip
         super().__init__()
-        self.weights = {"projection": float(projection), "background": float(background), "pairwise": float(pairwise)}
+        # Without a measured range the fill term has nothing to hold the masks to: off.
+        fill = float(fill) if fill_range is not None else 0.0
+        self.weights = {"projection": float(projection), "background": float(background), "pairwise": float(pairwise), "fill": fill}
         self.dilation, self.theta, self.similarity = int(dilation), float(theta), float(similarity)
+        self.fill_range = tuple(float(v) for v in fill_range) if fill_range is not None else None
 
     def forward(self, logits: torch.Tensor, boxes: torch.Tensor, box_supervised: torch.Tensor, lab: torch.Tensor) -> tuple[torch.Tensor, dict]:
         chosen = box_supervised > 0.5
@@ -151,5 +176,7 @@ class BoxSupervisionLoss(nn.Module):
             terms["background"] = background_loss(logits, inside)
         if self.weights["pairwise"]:
             terms["pairwise"] = pairwise_loss(logits, lab, inside, self.dilation, self.theta, self.similarity)
+        if self.weights["fill"]:
+            terms["fill"] = fill_loss(torch.sigmoid(logits), boxes, *self.fill_range)
         total = sum(self.weights[name] * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}

@@ -104,6 +104,17 @@ class BoxLossParams(Section):
     dilation: int = Field(2, ge=1)
     theta: float = Field(2.0, gt=0)
     similarity: float = Field(0.3, ge=0, le=1)
+    fill: float = Field(1.0, ge=0, description="weight of the fill term: the share of each box the mask covers stays in fill_range")
+    fill_range: tuple[float, float] | None = Field(
+        None, description="null: measured on baseline_train (fill_quantiles of its boxes' shares covered by the hand-drawn masks)")
+    fill_quantiles: tuple[float, float] = Field((0.1, 0.9), description="the quantiles of those shares that bound fill_range")
+
+    @field_validator("fill_range", "fill_quantiles")
+    @classmethod
+    def _ordered_shares(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] <= value[1] <= 1:
+            raise ValueError("expected [low, high] with 0 <= low <= high <= 1")
+        return value
 
 
 class AugmentationParams(Section):
@@ -133,7 +144,7 @@ class TrainingParams(Section):
     lr_schedule: Literal["cosine", "none"] = "cosine"
     warmup_fraction: float = Field(0.05, ge=0, le=1)
     warmup_steps: int | None = Field(None, ge=0)
-    loss: LossParams = LossParams()
+    loss: LossParams = Field(default_factory=LossParams)  # built when used: checking it imports torch and smp
     box_loss: BoxLossParams = BoxLossParams()
     validations: int = Field(10, ge=1)
     val_every_steps: int | None = Field(None, ge=1)
@@ -166,7 +177,7 @@ class JointParams(Section):
 
 class BaselineTrainingParams(Section):
     joint: JointParams = JointParams()
-    training: TrainingParams = TrainingParams()
+    training: TrainingParams = Field(default_factory=TrainingParams)
 
 
 class RoundGuardParams(Section):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sewer_segmentation.io.imaging import mask_iou
 from sewer_segmentation.modelling.metrics import BINARY_METRICS, confusion_counts, metrics_from_counts, summarize_counts
 from sewer_segmentation.reporting.plots import POLYGON_COLOUR, TRUTH_COLOUR, image_grid, line_chart, overlay
 
@@ -118,6 +119,29 @@ def best_and_worst_gallery(
                 ]
             )
     return image_grid(rows, title)
+
+
+def stages_gallery(images: Mapping[str, Callable], references: Mapping[str, Callable], stage_masks: Mapping[str, Mapping[str, np.ndarray]],
+                   frame_ids: list[str], title: str) -> np.ndarray:  # fmt: skip
+    """Rows of (image, truth, then each stage's mask with its IoU) for the same ``frame_ids``: how the
+    stages differ on one frame, where each stage's own gallery picks its own best and worst frames."""
+    rows = []
+    for image_id in frame_ids:
+        image, truth = images[image_id](), references[image_id]()
+        row = [(image_id, image), ("hand-drawn truth", overlay(image, truth, POLYGON_COLOUR))]
+        for stage, masks in stage_masks.items():
+            mask = masks[image_id]
+            row.append((f"{stage} (IoU {mask_iou(mask, truth):.2f})", overlay(image, mask, PREDICTION_COLOUR)))
+        rows.append(row)
+    return image_grid(rows, title)
+
+
+def frames_that_differ(first: pd.Series, last: pd.Series, n_cases: int) -> list[str]:
+    """The ``n_cases`` frames ``last`` gained most on over ``first`` and the ``n_cases`` it lost most on
+    (per-frame IoU by image id), gains first."""
+    change = (last - first.reindex(last.index)).dropna().sort_values()
+    gains = list(change.index[::-1][:n_cases])
+    return gains + [i for i in change.index[:n_cases] if i not in gains]
 
 
 def _difference(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -133,6 +133,15 @@ def _read(image_id: str, read: Callable[[], np.ndarray]) -> Prediction:
         return Prediction(image_id, error=f"unreadable: {str(cause).split(': ', 1)[-1]}")
 
 
+def load_trained_model(folder: str | Path) -> TrainedModel:
+    """A saved model version (``<stage>/<version>/``: ``model.safetensors`` and ``model_config.json``)."""
+    from sewer_segmentation.modelling.models import load_model  # noqa: PLC0415 - segmentation-models-pytorch
+
+    model, meta = load_model(folder)
+    metadata = {**meta.get("metadata", {}), "version": Path(folder).name, "path": str(folder)}
+    return TrainedModel(model, meta["model"], meta["image_size"], metadata)
+
+
 def predict_frames(trained: TrainedModel, frames: dict[str, Callable[[], np.ndarray]], settings: InferenceParams | dict,
                    description: str | None = None) -> Iterator[Prediction]:  # fmt: skip
     """The one batched-prediction loop: every frame of ``frames`` (id -> loader), in id order.

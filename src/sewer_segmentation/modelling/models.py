@@ -208,12 +208,3 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict]:
     model.load_state_dict(state)
     model.eval()
     return model, meta
-
-
-def load_model_from_mlflow(run_id: str, artifact_path: str = "model", tracking_uri: str | None = None):
-    """Download a run's logged model files and rebuild the model (no pickled code is loaded)."""
-    import mlflow  # noqa: PLC0415
-
-    # the tracking URI is passed, never set: the process's own run keeps logging where it did
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri)
-    return load_model(local)

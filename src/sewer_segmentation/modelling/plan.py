@@ -7,13 +7,14 @@ trains imports ``modelling.training``.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from sewer_segmentation.data.samples import Sample
+from sewer_segmentation.data.samples import Sample, scale_boxes
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import resize_mask
 from sewer_segmentation.modelling import config
@@ -22,6 +23,8 @@ from sewer_segmentation.modelling.metrics import confusion_counts, soft_sums, va
 
 # Validation metrics the kept weights can be chosen by (``modelling/config.py``): all "higher is
 # better", so that every comparison of stages reads the same way.
+logger = logging.getLogger(__name__)
+
 SELECTION_METRICS = dict.fromkeys(config.SELECTION_METRICS, "max")
 
 
@@ -79,6 +82,45 @@ def holdout_boxes(images, box_lists, manifest) -> dict:
     from sewer_segmentation.data.boxes import frame_boxes  # noqa: PLC0415 - cv2, only where boxes are read
 
     return {image_id: found.boxes for image_id, found in frame_boxes(box_lists, manifest, list(images)).items()}
+
+
+#: Fewer hand-labelled boxes than this say too little about how much of a box a defect fills.
+MIN_BOXES_FOR_FILL_RANGE = 5
+
+
+def covered_shares(labelled: list[Sample], boxes: dict) -> np.ndarray:
+    """Per box of the hand-labelled samples (``boxes``: their ``FrameBoxes``), the share of its pixels the
+    hand-drawn mask covers, at the training size the box losses see."""
+    shares = []
+    for sample in labelled:
+        frame = boxes.get(sample.image_id)
+        if frame is None:
+            continue
+        height, width = sample.target.shape
+        resized = (height, width) if (height, width) != (frame.height, frame.width) else (None, None)
+        for x0, y0, x1, y1 in np.round(scale_boxes(frame.boxes, (frame.height, frame.width), *resized)).astype(int):
+            region = sample.target[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
+            if region.size:
+                shares.append(float((region >= 0.5).mean()))
+    return np.asarray(shares, np.float64)
+
+
+def with_fill_range(training: dict, labelled: list[Sample], boxes: dict, stage: str) -> dict:
+    """``training`` with ``box_loss.fill_range`` measured on the hand-labelled samples when it is not set:
+    the ``fill_quantiles`` of the shares of their boxes their polygons cover. Too few boxes leave it unset
+    (the fill term is then off), and the log says so."""
+    box_loss = dict(training.get("box_loss") or {})
+    if not box_loss.get("fill") or box_loss.get("fill_range") is not None:
+        return training
+    shares = covered_shares(labelled, boxes)
+    if len(shares) < MIN_BOXES_FOR_FILL_RANGE:
+        logger.warning("%s: only %d boxes on hand-labelled frames; the box fill term is off (set box_loss.fill_range to use it)",
+                       stage, len(shares))  # fmt: skip
+        return training
+    low, high = (float(np.quantile(shares, q)) for q in box_loss.get("fill_quantiles", (0.1, 0.9)))
+    logger.info("%s: the hand-drawn masks cover %.2f to %.2f of their boxes (%d boxes of baseline_train); the fill term holds the "
+                "weak pool's masks to that range", stage, low, high, len(shares))  # fmt: skip
+    return {**training, "box_loss": {**box_loss, "fill_range": [low, high]}}
 
 
 def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None) -> list[float] | None:

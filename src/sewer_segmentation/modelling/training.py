@@ -287,7 +287,8 @@ def pace_text(steps: int, seconds: float, remaining_steps: int, batch_size: int 
 
 class HistoryCallback(Callback):
     """Collects train loss and validation metrics by optimizer step; sends them to the active MLflow run
-    in batches (at each validation and at the end), never one request per step."""
+    (the stage's own child run, ``hooks.StageRunsHook``: the names are the same in every stage) in batches
+    (at each validation and at the end), never one request per step."""
 
     def __init__(self, prefix: str, log_every_n_steps: int = 1, history_file: str | Path | None = None, batch_size: int | None = None):
         self.prefix = prefix
@@ -313,7 +314,7 @@ class HistoryCallback(Callback):
             return
         loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
         self.history["train"].append({"step": step, "train_loss": loss})
-        self._pending.append((f"{self.prefix}.train_loss", loss, step))
+        self._pending.append(("train_loss", loss, step))
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
@@ -327,7 +328,7 @@ class HistoryCallback(Callback):
                                  self.batch_size) if self._start else ""  # fmt: skip
                 logger.info("%s step %d/%d: train_loss %.3f, val_mean_iou %.3f, val_loss %.3f%s", self.prefix, trainer.global_step,
                             trainer.max_steps, loss, values.get("val_mean_iou", float("nan")), values.get("val_loss", float("nan")), pace)  # fmt: skip
-            self._pending += [(f"{self.prefix}.{k}", v, trainer.global_step) for k, v in values.items()]
+            self._pending += [(k, v, trainer.global_step) for k, v in values.items()]
         self._flush(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -353,9 +354,9 @@ def _log_metrics_batch(values: list[tuple[str, float, int]]) -> None:
         client.log_batch(run.info.run_id, metrics=metrics[start : start + 1000], synchronous=True)
 
 
-def _log_history_to_mlflow(history: dict, prefix: str) -> None:
+def _log_history_to_mlflow(history: dict) -> None:
     """Log a history recorded in child processes (they have no MLflow run) from the main process."""
-    values = [(f"{prefix}.{k}", float(v), int(r["step"])) for r in history.get("train", []) + history.get("val", [])
+    values = [(k, float(v), int(r["step"])) for r in history.get("train", []) + history.get("val", [])
               for k, v in r.items() if k not in ("step", "epoch")]  # fmt: skip
     _log_metrics_batch(values)
 
@@ -575,7 +576,7 @@ def _final_history(history: HistoryCallback, checkpoint_dir: Path, stage: str) -
     if history.history["train"] or not (checkpoint_dir / "history.json").is_file():
         return history.history
     history_log = json.loads((checkpoint_dir / "history.json").read_text())
-    _log_history_to_mlflow(history_log, stage)
+    _log_history_to_mlflow(history_log)
     return history_log
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 
-def output_folders(paths: list[str], project: Path) -> tuple[list[str], list[str]]:
+def output_folders(paths: list[str], project: Path) -> tuple[list[str], list[str], list[str]]:
     """Output file and folder paths -> (the distinct folders they fall in, the Markdown reports among
-    them), relative to the project. A run writes hundreds of files: the summary says where, not what.
-    Folders are ``data/<layer>/<dataset>/``, and ``data/06_models/<dataset>/<stage>/`` for models."""
+    them, the galleries among them), relative to the project. A run writes hundreds of files: the summary
+    says where, and names what a person opens first. Folders are ``data/<layer>/<dataset>/``, and
+    ``data/06_models/<dataset>/<stage>/`` for models."""
     folders: list[str] = []
     reports: list[str] = []
+    galleries: list[str] = []
     for path in paths:
         try:
             relative = PurePosixPath(Path(path).resolve().relative_to(project.resolve()).as_posix())
@@ -20,11 +22,13 @@ def output_folders(paths: list[str], project: Path) -> tuple[list[str], list[str
         parts = relative.parts
         if relative.suffix == ".md":
             reports.append(str(relative))
+        if relative.name.endswith("gallery.png"):
+            galleries.append(str(relative))
         depth = 4 if len(parts) > 1 and parts[1] == "06_models" else 3
         folder = str(PurePosixPath(*parts[:depth])) + "/" if parts[:1] == ("data",) and len(parts) > depth else str(relative)
         if folder not in folders:
             folders.append(folder)
-    return sorted(folders), sorted(reports)
+    return sorted(folders), sorted(reports), sorted(galleries)
 
 
 def stage_line(stage: str, metrics: dict) -> str:
@@ -98,11 +102,13 @@ def summary_lines(
     """``baseline``: the baseline's metrics when this run trained only a round (its eval IoU is the reference)."""
     what = ",".join(pipelines)
     lines = [f"Run summary: pipeline {what}, dataset {dataset}, {'FAILED after' if failed else 'finished in'} {seconds:.0f} s"]
-    where, reports = folders
+    where, reports, galleries = folders
     if where:
         lines.append("  outputs in: " + ", ".join(where))
     if reports:
         lines.append("  reports: " + ", ".join(reports))
+    if galleries:
+        lines.append("  galleries: " + ", ".join(galleries))
     lines += [f"  {stage_line(stage, metrics)}" for stage, metrics in stages.items()]
     lines += [f"  {line}" for line in below_baseline_lines(stages, baseline)]
     if mlflow_run:

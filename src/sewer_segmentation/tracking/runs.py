@@ -1,8 +1,10 @@
 """What MLflow shows of a run beyond kedro-mlflow's own logging: comparable stages and a readable run.
 
 - Every training stage (baseline, round r) gets a child run nested under the pipeline's run, named after
-  the stage, with the same metric names in every stage (``eval.model.polygons.mean_iou``,
-  ``validation.best_score``): stages compare side by side in the MLflow UI and with ``mlflow.search_runs``.
+  the stage: its parameters, its training curves, its logged model and its metrics, with the same metric
+  names in every stage (``eval.model.polygons.mean_iou``, ``validation.best_score``). Stages compare side
+  by side in the MLflow UI and with ``mlflow.search_runs``, and MLflow links each stage's metrics to that
+  stage's model only (MLflow 3 links a run's metrics to the models logged in that run).
 - The refinement candidates' scores are logged as metrics of the round's run.
 - The pipeline's run is named after what ran (``refine · synthetic · round 2``) and tagged with the code
   version (the git commit where there is one).
@@ -17,6 +19,8 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sewer_segmentation import __version__
@@ -136,6 +140,79 @@ def stage_tags(report: dict, parent_tags: dict[str, str]) -> dict[str, str]:
     if report.get("refined_from") is not None:
         tags["handed_on"] = "start" if report.get("kept_initial_weights") else "trained"
     return tags
+
+
+def stage_run_id(stage: str) -> str | None:
+    """The child run of ``stage`` under the active pipeline run: found by its tags, else created (named
+    after the stage, tagged with the parent's dataset, round and code version). None without an active
+    run (tracking disabled). When the active run is already that child, its own id."""
+    import mlflow  # noqa: PLC0415
+
+    active = mlflow.active_run()
+    if active is None:
+        return None
+    client = mlflow.MlflowClient()
+    tags = client.get_run(active.info.run_id).data.tags
+    if tags.get("stage") == stage and "mlflow.parentRunId" in tags:
+        return active.info.run_id
+    parent = active.info.run_id
+    found = client.search_runs([active.info.experiment_id], f"tags.mlflow.parentRunId = '{parent}' and tags.stage = '{stage}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    child_tags = {"mlflow.parentRunId": parent, "mlflow.runName": stage, **stage_tags({"stage": stage}, tags)}
+    return client.create_run(active.info.experiment_id, run_name=stage, tags=child_tags).info.run_id
+
+
+@contextmanager
+def stage_run(stage: str) -> Iterator[str | None]:
+    """The stage's child run (``stage_run_id``) as the active run inside the block; the pipeline's run is
+    active again after it. Yields the child's id (None and nothing changes when tracking is off)."""
+    import mlflow  # noqa: PLC0415
+
+    run_id = stage_run_id(stage)
+    active = mlflow.active_run()
+    if run_id is None or active.info.run_id == run_id:
+        yield run_id
+        return
+    with mlflow.start_run(run_id=run_id, nested=True):
+        yield run_id
+
+
+def flat_params(values: dict, prefix: str = "") -> dict[str, str]:
+    """Nested parameters as MLflow params with dotted keys (``training.box_loss.fill``), values as text."""
+    out = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flat_params(value, f"{name}."))
+        else:
+            out[name] = str(value)[:6000]  # MLflow's limit on a param value
+    return out
+
+
+def stage_params(plan, seed: int) -> dict[str, str]:
+    """What a stage trained with (its ``TrainingPlan``): model, training, image size, set sizes, seed."""
+    params = flat_params({"model": plan.model_config, "training": plan.training, "image_size": plan.image_size})
+    params.update({"seed": str(seed), "train_images": str(len(plan.train)), "val_images": str(len(plan.val)),
+                   "box_supervised_images": str(sum(s.box_supervised for s in plan.train)),
+                   "fine_tuned_from": str((plan.starts_from or {}).get("stage", "none"))})  # fmt: skip
+    return params
+
+
+def version_description(report: dict, trained: dict, tags: dict[str, str]) -> str:
+    """A registered version's description: what it is, on what it was trained (``trained``: the model's
+    metadata), and how it scored."""
+    model = report.get("metrics", {}).get("model", {})
+    eval_iou = (model.get("polygons") or next(iter(model.values()), {})).get("mean_iou")
+    lines = [f"{tags.get('stage', report.get('stage'))} of dataset {tags.get('dataset', '?')} (code {tags.get('code_version', '?')})"]
+    if report.get("best_validation_score") is not None:
+        lines.append(f"validation ({report.get('selected_by', 'selection score')}): {float(report['best_validation_score']):.4f}")
+    if eval_iou is not None:
+        lines.append(f"eval mean IoU: {float(eval_iou):.4f} on {report.get('eval_images', '?')} images")
+    if trained.get("train_images") is not None:
+        lines.append(f"trained on {trained['train_images']} images ({trained.get('box_supervised_images', 0)} of them through their boxes), "
+                     f"{trained.get('steps', '?')} steps")  # fmt: skip
+    return "\n".join(lines)
 
 
 def refinement_metrics(quality: dict) -> dict[str, float]:

@@ -25,7 +25,7 @@ from sewer_segmentation.data.splits import (
     split_fingerprint,
 )
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights, with_fill_range
 from sewer_segmentation.params import ImageSizeParams, JointParams, ModelParams, TrainingParams
 
 STAGE = "baseline"
@@ -51,12 +51,14 @@ def plan_baseline_training(
     if warning:
         logger.warning(warning)
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
-    weak, sample_weights = [], None
+    weak, sample_weights, training_dict = [], None, training.as_dict()
     if joint.enabled:
         if not weak_images:
             raise BadInputError("baseline_training.joint.enabled needs box-only frames, and the weak pool is empty")
         weak = load_box_samples(weak_images, frame_boxes(box_lists, split_manifest, weak_images), height, width, description="weak boxes")
         sample_weights = labelled_sampling_weights(len(weak), len(labelled), joint.labelled_share)
+        labelled_boxes = frame_boxes(box_lists, split_manifest, [s.image_id for s in labelled])
+        training_dict = with_fill_range(training_dict, labelled, labelled_boxes, STAGE)
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
     check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], "the baseline's training and validation sets")
     return TrainingPlan(
@@ -65,7 +67,7 @@ def plan_baseline_training(
         val=val,
         box_validation_score=box_validation_score(val, val_box_masks, training.save_by_metric),
         model_config=model.as_dict(),
-        training=training.as_dict(),
+        training=training_dict,
         image_size=image_size.as_dict(),
         sample_weights=sample_weights,
         holdout_images=dict(holdout_images),

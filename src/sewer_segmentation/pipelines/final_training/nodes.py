@@ -29,9 +29,9 @@ from sewer_segmentation.data.splits import (
 )
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import binarize, by_image_id
-from sewer_segmentation.modelling.evaluation import score_predictors
-from sewer_segmentation.modelling.inference import TrainedModel, predict_split
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights
+from sewer_segmentation.modelling.evaluation import frames_that_differ, score_predictors, stages_gallery
+from sewer_segmentation.modelling.inference import TrainedModel, predict_frames, predict_split
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights, with_fill_range
 from sewer_segmentation.params import FinalTrainingParams, ImageSizeParams, InferenceParams, ModelParams, TrainingParams
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.reporting.reports import rounds_chart, rounds_markdown, summarize_rounds
@@ -98,7 +98,7 @@ def plan_round_training(
         val=val,
         box_validation_score=box_validation_score(val, val_box_masks, round_training.save_by_metric),
         model_config=_round_model_config(model, previous_model, final.init_from),
-        training=round_training.as_dict(),
+        training=_with_weak_fill_range(round_training.as_dict(), targets, labelled, box_lists, split_manifest, stage.name),
         image_size=image_size.as_dict(),
         initial_state=previous_model.model.state_dict() if final.init_from == "best" else None,
         sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.labelled_share),
@@ -109,6 +109,13 @@ def plan_round_training(
         holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": stage.number, "weak_targets": targets},
     )
+
+
+def _with_weak_fill_range(training: dict, targets: str, labelled: list, box_lists: pd.DataFrame, manifest: pd.DataFrame, stage: str) -> dict:
+    """The box fill term's range measured on baseline_train, when the weak pool trains through the box losses."""
+    if targets == "refined":
+        return training
+    return with_fill_range(training, labelled, frame_boxes(box_lists, manifest, [s.image_id for s in labelled]), stage)
 
 
 def _weak_samples(targets: str, weak_images, refined: RefinedMasks, box_lists: pd.DataFrame, split_manifest: pd.DataFrame, size: tuple) -> list:
@@ -156,6 +163,23 @@ def assemble_round_metrics(eval_report: dict, refinement_quality: dict, failures
         "failed_predictions": failures.to_dict(orient="records"),
         "oracle": oracle,
     }
+
+
+def plot_stages_gallery(eval_images, eval_masks, baseline_per_image: pd.DataFrame, round_per_image: pd.DataFrame, stage_models: dict,
+                        round_model: TrainedModel, inference: InferenceParams, n_cases: int) -> np.ndarray:  # fmt: skip
+    """Every saved stage on the same eval frames: those this round gained most and lost most on against
+    the baseline (each stage's own gallery shows its own best and worst frames, so they never line up).
+    ``round_model`` is this round's (saved before this node runs, so it is among ``stage_models``)."""
+    column = "model.polygons.iou"
+    first, last = (table.set_index(table.image_id.astype(str))[column] for table in (baseline_per_image, round_per_image))
+    frames = frames_that_differ(first, last, int(n_cases))
+    chosen = {i: eval_images[i] for i in frames}
+    stage_masks = {}
+    for stage, load in stage_models.items():
+        trained = round_model if stage == round_model.metadata.get("stage") else load()
+        stage_masks[stage] = {p.image_id: np.where(p.probability >= 0.5, 255, 0).astype(np.uint8) for p in predict_frames(trained, chosen, inference.as_dict())}
+    title = f"Every stage on the eval frames {round_model.metadata.get('stage')} changed most (gains first)"
+    return stages_gallery(eval_images, eval_masks, stage_masks, frames, title)
 
 
 def build_rounds_report(current_round: dict, baseline_metrics: dict, all_stage_metrics: dict) -> tuple[str, np.ndarray]:

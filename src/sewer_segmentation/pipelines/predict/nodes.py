@@ -10,50 +10,16 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from sewer_segmentation.datasets import SegmentationModelDataset
-from sewer_segmentation.errors import BadInputError, ConfigurationError, MissingArtifactError
+from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of
-from sewer_segmentation.io.stages import best_stage, saved_stages
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
-from sewer_segmentation.modelling.models import load_model_from_mlflow
 from sewer_segmentation.params import PredictParams
 from sewer_segmentation.reporting.plots import overlay
-from sewer_segmentation.stage import Stage
+from sewer_segmentation.tracking.registry import load_chosen_model  # noqa: F401 - the pipeline's first node
 
 logger = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["image", "status", "width", "height", "defect_area_fraction", "mean_confidence", "regions", "boxes"]
-
-
-def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None) -> TrainedModel:
-    """``best``, ``baseline``, a round number (``2``) or an MLflow run id -> the trained model.
-
-    Local models are read from the newest version under ``models_root``; ``best`` is the stage with the
-    newest stage, which holds what the round guards handed on (``io.stages.best_stage``); a run id downloads the model files that run logged.
-    """
-    text = str(choice).strip()
-    if text == "best":
-        saved = saved_stages(models_root)
-        if not saved:
-            raise MissingArtifactError(f"no trained model in {models_root}. Run `kedro run --pipeline=baseline` first.")
-        text = best_stage(saved)
-        logger.info("predict_model=best: %s (the newest stage)", text)
-    stage = Stage.from_name(text)
-    if stage is not None:
-        return SegmentationModelDataset(path=str(Path(models_root) / stage.name), missing_hint=stage.command()).load()
-    try:
-        import mlflow  # noqa: PLC0415
-
-        # a client of its own: the tracking URI of the process (and of its open run) stays as it is
-        names = [a.path for a in mlflow.MlflowClient(tracking_uri=tracking_uri or None).list_artifacts(text) if a.path.endswith("_model")]
-    except Exception as exc:  # noqa: BLE001 - any lookup failure means the choice is not a usable run
-        raise ConfigurationError(f"predict_model={text!r} is neither 'baseline', a round number, nor an MLflow run id ({exc})") from exc
-    if not names:
-        raise MissingArtifactError(f"MLflow run {text} has no logged model (artifacts named *_model)")
-    # a run of several stages logged several models (<stage>_model): the latest stage (round_10 after round_9)
-    latest = max(names, key=lambda n: Stage.parse(n.removesuffix("_model")))
-    model, meta = load_model_from_mlflow(text, latest, tracking_uri or None)
-    return TrainedModel(model, meta["model"], meta["image_size"], {**meta.get("metadata", {}), "run_id": text})
 
 
 def _regions(mask: np.ndarray) -> list[list[int]]:
