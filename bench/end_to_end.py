@@ -9,7 +9,8 @@ whole command and the seconds per pipeline stage and per node (from run_timings.
 project's NodeTimingHook). `--precision 32` forces fp32 (the case of CPUs without native bf16).
 Target: under 5 minutes on a 2-core CPU. The last line is `total_seconds=<s> precision=<p>`.
 
-`--seeds` runs the same command once per training seed (the bundled data stay the same) and prints each
+`--seeds` runs the same command once per `seed` (the bundled data stay the same; the seed draws the splits
+and the training) and prints each
 stage's eval mean IoU as mean ± sd over them; `--readme` also rewrites the README's headline block (between
 `<!-- headline:start -->` and `<!-- headline:end -->`) with that table and the command that made it.
 """
@@ -81,7 +82,7 @@ def headline(runs: list[dict], command: str) -> str:
     methods = sorted({str(r["refinement"]) for r in runs})
     walls = [r["wall"] for r in runs]
     return "\n".join([
-        f"| stage | eval mean IoU (mean ± sd over training seeds {seeds}) |",
+        f"| stage | eval mean IoU (mean ± sd over seeds {seeds}: each draws its own splits and trains with it) |",
         "|---|---|",
         f"| box masks used as predictions | {spread([r['box_masks'] for r in runs])} |",
         f"| baseline (hand-labelled frames only) | {spread([r['baseline'] for r in runs])} |",

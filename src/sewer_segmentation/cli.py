@@ -90,6 +90,10 @@ def _with_clear_user_errors(callback):
     def wrapper(*args, **kwargs):
         try:
             _check_run_options(kwargs)
+            if kwargs.get("pipeline") and not kwargs.get("pipelines"):
+                # `--pipeline=baseline` is this project's documented command; Kedro 1.7 runs it exactly as
+                # `--pipelines=baseline` but calls the option deprecated on every run, so it is passed on so
+                kwargs = {**kwargs, "pipelines": [kwargs["pipeline"]], "pipeline": None}
             return callback(*args, **kwargs)
         except (KeyboardInterrupt, SystemExit) as exc:
             if not isinstance(exc, SystemExit) or exc.code not in (0, None):

@@ -527,17 +527,21 @@ class SavedStagesDataset(AbstractDataset):
 
 
 class RefiningModelDataset(AbstractDataset):
-    """Loads the model a round refines with and starts from (``best_model_before``); read-only."""
+    """Loads the model a round refines with and starts from (``best_model_before``); read-only. With
+    ``up_to_round``, the newest stage up to and including round ``round`` instead (what ``suggest_labels``
+    ranks the weak pool with)."""
 
-    def __init__(self, models_root: str, round: int | str, metadata: dict | None = None):  # noqa: A002
+    def __init__(self, models_root: str, round: int | str, up_to_round: bool = False, metadata: dict | None = None):  # noqa: A002
         self._models_root = models_root
         self._round = round
+        self._up_to_round = up_to_round
         self.metadata = metadata
 
     def load(self):
-        from sewer_segmentation.io.stages import best_model_before  # noqa: PLC0415 - torch and the models, only when loaded
+        from sewer_segmentation.io.stages import best_model_before, newest_stage_up_to  # noqa: PLC0415 - torch and the models, only when loaded
 
-        stage, folder = best_model_before(self._models_root, self._round)
+        pick = newest_stage_up_to if self._up_to_round else best_model_before
+        stage, folder = pick(self._models_root, self._round)
         trained = SegmentationModelDataset(path=str(folder.parent), load_version=folder.name).load()
         trained.metadata["stage"] = stage
         return trained

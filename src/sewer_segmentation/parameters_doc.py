@@ -29,6 +29,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("final_training", p.FinalTrainingParams, "parameters_final_training.yml"),
     ("predict", p.PredictParams, "parameters_predict.yml"),
     ("export_review", p.ExportReviewParams, "parameters_export_review.yml"),
+    ("suggest", p.SuggestParams, "parameters_suggest_labels.yml"),
 ]
 
 #: The problems no type can express, raised while a run works (each a ``ConfigurationError`` in ``src/``).

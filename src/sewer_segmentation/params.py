@@ -46,6 +46,7 @@ from sewer_segmentation.modelling.config import (  # noqa: F401
     NormalizationParams,
     OracleParams,
     RoundGuardParams,
+    SuggestParams,
     TrainingParams,
 )
 from sewer_segmentation.refinement.config import AutoRefinementParams, MaskRefinementParams, ShardParams  # noqa: F401

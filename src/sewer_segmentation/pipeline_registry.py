@@ -9,6 +9,7 @@
   (followed by ``final_training``).
 - ``predict``: a chosen model applied to a folder of new frames.
 - ``export_review``: round ``round``'s refined masks out to labelling tools (COCO, CVAT XML, YOLO segmentation).
+- ``suggest_labels``: the weak-pool frames to hand-label next (``suggest.budget``, ``suggest.method``), exported likewise.
 - ``__default__`` (plain ``kedro run``): data_engineering, baseline_training, then refinement round 1.
 """
 
@@ -16,7 +17,16 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, pipeline
 
-from sewer_segmentation.pipelines import baseline_training, data_engineering, export_review, final_training, mask_refinement, predict, training_stage
+from sewer_segmentation.pipelines import (
+    baseline_training,
+    data_engineering,
+    export_review,
+    final_training,
+    mask_refinement,
+    predict,
+    suggest_labels,
+    training_stage,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -33,6 +43,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "refine": mr + ft,
         "predict": predict.pipeline.create_pipeline(),
         "export_review": export_review.pipeline.create_pipeline(),
+        "suggest_labels": suggest_labels.pipeline.create_pipeline(),
         "refine_shard": mask_refinement.pipeline.create_shard_pipeline(),
         "merge_shards": mask_refinement.pipeline.create_merge_pipeline(),
         "__default__": de + bt + _round_1_after_baseline(mr + ft),

@@ -131,6 +131,7 @@ def test_rounds_version_crash_and_errors(kedro_project):
 
     check_predict_pipeline(kedro_project)
     check_review_export(kedro_project)
+    check_suggested_labels(kedro_project)
     check_sharded_round(kedro_project, round_1)
     check_notebook(kedro_project)
 
@@ -170,6 +171,21 @@ def check_review_export(project):
     coco = json.loads((review / "coco.json").read_text())
     assert [i["file_name"] for i in coco["images"]] == [f"images/{i}.png" for i in order.image_id]
     assert (review / "annotations.xml").read_text().startswith("<?xml") and "names:" in (review / "data.yaml").read_text()
+
+
+def check_suggested_labels(project):
+    """suggest_labels through the CLI: exactly `budget` weak frames, no two of one near-duplicate cluster,
+    with the gallery and the labelling tools' files of exactly those frames."""
+    result = run_kedro(project, "--pipeline=suggest_labels", "--params=dataset=tiny,round:1,suggest.budget:3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    folder = project / "data/08_reporting/tiny/suggestions/round_1"
+    chosen = pd.read_csv(folder / "next_to_label.csv", dtype={"frame": str})
+    manifest = pd.read_csv(project / "data/03_primary/tiny/split_manifest.csv", dtype={"image_id": str}).set_index("image_id")
+    assert list(chosen.columns) == ["frame", "score", "reason"] and len(chosen) == 3
+    assert set(manifest.loc[chosen.frame, "split"]) == {"weak"} and manifest.loc[chosen.frame, "cluster_id"].nunique() == 3
+    coco = json.loads((folder / "coco.json").read_text())
+    assert [i["file_name"] for i in coco["images"]] == [f"images/{f}.png" for f in chosen.frame]
+    assert sorted(p.stem for p in (folder / "images").iterdir()) == sorted(chosen.frame) and (folder / "suggestions_gallery.png").is_file()
 
 
 def check_predict_pipeline(project):

@@ -43,3 +43,14 @@ def best_model_before(models_root: str | Path, round_number) -> tuple[str, Path]
     if previous.name not in saved:
         raise MissingArtifactError(f"no trained model in {Path(models_root) / previous.name}. Run `{previous.command()}` first.")
     return previous.name, saved[previous.name]
+
+
+def newest_stage_up_to(models_root: str | Path, round_number) -> tuple[str, Path]:
+    """Stage and version folder of the newest saved stage up to round ``round_number`` (the baseline is
+    round 0): what the round guards handed on by then."""
+    last = Stage.round(round_number)
+    saved = {name: folder for name, folder in saved_stages(models_root).items() if Stage.parse(name) <= last}
+    if not saved:
+        raise MissingArtifactError(f"no trained model in {models_root}. Run `kedro run --pipeline=baseline` first.")
+    newest = best_stage(saved)
+    return newest, saved[newest]

@@ -220,3 +220,12 @@ class FinalTrainingParams(Section):
         if "steps" in self.training_overrides and self.training_overrides.get("epochs") is None:
             merged["epochs"] = None
         return TrainingParams.model_validate(merged)
+
+
+class SuggestParams(Section):
+    """``suggest``: which weak-pool frames to hand-label next (``modelling/acquisition.py``)."""
+
+    budget: int = Field(12, ge=1, description="frames to suggest (at most one per near-duplicate cluster or group)")
+    method: Literal["uncertainty", "diversity", "hybrid", "random"] = Field(
+        "hybrid", description="uncertainty (box entropy), diversity (k-center on encoder features), hybrid (k-center among the most uncertain), random")
+    candidate_factor: int = Field(3, ge=1, description="hybrid: k-center among this many times budget most uncertain frames")

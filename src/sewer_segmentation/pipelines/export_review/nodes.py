@@ -37,14 +37,21 @@ def review_frames(refined: RefinedMasks, weak_box_masks, params: ExportReviewPar
 def export_review(refined: RefinedMasks, weak_images, weak_box_masks, params: ExportReviewParams):
     """COCO JSON, CVAT XML, YOLO segmentation labels and ``data.yaml``, the frames, and the review order."""
     frames = review_frames(refined, weak_box_masks, params)
-    yolo = {f["image_id"]: "\n".join(yolo_segmentation_lines(f["mask"])) + "\n" for f in frames}
-    data_yaml = f"path: .\ntrain: images\nval: images\nnames:\n  0: {params.category}\n"
-    images = {f["image_id"]: weak_images[f["image_id"]] for f in frames}  # loaders: copied one at a time
+    coco, cvat, yolo, data_yaml, images = tool_files(frames, weak_images, params.category)
     order = pd.DataFrame([{"rank": i + 1, "image_id": f["image_id"], "review_score": round(f["score"], 4), "defect_pixels": int(f["mask"].sum())}
                           for i, f in enumerate(frames)])  # fmt: skip
     logger.info("Review export: %d frames, most uncertain first (%s)", len(frames), ", ".join(order.image_id.head(3)))
-    coco = coco_document(frames, params.category)
-    return coco, cvat_xml(frames, params.category), yolo, data_yaml, images, order, review_gallery(coco, frames, weak_images)
+    return coco, cvat, yolo, data_yaml, images, order, review_gallery(coco, frames, weak_images)
+
+
+def tool_files(frames: list[dict], weak_images, category: str) -> tuple:
+    """The files a labelling tool imports for ``frames`` (``image_id``, ``file_name``, binary ``mask``,
+    ``score``): COCO JSON, CVAT XML, YOLO segmentation labels and ``data.yaml``, and the frames (loaders,
+    copied one at a time). Shared by export_review and suggest_labels."""
+    yolo = {f["image_id"]: "\n".join(yolo_segmentation_lines(f["mask"])) + "\n" for f in frames}
+    data_yaml = f"path: .\ntrain: images\nval: images\nnames:\n  0: {category}\n"
+    images = {f["image_id"]: weak_images[f["image_id"]] for f in frames}
+    return coco_document(frames, category), cvat_xml(frames, category), yolo, data_yaml, images
 
 
 def review_gallery(coco: dict, frames: list[dict], weak_images, count: int = 8) -> np.ndarray:

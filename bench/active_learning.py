@@ -1,0 +1,142 @@
+"""Which frames to hand-label next: each ranking of ``modelling/acquisition.py`` against random frames.
+
+    python bench/active_learning.py                 # crack and hard, seeds 1-5 (about an hour on 2 cores)
+    python bench/active_learning.py --quick         # one seed, fewer steps: for development
+    python bench/active_learning.py --summarize bench/results/active_learning.jsonl
+
+Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
+into eval (96 frames), validation (6), a first hand-labelled set (12) and the weak pool (the rest, with
+their detector boxes). A model trained on the 12 ranks the pool; each method picks ``--budget`` frames
+(12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed,
+steps and validation. Eval mean IoU of each, and of the first model, is one JSON line per (regime, seed)
+in ``--rows``; the summary prints mean ± sd over the seeds and whether each ranking beat random by more
+than one sd of the seeds (the acceptance of the next-labels issue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sewer_segmentation.data.samples import Sample
+from sewer_segmentation.data.synthetic import config_for_regime, generate_frames
+from sewer_segmentation.io.imaging import mask_iou
+from sewer_segmentation.modelling.acquisition import METHODS, box_entropy, pooled_features, rank_frames
+from sewer_segmentation.modelling.inference import predict_probabilities
+from sewer_segmentation.modelling.training import train_model
+from sewer_segmentation.params import ModelParams, TrainingParams
+
+SIZE = {"height": 128, "width": 160}
+SPLIT = {"eval": 96, "val": 6, "labelled": 12}
+
+
+def split_frames(regime: str, seed: int) -> dict[str, list]:
+    """Frames of one dataset split by near-duplicate cluster (a copy stays with its source)."""
+    frames = [f for f in generate_frames(config_for_regime(regime, num_images=300, seed=seed, **SIZE)) if f.kind != "junk"]
+    clusters: dict[str, list] = {}
+    for frame in frames:
+        clusters.setdefault(frame.duplicate_of or frame.name, []).append(frame)
+    order = np.random.default_rng([seed, 7]).permutation(sorted(clusters))
+    out: dict[str, list] = {name: [] for name in (*SPLIT, "pool")}
+    for key in order:
+        split = next((name for name, size in SPLIT.items() if len(out[name]) < size), "pool")
+        out[split] += [(key, f) for f in clusters[key]]
+    return out
+
+
+def samples(frames: list) -> list[Sample]:
+    return [Sample(f.name, f.image, (f.truth > 0).astype(np.float32)) for _, f in frames]
+
+
+def eval_iou(model, model_config: dict, frames: list) -> float:
+    probabilities = predict_probabilities(model, [f.image for _, f in frames], model_config, SIZE)
+    return statistics.fmean(mask_iou((p >= 0.5).astype(np.uint8) * 255, f.truth) for p, (_, f) in zip(probabilities, frames, strict=True))
+
+
+def train(train_frames: list, val_frames: list, model_config: dict, training: dict, seed: int, root: Path):
+    return train_model(samples(train_frames), samples(val_frames), model_config, training, SIZE, seed, "active_learning", root).model
+
+
+def run_once(regime: str, seed: int, steps: int, budget: int, root: Path) -> dict:
+    start = time.perf_counter()
+    parts = split_frames(regime, seed)
+    model_config = ModelParams().as_dict()
+    training = {**TrainingParams().as_dict(), "steps": steps, "progress_bar": False}
+    first = train(parts["labelled"], parts["val"], model_config, training, seed, root)
+    row = {"regime": regime, "seed": seed, "steps": steps, "budget": budget, "labelled": eval_iou(first, model_config, parts["eval"])}
+    pool = parts["pool"]
+    probabilities = predict_probabilities(first, [f.image for _, f in pool], model_config, SIZE)
+    scores = pd.DataFrame({"image_id": [f.name for _, f in pool], "cluster": [key for key, _ in pool],
+                           "uncertainty": [box_entropy(p, np.asarray(f.boxes)) for p, (_, f) in zip(probabilities, pool, strict=True)]})  # fmt: skip
+    loaders = {f.name: (lambda image=f.image: image) for _, f in pool + parts["labelled"]}
+    features = pooled_features(first, loaders, model_config, (SIZE["height"], SIZE["width"]))
+    labelled = np.stack([features[f.name] for _, f in parts["labelled"]])
+    by_name = {f.name: (key, f) for key, f in pool}
+    for method in METHODS:
+        chosen = rank_frames(scores, budget, method, features, labelled, seed=seed)
+        model = train(parts["labelled"] + [by_name[name] for name in chosen.frame], parts["val"], model_config, training, seed, root)
+        row[method] = eval_iou(model, model_config, parts["eval"])
+        row[f"{method}_frames"] = list(chosen.frame)
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def summarize(rows: list[dict]) -> None:
+    print("| regime | seeds | 12 labelled | " + " | ".join(f"+{rows[0]['budget']} {m}" for m in METHODS) + " |")
+    print("|---|---|---|" + "---|" * len(METHODS))
+    verdicts = []
+    for regime in sorted({r["regime"] for r in rows}):
+        runs = [r for r in rows if r["regime"] == regime]
+
+        def cell(values: list[float]) -> str:
+            return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+        print(f"| {regime} | {len(runs)} | {cell([r['labelled'] for r in runs])} | " + " | ".join(cell([r[m] for r in runs]) for m in METHODS) + " |")
+        random_values = [r["random"] for r in runs]
+        for method in METHODS[:-1]:
+            values = [r[method] for r in runs]
+            gain = statistics.fmean(values) - statistics.fmean(random_values)
+            sd = statistics.stdev(random_values) if len(runs) > 1 else float("nan")
+            paired = [r[method] - r["random"] for r in runs]
+            verdicts.append(f"{regime} {method}: {gain:+.3f} vs random (sd of random over seeds {sd:.3f}; won {sum(p > 0 for p in paired)} of "
+                            f"{len(runs)} paired runs) -> {'beats' if gain > sd else 'loses to' if gain < -sd else 'ties'} random")  # fmt: skip
+    print("\n".join(verdicts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--regimes", nargs="+", default=["crack", "hard"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    parser.add_argument("--steps", type=int, default=250, help="optimizer steps of every training (the default budget)")
+    parser.add_argument("--budget", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="one seed, 60 steps: for development")
+    parser.add_argument("--rows", type=Path, default=Path("bench/results/active_learning.jsonl"))
+    parser.add_argument("--summarize", type=Path, help="print the table of a rows file and stop")
+    args = parser.parse_args()
+    if args.summarize:
+        summarize([json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()])
+        return
+    seeds, steps = (args.seeds[:1], 60) if args.quick else (args.seeds, args.steps)
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        for seed in seeds:
+            for regime in args.regimes:
+                rows.append(run_once(regime, seed, steps, args.budget, Path(root)))
+                if not args.quick:
+                    args.rows.parent.mkdir(parents=True, exist_ok=True)
+                    with args.rows.open("a") as out:
+                        out.write(json.dumps(rows[-1]) + "\n")
+                print(f"{regime} seed {seed}: 12 labelled {rows[-1]['labelled']:.3f}, "
+                      + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METHODS) + f" ({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
+    summarize(rows)
+
+
+if __name__ == "__main__":
+    main()
