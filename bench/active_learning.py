@@ -20,6 +20,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import pandas as pd
 
 from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.data.synthetic import config_for_regime, generate_frames
-from sewer_segmentation.io.imaging import mask_iou
+from sewer_segmentation.io.imaging import mask_iou, resize_image, resize_mask
 from sewer_segmentation.modelling.acquisition import METHODS, box_entropy, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import predict_probabilities
 from sewer_segmentation.modelling.training import train_model
@@ -37,9 +38,20 @@ SIZE = {"height": 128, "width": 160}
 SPLIT = {"eval": 96, "val": 6, "labelled": 12}
 
 
+def at_training_size(frame):
+    """A near-duplicate may be a slightly resized copy: every frame, its truth and boxes at the training size."""
+    height, width = frame.truth.shape
+    if (height, width) == (SIZE["height"], SIZE["width"]):
+        return frame
+    sx, sy = SIZE["width"] / width, SIZE["height"] / height
+    boxes = [(round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)) for x0, y0, x1, y1 in frame.boxes]
+    return replace(frame, image=resize_image(frame.image, SIZE["height"], SIZE["width"]), truth=resize_mask(frame.truth, SIZE["height"], SIZE["width"]),
+                   boxes=boxes)  # fmt: skip
+
+
 def split_frames(regime: str, seed: int) -> dict[str, list]:
     """Frames of one dataset split by near-duplicate cluster (a copy stays with its source)."""
-    frames = [f for f in generate_frames(config_for_regime(regime, num_images=300, seed=seed, **SIZE)) if f.kind != "junk"]
+    frames = [at_training_size(f) for f in generate_frames(config_for_regime(regime, num_images=300, seed=seed, **SIZE)) if f.kind != "junk"]
     clusters: dict[str, list] = {}
     for frame in frames:
         clusters.setdefault(frame.duplicate_of or frame.name, []).append(frame)

@@ -116,7 +116,7 @@ def test_data_engineering_splits_every_kept_image_once_and_keeps_eval_out_of_tra
 @pytest.fixture(scope="module")
 def baseline(engineered):
     data, params = engineered
-    out = run_in_memory(baseline_training.pipeline.create_pipeline(), params, data, keep=("baseline.model", "baseline.training_plan"))
+    out = run_in_memory(baseline_training.pipeline.create_pipeline(), params, data, keep=("baseline.model", "baseline.training_plan", "baseline.eval_per_image"))
     return {**data, **out}, params
 
 
@@ -173,7 +173,7 @@ def test_the_review_export_holds_every_refined_frame_most_uncertain_first(refine
 
 def test_the_round_fine_tunes_the_baseline_on_refined_and_labelled_images(refined):
     data, params = refined
-    data = {**data, "all_stage_metrics": {}}
+    data = {**data, **round_inputs(data)}
     out = run_in_memory(final_training.pipeline.create_pipeline(), params, data, keep=("round.model", "round.training_plan", "round.metrics"))
     plan, model, metrics = out["round.training_plan"], out["round.model"], out["round.metrics"]
     assert plan.stage == "round_1" and plan.initial_state is not None and plan.starts_from["stage"] == "baseline"
@@ -186,6 +186,12 @@ def test_the_round_fine_tunes_the_baseline_on_refined_and_labelled_images(refine
     assert meta["improved_on_validation"] == (not meta["kept_initial_weights"] and meta["selection_score"] > meta["start_selection_score"])
     assert metrics["round"] == 1 and metrics["refinement"] == data["refinement_quality"] and metrics["stage"] == "round_1"
     assert "| baseline |" in out["rounds_report_md"] and "| round_1 |" in out["rounds_report_md"]
+    assert out["stages_gallery"].ndim == 3  # the baseline and round 1 on the same eval frames
+
+
+def round_inputs(data: dict) -> dict:
+    """What a round reads besides the splits, as the catalog would give it after the baseline ran."""
+    return {"all_stage_metrics": {}, "all_stage_models": {"baseline": lambda: data["baseline.model"]}}
 
 
 def test_one_stage_definition_serves_the_baseline_and_every_round():
@@ -234,7 +240,7 @@ def test_data_engineering_keeps_a_box_list_for_every_weak_frame(engineered):
 def test_joint_training_trains_the_baseline_on_the_weak_boxes_too(engineered):
     data, params = engineered
     joint = {**params, "baseline_training": {**params["baseline_training"], "joint": {"enabled": True, "labelled_share": 0.5}}}
-    out = run_in_memory(baseline_training.pipeline.create_pipeline(), joint, data, keep=("baseline.model", "baseline.training_plan"))
+    out = run_in_memory(baseline_training.pipeline.create_pipeline(), joint, data, keep=("baseline.model", "baseline.training_plan", "baseline.eval_per_image"))
     plan, model = out["baseline.training_plan"], out["baseline.model"]
     weak = [s for s in plan.train if s.box_supervised]
     assert sorted(s.image_id for s in weak) == sorted(data["weak_images"]) and all(len(s.boxes) for s in weak)
@@ -283,14 +289,14 @@ def test_native_mode_trains_on_crops_and_predicts_every_frame_at_its_own_size(en
     data, params = engineered
     native = {**params, "image_size": {**params["image_size"], "mode": "native", "tile": {"overlap": 32}}}
     out = run_in_memory(baseline_training.pipeline.create_pipeline(), native, data,
-                        keep=("baseline.model", "baseline.training_plan", "baseline.eval_probabilities"))  # fmt: skip
+                        keep=("baseline.model", "baseline.training_plan", "baseline.eval_per_image", "baseline.eval_probabilities"))  # fmt: skip
     plan, model = out["baseline.training_plan"], out["baseline.model"]
     assert all(s.image.shape[:2] == data["baseline_train_images"][s.image_id]().shape[:2] for s in plan.train)
     assert all(s.image.shape[:2] == data["baseline_val_images"][s.image_id]().shape[:2] for s in plan.val)
     assert model.image_size == {"height": 64, "width": 96, "mode": "native", "tile": {"overlap": 32}}
     for image_id, probability in out["baseline.eval_probabilities"].items():
         assert probability.shape == data["eval_images"][image_id]().shape[:2]
-    data = {**data, **out, "previous_model": model, "all_stage_metrics": {}}
+    data = {**data, **out, "previous_model": model, **round_inputs({**data, **out})}
     refined = run_in_memory(mask_refinement.pipeline.create_pipeline(), native, data, keep=("refined_masks",))
     assert refined["refined_masks"].ids() == sorted(data["weak_images"])
     final = run_in_memory(final_training.pipeline.create_pipeline(), native, {**data, **refined}, keep=("round.model",))
@@ -330,8 +336,8 @@ def test_weak_holdout_frames_never_train_and_only_score_the_models(three_validat
     runs = []
     for frames in (data["weak_holdout_images"], noise_frames(data["weak_holdout_images"])):
         run = {**data, "weak_holdout_images": frames}
-        base = run_in_memory(baseline_training.pipeline.create_pipeline(), by_validation, run, keep=("baseline.model", "baseline.training_plan"))
-        run = {**run, **base, "previous_model": base["baseline.model"], "all_stage_metrics": {}}
+        base = run_in_memory(baseline_training.pipeline.create_pipeline(), by_validation, run, keep=("baseline.model", "baseline.training_plan", "baseline.eval_per_image"))
+        run = {**run, **base, "previous_model": base["baseline.model"], **round_inputs(base)}
         refined = run_in_memory(refinement, by_validation, run, keep=("refined_masks",))
         final = run_in_memory(final_training.pipeline.create_pipeline(), by_validation, {**run, **refined},
                               keep=("round.model", "round.training_plan"))  # fmt: skip

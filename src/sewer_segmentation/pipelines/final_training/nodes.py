@@ -167,16 +167,18 @@ def assemble_round_metrics(eval_report: dict, refinement_quality: dict, failures
 
 def plot_stages_gallery(eval_images, eval_masks, baseline_per_image: pd.DataFrame, round_per_image: pd.DataFrame, stage_models: dict,
                         round_model: TrainedModel, inference: InferenceParams, n_cases: int) -> np.ndarray:  # fmt: skip
-    """Every saved stage on the same eval frames: those this round gained most and lost most on against
-    the baseline (each stage's own gallery shows its own best and worst frames, so they never line up).
-    ``round_model`` is this round's (saved before this node runs, so it is among ``stage_models``)."""
+    """Every stage up to this round on the same eval frames: those this round gained most and lost most on
+    against the baseline (each stage's own gallery shows its own best and worst frames, so they never line
+    up). ``stage_models``: loaders of the saved stages; ``round_model``: this round's."""
     column = "model.polygons.iou"
     first, last = (table.set_index(table.image_id.astype(str))[column] for table in (baseline_per_image, round_per_image))
     frames = frames_that_differ(first, last, int(n_cases))
     chosen = {i: eval_images[i] for i in frames}
+    current = str(round_model.metadata.get("stage"))
+    loaders = {**stage_models, current: lambda: round_model}  # this round's model, whether or not it is saved yet
     stage_masks = {}
-    for stage, load in stage_models.items():
-        trained = round_model if stage == round_model.metadata.get("stage") else load()
+    for stage in sorted((s for s in loaders if Stage.parse(s) <= Stage.parse(current)), key=Stage.parse):
+        trained = loaders[stage]()
         stage_masks[stage] = {p.image_id: np.where(p.probability >= 0.5, 255, 0).astype(np.uint8) for p in predict_frames(trained, chosen, inference.as_dict())}
     title = f"Every stage on the eval frames {round_model.metadata.get('stage')} changed most (gains first)"
     return stages_gallery(eval_images, eval_masks, stage_masks, frames, title)
