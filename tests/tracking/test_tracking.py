@@ -128,3 +128,27 @@ def test_runs_record_paths_relative_to_the_project_and_no_user_name_unless_given
     assert private_tags(tags, project) == {"mlflow.user": "", "project_path": ".", "mlflow.source.name": "kedro"}
     monkeypatch.setenv(USER_VARIABLE, "inspection-team")
     assert private_tags(tags, project)["mlflow.user"] == "inspection-team"
+
+
+def test_a_stage_trains_in_its_own_child_run_which_a_failure_ends_failed_and_the_pipelines_run_goes_on(tmp_path):
+    from types import SimpleNamespace
+
+    from sewer_segmentation.hooks.tracking import StageRunsHook
+    from sewer_segmentation.modelling.plan import TrainingPlan
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        mlflow.set_experiment("stages")
+        hook, plan = StageRunsHook(), TrainingPlan("round_2", [], [], {"architecture": "Unet"}, {"steps": 4}, {"height": 64})
+        node = SimpleNamespace(name="round.train_model", inputs=["round.training_plan", "params:seed"])
+        with mlflow.start_run() as parent:
+            hook.before_node_run(node, None, {"round.training_plan": plan, "params:seed": 7}, False, None)
+            child = mlflow.active_run().info.run_id
+            assert child != parent.info.run_id  # the training logs into the stage's run
+            hook.on_node_error(RuntimeError("out of memory"), node, None, {}, False, None)
+            assert mlflow.active_run().info.run_id == parent.info.run_id  # the pipeline's run is still open
+        run = mlflow.get_run(child)
+        assert run.info.status == "FAILED" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["stage"] == "round_2" and run.data.params["training.steps"] == "4" and run.data.params["seed"] == "7"
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -81,6 +81,7 @@ class StageRunsHook:
 
     def __init__(self) -> None:
         self._training = ExitStack()
+        self._in_stage_run = False  # a train_model node runs inside its stage's child run
 
     @hook_impl
     def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
@@ -94,6 +95,7 @@ class StageRunsHook:
             return
         plan = inputs[node.inputs[0]]
         self._training.enter_context(stage_run(plan.stage))
+        self._in_stage_run = True
         mlflow.log_params(stage_params(plan, inputs.get("params:seed", 0)))
 
     @hook_impl
@@ -103,6 +105,7 @@ class StageRunsHook:
         step = node.name.rsplit(".", 1)[-1]
         if step == TRAIN_NODE:
             self._training.close()  # the pipeline's run is active again; the model is logged into the child when saved
+            self._in_stage_run = False
             return
         if step != tracking.STAGE_END_NODE and step not in tracking.REFINEMENT_SCORE_NODES:
             return
@@ -118,12 +121,11 @@ class StageRunsHook:
 
     @hook_impl
     def on_node_error(self, error, node, catalog, inputs, is_async, run_id) -> None:
-        if node.name.rsplit(".", 1)[-1] == TRAIN_NODE:
+        if node.name.rsplit(".", 1)[-1] == TRAIN_NODE and self._in_stage_run:
             import mlflow  # noqa: PLC0415
 
-            if mlflow.active_run() is not None:
-                mlflow.end_run("FAILED")  # the stage's child run; the pipeline's run ends as kedro-mlflow ends it
-            self._training = ExitStack()
+            mlflow.end_run("FAILED")  # the stage's child run; the pipeline's run ends as kedro-mlflow ends it
+            self._training, self._in_stage_run = ExitStack(), False
 
     @staticmethod
     def _close_stage(report: dict, trained) -> None:
