@@ -135,3 +135,34 @@ def test_a_group_by_that_is_no_regex_is_refused_in_one_line():
 
     (line,) = problems_of("data_engineering.split", SplitParams, {"group_by": "pipe(["})
     assert line.startswith("data_engineering.split.group_by='pipe([': not a regular expression")
+
+
+def test_frames_of_one_inspection_in_metadata_csv_never_straddle_training_and_eval():
+    from sewer_segmentation.data.config import SplitParams  # noqa: PLC0415
+    from sewer_segmentation.data.splits import draw_splits, metadata_groups  # noqa: PLC0415
+
+    # file names say nothing of the inspection: only metadata.csv does (12 inspections of 8 frames, shuffled names)
+    names = [f"img_{(37 * k) % 96:03d}.png" for k in range(96)]
+    frames = pd.DataFrame({"image_id": [n[:-4] for n in names], "source_file": names, "cluster_id": range(96),
+                           "has_polygon": [k % 8 < 5 for k in range(96)]})  # fmt: skip
+    metadata = pd.DataFrame({"file": names, "inspection_id": [f"insp{k // 8}" for k in range(96)], "operator": "x"})
+    split = SplitParams(eval_fraction=0.5, val_fraction=0.25, weak_holdout_fraction=0.15, group_by_column="inspection_id")
+    groups = metadata_groups(metadata, split.group_by_column)
+    drawn = frames.assign(split=draw_splits(frames, split, 1, groups=groups).to_numpy(), inspection=metadata.inspection_id)
+    training = {"baseline_train", "baseline_val", "weak"}
+    for inspection, rows in drawn.groupby("inspection"):
+        assert not ("eval" in set(rows.split) and set(rows.split) & training), (inspection, set(rows.split))
+    assert (drawn.split == "eval").any() and (drawn.split == "baseline_train").any()
+
+
+def test_a_metadata_csv_that_cannot_group_is_named_with_its_problem():
+    from sewer_segmentation.data.splits import metadata_groups  # noqa: PLC0415
+    from sewer_segmentation.errors import BadInputError  # noqa: PLC0415
+
+    assert metadata_groups(None, None) == {}  # no column asked: no file needed
+    table = pd.DataFrame({"file": ["a.png", "b.png"], "inspection_id": ["i1", None]})
+    assert metadata_groups(table, "inspection_id") == {"a.png": "i1"}  # a frame without a value has no group
+    for metadata, message in ((None, "metadata.csv: no such file"), (table, "metadata.csv: no column 'pipe'"),
+                              (pd.concat([table, table]), "metadata.csv: 2 files are listed more than once")):  # fmt: skip
+        with pytest.raises(BadInputError, match=message):
+            metadata_groups(metadata, "pipe" if metadata is table else "inspection_id")

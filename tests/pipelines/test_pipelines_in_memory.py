@@ -79,10 +79,15 @@ SPLIT_FOLDERS = (*(f"{split}_{kind}" for split in ("baseline_train", "baseline_v
                  "weak_images", "weak_box_masks", "weak_holdout_images", "weak_holdout_box_masks")  # fmt: skip
 
 
+#: What the baseline's in-memory runs keep for the tests and the round after them (the stages gallery reads
+#: the baseline's per-frame eval scores).
+BASELINE_KEPT = ("baseline.model", "baseline.training_plan", "baseline.eval_per_image")
+
+
 @pytest.fixture(scope="module")
 def engineered(raw):
     data, params = raw
-    data = {**data, "previous_split_manifest": None}  # a first run: no manifest on disk yet
+    data = {**data, "previous_split_manifest": None, "raw_metadata": None}  # a first run: no manifest on disk yet
     out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, data, keep=("split_manifest", *SPLIT_FOLDERS))
     return {**data, **out}, params
 
@@ -116,7 +121,7 @@ def test_data_engineering_splits_every_kept_image_once_and_keeps_eval_out_of_tra
 @pytest.fixture(scope="module")
 def baseline(engineered):
     data, params = engineered
-    out = run_in_memory(baseline_training.pipeline.create_pipeline(), params, data, keep=("baseline.model", "baseline.training_plan", "baseline.eval_per_image"))
+    out = run_in_memory(baseline_training.pipeline.create_pipeline(), params, data, keep=BASELINE_KEPT)
     return {**data, **out}, params
 
 
@@ -309,7 +314,7 @@ def three_validation_images(raw):
     data, params = raw
     split = {**params["data_engineering"]["split"], "val_fraction": 0.375}
     params = {**params, "data_engineering": {**params["data_engineering"], "split": split}}
-    data = {**data, "previous_split_manifest": None}
+    data = {**data, "previous_split_manifest": None, "raw_metadata": None}
     out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, data, keep=("split_manifest", *SPLIT_FOLDERS))
     return {**data, **out}, params
 
@@ -336,7 +341,7 @@ def test_weak_holdout_frames_never_train_and_only_score_the_models(three_validat
     runs = []
     for frames in (data["weak_holdout_images"], noise_frames(data["weak_holdout_images"])):
         run = {**data, "weak_holdout_images": frames}
-        base = run_in_memory(baseline_training.pipeline.create_pipeline(), by_validation, run, keep=("baseline.model", "baseline.training_plan", "baseline.eval_per_image"))
+        base = run_in_memory(baseline_training.pipeline.create_pipeline(), by_validation, run, keep=BASELINE_KEPT)
         run = {**run, **base, "previous_model": base["baseline.model"], **round_inputs(base)}
         refined = run_in_memory(refinement, by_validation, run, keep=("refined_masks",))
         final = run_in_memory(final_training.pipeline.create_pipeline(), by_validation, {**run, **refined},
@@ -407,7 +412,7 @@ def test_a_toy_raw_layout_is_one_file_and_one_registration(raw, tmp_path, monkey
     folder.mkdir()
     shutil.copy(data["raw_label_files"].root / "labels.csv", folder / "labels.csv")
     (folder / "boxes.csv").write_text("\n".join(rows) + "\n")
-    toy_data = {**data, "raw_label_files": RawLabelFiles(folder), "raw_box_masks": {}, "previous_split_manifest": None}
+    toy_data = {**data, "raw_label_files": RawLabelFiles(folder), "raw_box_masks": {}, "previous_split_manifest": None, "raw_metadata": None}
     toy_params = {**params, "data_engineering": {**params["data_engineering"], "layout": "box_table"}}  # auto would pick via (labels.csv)
     out = run_in_memory(data_engineering.pipeline.create_pipeline(), toy_params, toy_data, keep=("split_manifest", "box_lists", "weak_box_masks"))
     manifest, boxes = out["split_manifest"], out["box_lists"]
@@ -450,7 +455,7 @@ def test_a_coco_dataset_is_read_directly_its_segmentations_hand_labels_and_its_b
     folder = tmp_path / "coco_raw"
     folder.mkdir()
     (folder / "coco.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "Deposition"}]}))
-    coco_data = {**data, "raw_label_files": RawLabelFiles(folder), "raw_box_masks": {}, "previous_split_manifest": None}
+    coco_data = {**data, "raw_label_files": RawLabelFiles(folder), "raw_box_masks": {}, "previous_split_manifest": None, "raw_metadata": None}
     out = run_in_memory(data_engineering.pipeline.create_pipeline(), params, coco_data, keep=("split_manifest", "eval_masks"))
     manifest = out["split_manifest"]
     assert set(manifest.query("has_polygon").image_id) == labelled  # every segmentation is a hand label, and only they

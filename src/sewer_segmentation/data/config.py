@@ -65,6 +65,8 @@ class SplitParams(Section):
     weak_holdout_fraction: float = Field(0.15, ge=0, lt=1, description="of the box-only clusters, held out to score models")
     stable: bool = Field(True, description="a frame keeps the split of the last manifest drawn with the same seed and fractions")
     group_by: str | None = Field(None, description="a regex on the image file name: frames with one match (its first group) share a split")
+    group_by_column: str | None = Field(
+        None, description="a column of data/01_raw/<dataset>/metadata.csv (one row per frame: file, then yours): frames with one value share a split")
 
     @field_validator("group_by")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -175,14 +176,35 @@ def split_settings(split, seed: int) -> str:
     """What a manifest's splits were drawn with (``split``: the ``data_engineering.split`` section). A later run
     with the same settings keeps each frame's split; other settings draw the splits anew."""
     grouped = f";group_by={split.group_by}" if split.group_by else ""
+    grouped += f";group_by_column={split.group_by_column}" if split.group_by_column else ""
     return f"seed={seed};eval={split.eval_fraction};val={split.val_fraction};holdout={split.weak_holdout_fraction}{grouped}"
 
 
-def group_units(kept: pd.DataFrame, pattern: str) -> pd.Series:
+def metadata_groups(metadata: pd.DataFrame | None, column: str | None, source: str = "metadata.csv") -> dict[str, str]:
+    """File name -> value of ``column`` in the dataset's ``metadata.csv`` (``split.group_by_column``): frames with
+    one value (an inspection, a pipe section, a manhole pair) share a split. Empty without a column."""
+    if not column:
+        return {}
+    if metadata is None:
+        raise BadInputError(f"{source}: no such file, and data_engineering.split.group_by_column is {column!r}; write it beside images/ "
+                            "with a column file (the image's file name) and a column per grouping, or unset group_by_column")  # fmt: skip
+    missing = [c for c in ("file", column) if c not in metadata.columns]
+    if missing:
+        raise BadInputError(f"{source}: no column {' or '.join(map(repr, missing))} (columns: {', '.join(map(str, metadata.columns))})")
+    repeated = metadata.file[metadata.file.duplicated()].astype(str).tolist()
+    if repeated:
+        raise BadInputError(f"{source}: {len(repeated)} files are listed more than once ({', '.join(repeated[:5])}): one row per frame")
+    rows = metadata[metadata[column].notna()]
+    return dict(zip(rows.file.astype(str), rows[column].astype(str), strict=True))
+
+
+def group_units(kept: pd.DataFrame, pattern: str | None = None, groups: Mapping[str, str] | None = None) -> pd.Series:
     """Per frame, the unit it is split with: its near-duplicate cluster joined with every cluster holding a frame
-    whose file name (``source_file``) gives the same match of ``pattern`` (its first group, if it has one), so
-    frames of one inspection or pipe run share a split even when they do not look alike."""
-    regex, parent = re.compile(pattern), {}
+    of the same group, so frames of one inspection or pipe run share a split even when they do not look alike.
+    A frame's groups: the match of ``pattern`` in its file name (``source_file``; the first group, if it has
+    one), and its value in ``groups`` (file name -> value, from a metadata column)."""
+    regex, parent = (re.compile(pattern) if pattern else None), {}
+    groups = groups or {}
 
     def root(node):
         while parent.get(node, node) != node:
@@ -190,15 +212,17 @@ def group_units(kept: pd.DataFrame, pattern: str) -> pd.Series:
         return node
 
     for cluster, name in zip(kept.cluster_id, kept.source_file.astype(str), strict=True):
-        match = regex.search(name)
+        match = regex.search(name) if regex else None
         if match:
             parent[root(("cluster", cluster))] = root(("group", match.group(1) if regex.groups else match.group(0)))
+        if name in groups:
+            parent[root(("cluster", cluster))] = root(("column", groups[name]))
     roots = {cluster: root(("cluster", cluster)) for cluster in kept.cluster_id}
     numbers = {r: i for i, r in enumerate(sorted(set(roots.values()), key=str))}
     return kept.cluster_id.map(lambda c: numbers[roots[c]])
 
 
-def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | None = None) -> pd.Series:
+def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | None = None, groups: Mapping[str, str] | None = None) -> pd.Series:
     """The split of every kept frame (``kept``: image_id, cluster_id, has_polygon), by cluster.
 
     The rule: hand-labelled clusters into baseline_train / baseline_val / eval (``split_clusters``), box-only
@@ -206,8 +230,8 @@ def draw_splits(kept: pd.DataFrame, split, seed: int, previous: pd.DataFrame | N
     a ``previous`` manifest drawn with the same settings, a frame keeps the split it had (``keep_splits``):
     adding hand labels never moves an eval frame, and a frame corrected after a review joins the training
     side, never eval."""
-    if split.group_by:  # a unit of the rule is a cluster joined with its group's clusters
-        kept = kept.assign(cluster_id=group_units(kept, split.group_by))
+    if split.group_by or groups:  # a unit of the rule is a cluster joined with its group's clusters
+        kept = kept.assign(cluster_id=group_units(kept, split.group_by, groups))
     labelled = kept[kept.has_polygon]
     assignment = split_clusters(labelled.groupby("cluster_id").size(), split.eval_fraction, split.val_fraction, seed)
     drawn = pd.Series(np.where(kept.has_polygon, kept.cluster_id.map(assignment), WEAK), index=kept.index)

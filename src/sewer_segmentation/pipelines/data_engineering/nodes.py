@@ -24,7 +24,7 @@ from sewer_segmentation.data.inventory import (
 )
 from sewer_segmentation.data.layouts import Annotations, LabelFiles, choose_layout
 from sewer_segmentation.data.report import box_coarseness, report_galleries
-from sewer_segmentation.data.splits import SPLITS, WEAK, check_splits_agree, draw_splits, log_split_changes, rows_of_split, split_settings
+from sewer_segmentation.data.splits import SPLITS, WEAK, check_splits_agree, draw_splits, log_split_changes, metadata_groups, rows_of_split, split_settings
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.params import DataEngineeringParams
 from sewer_segmentation.progress import progress_bar
@@ -116,11 +116,14 @@ def cluster_duplicates(inventory: pd.DataFrame, params: DataEngineeringParams) -
 # --------------------------------------------------------------------------------------------------
 
 
-def assign_splits(inventory: pd.DataFrame, params: DataEngineeringParams, seed: int, previous_manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+def assign_splits(inventory: pd.DataFrame, params: DataEngineeringParams, seed: int, previous_manifest: pd.DataFrame | None = None,
+                  metadata: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """Split manifest: hand-labelled images split by cluster into train/val/eval, the rest are weak
     (``data/splits.py``: with ``split.stable``, every frame keeps the split it had in ``previous_manifest``).
     Frames that change split against ``previous_manifest`` (the manifest of the last run, if any) are
-    named in the log: models trained on the old splits are then refused by their split fingerprint."""
+    named in the log: models trained on the old splits are then refused by their split fingerprint.
+    ``metadata`` (the dataset's ``metadata.csv``, if any) groups frames by ``split.group_by_column``."""
+    groups = metadata_groups(metadata, params.split.group_by_column)
     kept = inventory[inventory.kept].copy()
     labelled = kept[kept.has_polygon]
     clusters = labelled.cluster_id.nunique()
@@ -132,7 +135,7 @@ def assign_splits(inventory: pd.DataFrame, params: DataEngineeringParams, seed: 
         )
     if len(labelled) < FEW_LABELLED:
         logger.warning("Only %d hand-labelled images: eval and validation scores will be noisy (a few hundred is typical)", len(labelled))
-    kept["split"], kept["drawn_with"] = draw_splits(kept, params.split, seed, previous_manifest), split_settings(params.split, seed)
+    kept["split"], kept["drawn_with"] = draw_splits(kept, params.split, seed, previous_manifest, groups), split_settings(params.split, seed)
     order = {name: i for i, name in enumerate(SPLITS)}
     kept = kept.sort_values(["split", "image_id"], key=lambda s: s.map(order) if s.name == "split" else s)
     columns = ["image_id", "split", "cluster_id", "source_file", "mask_source", "has_polygon", "width", "height", "drawn_with"]

@@ -63,7 +63,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(inspect_raw_files, inputs=["raw_images", "raw_box_masks", "annotations", PARAMS], outputs=["raw_inventory", "excluded_table"],
              name="inspect_raw_files"),  # fmt: skip
         Node(cluster_duplicates, inputs=["raw_inventory", PARAMS], outputs=["image_inventory", "cluster_table"], name="cluster_duplicates"),
-        Node(assign_splits, inputs=["image_inventory", PARAMS, "params:seed", "previous_split_manifest"], outputs="split_assignment",
+        Node(assign_splits, inputs=["image_inventory", PARAMS, "params:seed", "previous_split_manifest", "raw_metadata"], outputs="split_assignment",
              name="assign_splits"),  # fmt: skip
         *(_labelled_split_node(split) for split in (BASELINE_TRAIN, BASELINE_VAL, EVAL)),
         *(_box_only_split_node(split) for split in (WEAK, WEAK_HOLDOUT)),
@@ -91,7 +91,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         nodes,
         namespace="data_engineering",
-        inputs={*RAW, "previous_split_manifest"},
+        inputs={*RAW, "previous_split_manifest", "raw_metadata"},
         outputs={"split_manifest", "excluded_files", "duplicate_clusters", "box_lists", *WRITTEN, *REPORTS},
         parameters={PARAMS, "params:seed", "params:dataset"},
     )
