@@ -227,5 +227,5 @@ class SuggestParams(Section):
 
     budget: int = Field(12, ge=1, description="frames to suggest (at most one per near-duplicate cluster or group)")
     method: Literal["uncertainty", "diversity", "hybrid", "random"] = Field(
-        "hybrid", description="uncertainty (box entropy), diversity (k-center on encoder features), hybrid (k-center among the most uncertain), random")
+        "diversity", description="uncertainty (box entropy), diversity (k-center on encoder features), hybrid (k-center among the most uncertain), random")
     candidate_factor: int = Field(3, ge=1, description="hybrid: k-center among this many times budget most uncertain frames")
