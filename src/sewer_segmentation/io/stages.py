@@ -45,11 +45,11 @@ def best_model_before(models_root: str | Path, round_number) -> tuple[str, Path]
     return previous.name, saved[previous.name]
 
 
-def newest_stage_up_to(models_root: str | Path, round_number) -> tuple[str, Path]:
-    """Stage and version folder of the newest saved stage up to round ``round_number`` (the baseline is
-    round 0): what the round guards handed on by then."""
-    last = Stage.round(round_number)
-    saved = {name: folder for name, folder in saved_stages(models_root).items() if Stage.parse(name) <= last}
+def newest_stage_up_to(models_root: str | Path, round_number=None) -> tuple[str, Path]:
+    """Stage and version folder of the newest saved stage up to round ``round_number`` (every stage when
+    None): what the round guards handed on by then (``best`` of the predict pipeline)."""
+    last = Stage.round(round_number) if round_number is not None else None
+    saved = {name: folder for name, folder in saved_stages(models_root).items() if last is None or Stage.parse(name) <= last}
     if not saved:
         raise MissingArtifactError(f"no trained model in {models_root}. Run `kedro run --pipeline=baseline` first.")
     newest = best_stage(saved)

@@ -29,7 +29,7 @@ import torch
 from sewer_segmentation.data.samples import normalization_for
 from sewer_segmentation.errors import ConfigurationError, MissingArtifactError
 from sewer_segmentation.io.imaging import encode_image
-from sewer_segmentation.io.stages import best_stage, saved_stages
+from sewer_segmentation.io.stages import best_stage, newest_stage_up_to, saved_stages
 from sewer_segmentation.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -145,10 +145,7 @@ def load_chosen_model(choice, models_root: str, tracking_uri: str | None = None)
 
     text = str(choice).strip()
     if text == "best":
-        saved = saved_stages(models_root)
-        if not saved:
-            raise MissingArtifactError(f"no trained model in {models_root}. Run `kedro run --pipeline=baseline` first.")
-        text = best_stage(saved)
+        text = newest_stage_up_to(models_root)[0]
         logger.info("predict_model=best: %s (the newest stage)", text)
     stage = Stage.from_name(text)
     if stage is None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.data.boxes import frame_boxes
+from sewer_segmentation.data.review import binarize
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.modelling.acquisition import box_entropy, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
@@ -59,7 +60,7 @@ def export_suggestions(next_to_label: pd.DataFrame, model: TrainedModel, weak_im
     (the same files as export_review), and a gallery of them with their boxes."""
     chosen = {i: weak_images[i] for i in next_to_label.frame}
     scores = dict(zip(next_to_label.frame, next_to_label.score, strict=True))
-    masks = {p.image_id: p.probability >= export.threshold for p in predict_frames(model, chosen, inference.as_dict()) if not p.error}
+    masks = {p.image_id: binarize(p.probability, export.threshold) for p in predict_frames(model, chosen, inference.as_dict()) if not p.error}
     frames = [{"image_id": i, "file_name": f"images/{i}.png", "mask": masks[i], "score": float(scores[i])} for i in next_to_label.frame if i in masks]
     coco, cvat, yolo, data_yaml, images = tool_files(frames, weak_images, export.category)
     boxes = frame_boxes(box_lists, split_manifest, list(chosen))
