@@ -201,7 +201,7 @@ def test_spaces_in_the_names_of_duplicates(engineered, raw):
     name = _frame(raw, labelled=False)
     for folder in ("images", "masks"):
         shutil.copy(raw / folder / name, raw / folder / f"copy of {name}")
-    run_pipeline(engineered, "data_engineering", dataset="tiny", **{"data_engineering.dedupe.drop_duplicates": True})
+    run_pipeline(engineered, "data_engineering", dataset="tiny", **{"data_engineering.dedupe.action": "drop"})
     clusters = pd.read_csv(engineered / "data/02_intermediate/tiny/duplicate_clusters.csv", dtype=str)
     members = [json.loads(m) for m in clusters.members]
     assert any(f"copy of {Path(name).stem}" in m and Path(name).stem in m for m in members), clusters
@@ -369,7 +369,7 @@ def test_a_model_trained_on_other_splits_is_never_refined_from(engineered):
     from types import SimpleNamespace  # noqa: PLC0415
 
     from sewer_segmentation.data.splits import split_fingerprint  # noqa: PLC0415
-    from sewer_segmentation.pipelines.mask_refinement.nodes import predict_pool  # noqa: PLC0415
+    from sewer_segmentation.pipelines.mask_refinement.nodes import refine_weak_pool  # noqa: PLC0415
 
     manifest = pd.read_csv(engineered / "data/03_primary/tiny/split_manifest.csv", dtype=str)
     weak = {i: None for i in manifest.image_id[manifest.split == "weak"]}
@@ -377,7 +377,7 @@ def test_a_model_trained_on_other_splits_is_never_refined_from(engineered):
     assert split_fingerprint(reshuffled) != split_fingerprint(manifest)
     old_model = SimpleNamespace(metadata={"stage": "baseline", "version": "v1", "split_fingerprint": split_fingerprint(reshuffled)})
     with pytest.raises(BadInputError, match=r"the refining model \(baseline, version v1\) was trained on other splits.*--pipeline=baseline"):
-        predict_pool(manifest, old_model, weak, {"batch_size": 2})
+        refine_weak_pool(manifest, old_model, weak, {}, {}, {"batch_size": 2}, None, "local", None, None)
 
 
 def test_an_empty_split_folder_says_the_last_run_left_it_empty(tmp_path):

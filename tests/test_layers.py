@@ -19,6 +19,7 @@ LAYERS = [
     {"data"},  # raw layouts, annotations, splits, samples, the synthetic generator
     {"modelling"},  # networks, losses, training, inference
     {"refinement", "tracking"},  # box masks -> refined masks; MLflow
+    {"scaling"},  # the per-frame jobs on Ray
     {"params", "datasets"},  # every parameter model gathered; the Kedro datasets
     {"parameters_doc"},
     {"pipelines", "hooks"},
@@ -36,6 +37,7 @@ WITHOUT_KEDRO = [
     "sewer_segmentation.refinement.masks", "sewer_segmentation.tracking.registry", "sewer_segmentation.tracking.runs",
     "sewer_segmentation.reporting.reports", "sewer_segmentation.reporting.run_summary",
 ]  # fmt: skip
+#: Ray (an extra) is imported only when ``engine: ray`` runs a job: see the "ray" probe below.
 #: Storage and inference: a model is loaded and run without the training loop.
 #: Also every pipeline and the hooks: Lightning (3-4 s to import) only when a stage trains.
 WITHOUT_LIGHTNING = ["sewer_segmentation.datasets", "sewer_segmentation.modelling.inference", "sewer_segmentation.modelling.plan",
@@ -56,6 +58,7 @@ def imported(process: subprocess.Popen) -> bool:
 
 def test_layers_import_only_what_they_need():
     checks = {("kedro", tuple(WITHOUT_KEDRO)): None, ("lightning", tuple(WITHOUT_LIGHTNING)): None,
+              ("ray", ("sewer_segmentation.pipeline_registry", "sewer_segmentation.settings", "sewer_segmentation.scaling.ray_engine")): None,
               ("kedro", ("sewer_segmentation.pipeline_registry",)): None}  # the last one shows the probe sees imports
     for forbidden, modules in checks:  # all at once, in parallel
         checks[forbidden, modules] = probe(list(modules), forbidden)

@@ -33,7 +33,7 @@ BAD_VALUES = {
     "data_engineering.split.eval_fraction=1.5": "data_engineering.split.eval_fraction=1.5",
     "data_engineering.split.val_fraction=0": "data_engineering.split.val_fraction=0",
     "data_engineering.on_bad_file=ignore": "data_engineering.on_bad_file='ignore'",
-    "data_engineering.layout=cvat": "data_engineering.layout='cvat'",
+    "data_engineering.layout=labelstudio": "data_engineering.layout='labelstudio'",
     "synthetic.num_images=abc": "synthetic.num_images='abc'",
     "baseline_training.training.validations=abc": "baseline_training.training.validations='abc'",
     "baseline_training.training.num_workers=-1": "baseline_training.training.num_workers=-1",
@@ -53,6 +53,10 @@ BAD_VALUES = {
     "mask_refinement.threshold.band=-1": "mask_refinement.threshold.band=-1",
     "predict.threshold=abc": "predict.threshold='abc'",
     "predict.batch_size=0": "predict.batch_size=0",
+    "engine=gpu": "engine='gpu'",
+    "ray.address=somewhere": "ray.address='somewhere'",
+    "ray.concurrency=0": "ray.concurrency=0",
+    "ray.num_gpus=-1": "ray.num_gpus=-1",
 }
 
 
@@ -77,6 +81,7 @@ def check(option: str) -> None:
 def test_the_project_configuration_is_valid():
     check("")
     check("round:2,seed=3,mask_refinement.method=grabcut,final_training.init_from=fresh")
+    check("engine:ray,ray.address:auto,ray.num_gpus:0.5,ray.concurrency:4")
 
 
 @pytest.mark.parametrize("option", list(BAD_VALUES))
@@ -94,6 +99,7 @@ def test_the_message_says_what_is_allowed():
         "baseline_training.training.steps=2.7": "valid integer",
         "data_engineering.split.eval_fraction=1.5": "less than 1",
         "image_size.height=100": "multiple of 32",
+        "engine=gpu": "'local' or 'ray'",
     }.items():
         with pytest.raises(ConfigurationError, match=allowed):
             check(option)

@@ -21,8 +21,8 @@ from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets._typing import HTMLPreview, ImagePreview, JSONPreview, TablePreview  # kedro-viz's preview types (its docs name this module)
 from kedro_datasets.partitions import PartitionedDataset
 
-from sewer_segmentation.io.files import atomic_write_bytes, new_version, remove_leftovers, version_dir
-from sewer_segmentation.io.imaging import decode_image, decode_mask, encode_image, resize_image
+from sewer_segmentation.io.files import StagedFolder, StagingArea, atomic_write_bytes, new_version, remove_leftovers, version_dir
+from sewer_segmentation.io.imaging import encode_image, read_file, resize_image
 
 
 class ImageDataset(AbstractDataset[Any, Any]):
@@ -44,10 +44,12 @@ class ImageDataset(AbstractDataset[Any, Any]):
         self.metadata = metadata
 
     def load(self):
-        data = self._filepath.read_bytes()
-        if self._kind == "image":
-            return decode_image(data, str(self._filepath))
-        return decode_mask(data, str(self._filepath), self._threshold if self._kind == "mask" else None)
+        return read_file(self._filepath, self._kind, self._threshold)
+
+    def file_spec(self) -> dict[str, Any]:
+        """Where and how this file loads (``io.imaging.read_file``'s arguments): what a Ray worker needs to
+        read it itself."""
+        return {"path": str(self._filepath), "kind": self._kind, "threshold": self._threshold}
 
     def save(self, data) -> None:
         extension = self._filepath.suffix or ".png"
@@ -348,7 +350,10 @@ class FolderDataset(PartitionedDataset):
         return out
 
     # -- saving ----------------------------------------------------------------------------------
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, data: dict[str, Any] | StagedFolder) -> None:
+        if isinstance(data, StagedFolder):
+            self._commit(data.path)
+            return
         for partition_id in data:
             if PurePosixPath(partition_id).is_absolute() or ".." in PurePosixPath(partition_id).parts:
                 raise DatasetError(f"partition id {partition_id!r} would escape {self._root}")
@@ -366,6 +371,14 @@ class FolderDataset(PartitionedDataset):
         finally:
             self._path = self._root
         _swap_in(tmp, final)
+        self._invalidate_caches()
+
+    def _commit(self, staged: Path) -> None:
+        """Rename a folder that workers wrote in place (``StagingArea.new_folder``) into the folder's place."""
+        final = Path(self._root) / new_version() if self._versioned_folders else Path(self._root)
+        if staged.parent.resolve() != final.parent.resolve() or not staged.is_dir():
+            raise DatasetError(f"{staged} is not a staged folder of {self._root} (make it with this folder's staging dataset)")
+        _swap_in(staged, final)
         self._invalidate_caches()
 
     def _exists(self) -> bool:
@@ -390,7 +403,26 @@ class RefinedMasksDataset(FolderDataset):
             raise BadInputError(str(exc)) from None
 
     def save(self, data) -> None:
-        super().save(data.to_partitions())
+        super().save(data if isinstance(data, StagedFolder) else data.to_partitions())
+
+
+class StagingAreaDataset(AbstractDataset[Any, None]):
+    """Where Ray workers write a folder's next content (``io.files.StagingArea``): give it the folder's
+    ``path`` (and ``versioned_folders``); the node writes through it and returns a ``StagedFolder``, which
+    the folder's own dataset commits with one rename. Loading makes nothing on disk."""
+
+    def __init__(self, path: str, versioned_folders: bool = False, metadata: dict | None = None):
+        self._path, self._versioned = path, versioned_folders
+        self.metadata = metadata
+
+    def load(self) -> StagingArea:
+        return StagingArea(self._path, self._versioned)
+
+    def save(self, data) -> None:
+        raise DatasetError("a staging area is read only: save the StagedFolder to the folder's own dataset")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "versioned_folders": self._versioned}
 
 
 def _refuse(message: str):

@@ -19,6 +19,8 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("seed", p.Seed, "parameters.yml"),
     ("round", p.RoundNumber, "parameters.yml (default in globals.yml)"),
     ("model_selection", p.ModelSelectionParams, "parameters.yml"),
+    ("engine", p.EngineName, "parameters.yml"),
+    ("ray", p.RayParams, "parameters.yml"),
     ("image_size", p.ImageSizeParams, "parameters_baseline_training.yml"),
     ("model", p.ModelParams, "parameters_baseline_training.yml"),
     ("inference", p.InferenceParams, "parameters_baseline_training.yml"),

@@ -49,7 +49,8 @@ from sewer_segmentation.modelling.config import (  # noqa: F401
     SuggestParams,
     TrainingParams,
 )
-from sewer_segmentation.refinement.config import AutoRefinementParams, MaskRefinementParams, ShardParams  # noqa: F401
+from sewer_segmentation.refinement.config import AutoRefinementParams, MaskRefinementParams  # noqa: F401
+from sewer_segmentation.scaling.config import EngineName, RayParams  # noqa: F401
 from sewer_segmentation.schema import PRECISIONS, Section, as_model, known_precision, nearest_hint, plain, plain_params  # noqa: F401
 
 
@@ -103,7 +104,8 @@ class PredictParams(Section):
 #: Keys checked by ``hooks.ParameterCheckHook`` the same way, beyond the nodes' typed inputs: sections no
 #: node takes (a hook reads them), and the top-level scalars. Nodes take those as plain ``int`` / ``str``, so
 #: that ``context.params`` in a notebook holds ``42``, not a model wrapping it.
-HOOK_SECTIONS: dict[str, type[BaseModel]] = {"synthetic": SyntheticParams, "dataset": DatasetName, "seed": Seed, "round": RoundNumber}
+HOOK_SECTIONS: dict[str, type[BaseModel]] = {"synthetic": SyntheticParams, "dataset": DatasetName, "seed": Seed, "round": RoundNumber,
+                                             "engine": EngineName}  # fmt: skip
 
 
 

@@ -5,9 +5,8 @@
 - ``baseline_training`` and ``final_training`` plan their training and share one ``training_stage``
   pipeline (train -> predict eval -> score -> plots), namespaced ``baseline`` and ``round``.
 - ``refine``: mask_refinement + final_training for round ``round`` (``--params=round:2``).
-- ``refine_shard`` / ``merge_shards``: one round's refinement split over machines, then joined
-  (followed by ``final_training``).
 - ``predict``: a chosen model applied to a folder of new frames.
+  Refinement and ``predict`` run here or on a Ray cluster (``--params=engine=ray``, docs/scaling.md).
 - ``export_review``: round ``round``'s refined masks out to labelling tools (COCO, CVAT XML, YOLO segmentation).
 - ``suggest_labels``: the weak-pool frames to hand-label next (``suggest.budget``, ``suggest.method``), exported likewise.
 - ``__default__`` (plain ``kedro run``): data_engineering, baseline_training, then refinement round 1.
@@ -44,8 +43,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "predict": predict.pipeline.create_pipeline(),
         "export_review": export_review.pipeline.create_pipeline(),
         "suggest_labels": suggest_labels.pipeline.create_pipeline(),
-        "refine_shard": mask_refinement.pipeline.create_shard_pipeline(),
-        "merge_shards": mask_refinement.pipeline.create_merge_pipeline(),
         "__default__": de + bt + _round_1_after_baseline(mr + ft),
     }
 

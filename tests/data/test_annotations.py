@@ -96,7 +96,7 @@ def test_points_outside_the_image_are_clipped_with_a_warning():
 
 
 def test_yolo_labels_and_names():
-    boxes, problems = parse_yolo_labels("0 0.5 0.5 0.5 0.25\n\n5 0.1 0.1 0.2 0.2\nbad line\n1 0.5 0.5 -1 0.2\n", "labels/a.txt")
+    boxes, _, problems = parse_yolo_labels("0 0.5 0.5 0.5 0.25\n\n5 0.1 0.1 0.2 0.2\nbad line\n1 0.5 0.5 -1 0.2\n", "labels/a.txt")
     assert [b.class_id for b in boxes] == [0, 5]
     assert [p.file for p in problems] == ["labels/a.txt line 4", "labels/a.txt line 5"]
     mask = yolo_box_mask(boxes[:1], 40, 80)

@@ -148,3 +148,24 @@ def test_frames_that_change_split_are_listed():
                                           {"image_id": "c", "before": "baseline_train", "after": "(not kept)"},
                                           {"image_id": "d", "before": "(not kept)", "after": "weak"}]  # fmt: skip
     assert split_changes(None, after).empty
+
+
+def test_exposure_shots_of_a_labelled_frame_form_one_cluster_that_group_keeps_whole_and_drop_keeps_once():
+    import pandas as pd  # noqa: PLC0415
+
+    from sewer_segmentation.data.dedupe import cluster_signatures, frame_signature, keep_one_per_cluster  # noqa: PLC0415
+    from sewer_segmentation.data.synthetic import SyntheticConfig, draw_frame, exposure_copies  # noqa: PLC0415
+
+    config = SyntheticConfig(exposure_copies=3)
+    sources = [draw_frame(config, i) for i in range(4)]
+    frames = sources + exposure_copies(config, sources[:2])  # frames 0 and 1 shot at 3 more exposures each
+    clusters = cluster_signatures([frame_signature(f.image, "aligned") for f in frames], "aligned")
+    by_name = dict(zip((f.name for f in frames), clusters, strict=True))
+    for source in sources[:2]:
+        assert {by_name[f"{source.name}_exposure{k}"] for k in (1, 2, 3)} == {by_name[source.name]}
+    assert len(set(clusters)) == 4  # and the four scenes stay apart
+    inventory = pd.DataFrame({"image_id": [f.name for f in frames], "cluster_id": clusters, "has_polygon": True, "width": 320, "height": 240})
+    dropped, table = keep_one_per_cluster(inventory, drop_duplicates=True)
+    grouped, _ = keep_one_per_cluster(inventory, drop_duplicates=False)
+    assert int(dropped.kept.sum()) == 4 and bool(grouped.kept.all())
+    assert sorted(table["size"]) == [4, 4] and set(dropped.drop_reason[~dropped.kept].str[:17]) == {"near-duplicate of"}

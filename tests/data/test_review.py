@@ -142,3 +142,76 @@ def test_a_coco_file_that_is_not_json_is_one_line_naming_it():
 
     with pytest.raises(BadInputError, match=r"^coco.json: not JSON \(Expecting value at line 1, column 1\)$"):
         LAYOUTS["coco"].read(_Files({"coco.json": "<xml/>"}), DataEngineeringParams())
+
+
+class _FilesWithLabels(_Files):
+    def __init__(self, texts: dict[str, str], labels: dict[str, str]):
+        super().__init__(texts)
+        self.labels = labels
+
+    def folder(self, name):
+        return {k: (lambda v=v: v) for k, v in self.labels.items()} if name == "labels" else {}
+
+
+def _layout_read(files, expected: str, keep=(), drop=()):
+    from sewer_segmentation.data.config import DataEngineeringParams  # noqa: PLC0415
+    from sewer_segmentation.data.layouts import choose_layout  # noqa: PLC0415
+
+    name, layout = choose_layout(files)
+    assert name == expected
+    return layout.read(files, DataEngineeringParams(classes={"keep": list(keep), "drop": list(drop)}))
+
+
+def test_the_review_export_reads_back_through_the_cvat_and_yolo_layouts_within_a_pixel():
+    from sewer_segmentation.data.annotations import rasterize_shapes  # noqa: PLC0415
+
+    mask = defects()
+    frames = [{"file_name": "images/f1.png", "mask": mask, "score": 0.4}]
+    cvat = _layout_read(_Files({"annotations.xml": cvat_xml(frames, "defect")}), "cvat")
+    yolo = _layout_read(_FilesWithLabels({"data.yaml": "names:\n  0: defect\n"}, {"f1.txt": "\n".join(yolo_segmentation_lines(mask))}), "yolo")
+    for read in (cvat, yolo):
+        shapes = read.shapes_of("f1.png")
+        assert len(shapes) == 3 and len(read.boxes["f1"]) == 3  # one polygon per region, and its box
+        assert agrees_within_a_pixel(rasterize_shapes(shapes, *mask.shape)[0] > 0, mask)
+    assert cvat.listed == ["f1.png"] and cvat.box_class_names == {0: "defect"}
+
+
+def test_cvat_polygons_boxes_class_filter_and_malformed_shapes():
+    xml = """<?xml version="1.0"?><annotations><version>1.1</version>
+      <meta><task><labels><label><name>Crack</name></label><label><name>Rupture</name></label></labels></task></meta>
+      <image id="0" name="a.jpg" width="100" height="50">
+        <polygon label="Crack" points="10,10;30,10;30,20;10,20"/><polygon label="Rupture" points="0,0;9,0;9,9"/>
+      </image>
+      <image id="1" name="b.jpg" width="100" height="50"><box label="Crack" xtl="50" ytl="0" xbr="100" ybr="50"/>
+        <polygon label="Crack" points="1,2,3"/></image>
+    </annotations>"""
+    read = _layout_read(_Files({"annotations.xml": xml}), "cvat", drop=["Rupture"])
+    assert list(read.polygons) == ["a.jpg"] and read.polygons["a.jpg"][0].params["x"] == [10.0, 30.0, 30.0, 10.0]
+    (box,) = read.boxes["b"]
+    assert (box.cx, box.cy, box.w, box.h) == (0.75, 0.5, 0.5, 1.0) and read.box_class_names == {0: "Crack", 1: "Rupture"}
+    assert read.kept_classes == {"Crack": 3} and read.dropped_classes == {"Rupture": 1}
+    assert [(p["file"], p["reason"]) for p in read.problems] == [
+        ("annotations.xml image 'b.jpg'", "a <polygon> of 'Crack' is malformed: points '1,2,3' are not x,y;x,y;...")]
+
+
+def test_yolo_segmentation_lines_are_hand_labels_and_box_lines_stay_boxes():
+    labels = {"a.txt": "0 0.1 0.1 0.3 0.1 0.3 0.3\n", "b.txt": "0 0.5 0.5 0.2 0.2\n", "c.txt": "0 0.1 0.1 250 0.1 0.3 0.3\n"}
+    read = _layout_read(_FilesWithLabels({"data.yaml": "names: [Crack]\n"}, labels), "yolo")
+    (shape,) = read.shapes_of("a.png")
+    assert shape.name == "normalized_polygon" and read.shapes_of("b.png") == [] and len(read.boxes["b"]) == 1
+    (box,) = read.boxes["a"]
+    assert (round(box.cx, 6), round(box.cy, 6), round(box.w, 6), round(box.h, 6)) == (0.2, 0.2, 0.2, 0.2)
+    assert [p["file"] for p in read.problems] == ["labels/c.txt line 1"] and "normalized" in read.problems[0]["reason"]
+
+
+def test_a_file_that_is_not_cvat_xml_is_one_line_naming_it():
+    import pytest  # noqa: PLC0415
+
+    from sewer_segmentation.data.config import DataEngineeringParams  # noqa: PLC0415
+    from sewer_segmentation.data.layouts import LAYOUTS  # noqa: PLC0415
+    from sewer_segmentation.errors import BadInputError  # noqa: PLC0415
+
+    with pytest.raises(BadInputError, match=r"^annotations.xml: not XML"):
+        LAYOUTS["cvat"].read(_Files({"annotations.xml": "{json: 1}"}), DataEngineeringParams())
+    with pytest.raises(BadInputError, match=r"its root is <html>"):
+        LAYOUTS["cvat"].read(_Files({"annotations.xml": "<html/>"}), DataEngineeringParams())

@@ -15,6 +15,7 @@ from kedro.validation.model_factory import instantiate_model
 from kedro.validation.type_extractor import TypeExtractor
 
 from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.io.files import StagingArea
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.plan import TrainingPlan
 from sewer_segmentation.params import plain_params
@@ -57,6 +58,7 @@ def run_in_memory(pipeline, params: dict, data: dict, keep: tuple[str, ...] = ()
         key = name.removeprefix("params:")
         return instantiate_model(key, parameter(params, name), types[key]) if key in types else parameter(params, name)
 
+    data = {"refined_masks_staging": StagingArea("unused-by-the-local-engine", versioned=True), **data}
     datasets = {name: MemoryDataset(typed(name)) for name in pipeline.inputs() if name.startswith("params:")}
     datasets.update({name: MemoryDataset(as_partitions(data[name]), copy_mode="assign") for name in pipeline.inputs() if not name.startswith("params:")})
     datasets.update({name: KeptDataset(copy_mode="assign") for name in keep})

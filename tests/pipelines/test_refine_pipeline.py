@@ -132,7 +132,7 @@ def test_rounds_version_crash_and_errors(kedro_project):
     check_predict_pipeline(kedro_project)
     check_review_export(kedro_project)
     check_suggested_labels(kedro_project)
-    check_sharded_round(kedro_project, round_1)
+    check_ray_engine(kedro_project, round_1)
     check_notebook(kedro_project)
 
     # The default pipeline is round 1 only. (Rounds that are not whole numbers: tests/test_bad_inputs.py.)
@@ -254,23 +254,22 @@ def check_notebook(project):
     assert "dataset: tiny" in text and re.search(r"round 1: \d+ refined masks", text)  # the catalog's round (globals: 1)
 
 
-def check_sharded_round(project, round_1):
-    """Round 3 refined on two "machines" (shards), merged, then trained: one round like any other."""
-    for index in (0, 1):  # in this process: what matters here is the data, not the command line
-        run_pipeline(project, "refine_shard", **fast(round=3, **{"mask_refinement.shard.index": index, "mask_refinement.shard.count": 2}))
-    shards = project / "data/04_feature/tiny/hybrid_masks/round_3_shards"
-    first = {p.stem for p in (shards / "0-of-2/masks").iterdir()}
-    second = {p.stem for p in (shards / "1-of-2/masks").iterdir()}
-    assert first and second and first.isdisjoint(second)
-    for pipeline in ("merge_shards", "final_training"):
-        run_pipeline(project, pipeline, **fast(round=3, **{"mask_refinement.shard.count": 2}))
-    versions = list_versions(project / "data/04_feature/tiny/hybrid_masks/round_3")
-    merged = {p.stem for p in (project / "data/04_feature/tiny/hybrid_masks/round_3" / versions[-1] / "masks").iterdir()}
-    assert merged == first | second
-    metrics = json.loads((project / "data/08_reporting/tiny/round_3_metrics.json").read_text())
-    assert metrics["refinement"]["shards"] == 2
-    assert "| round_3 |" in (project / "data/08_reporting/tiny/rounds.md").read_text()
+def check_ray_engine(project, round_1):
+    """engine: ray refines round 3 and predicts a folder with the same bytes as the local engine, from the
+    command line (``--params=engine=ray``) and in this process."""
+    root = project / "data/04_feature/tiny/hybrid_masks/round_3"
+    for engine in ("local", "ray"):
+        run_pipeline(project, "mask_refinement", **fast(round=3, engine=engine, **{"ray.refine_batch_size": 4}))
+    local, ray = list_versions(root)[-2:]
+    assert snapshot(root / ray) == snapshot(root / local) and len(snapshot(root / local)) > 10
     assert round_one_files(project) == round_1
+
+    (out,) = (project / "data/07_model_output/tiny/predictions/best").glob("inference-*")
+    before = snapshot(out)  # the local engine's run of check_predict_pipeline, broken.png included
+    result = run_kedro(project, "--pipeline=predict", "--params=dataset=tiny,predict_model=best,engine=ray")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert snapshot(out) == before and len(before) > 10
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
 PYFUNC_SCRIPT = """

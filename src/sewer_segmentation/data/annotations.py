@@ -112,9 +112,19 @@ def _validate_shape(shape: dict) -> Shape:
     return Shape(name, params)
 
 
+def in_pixels(shape: Shape, height: int, width: int) -> Shape:
+    """A ``normalized_polygon`` (a YOLO segmentation line: corners as fractions of the frame) as a pixel
+    polygon of a ``width x height`` frame; any other shape as it is."""
+    if shape.name != "normalized_polygon":
+        return shape
+    return Shape("polygon", {"x": [x * width for x in shape.params["x"]], "y": [y * height for y in shape.params["y"]]},
+                 shape.class_name, shape.source)  # fmt: skip
+
+
 def shape_outside(shape: Shape, height: int, width: int) -> bool:
     """True when the shape lies wholly outside a ``width x height`` image (it would draw nothing: a
     label for another image, or a corrupt row)."""
+    shape = in_pixels(shape, height, width)
     p = shape.params
     if shape.name == "rle":  # a COCO mask is drawn at its own size: one of another size labels another image
         return list(p["size"]) != [height, width]
@@ -182,6 +192,7 @@ def rasterize_shapes(
     mask = np.zeros((height, width), np.uint8)
     warnings = []
     for shape in shapes:
+        shape = in_pixels(shape, height, width)
         p = shape.params
         if shape.name == "rle":  # a COCO mask (data/layouts/coco.py), decoded by pycocotools
             mask[_decode_rle(p) > 0] = 255
@@ -265,17 +276,45 @@ def parse_yolo_names(text: str, source: str = "data.yaml") -> dict[int, str]:
 NORMALIZED_TOLERANCE = 0.01
 
 
-def parse_yolo_labels(text: str, source: str) -> tuple[list[YoloBox], list[Problem]]:
-    """Lines ``class cx cy w h`` (normalized to 0..1). Bad lines become problems naming the line."""
-    boxes, problems = [], []
+@dataclass(frozen=True)
+class YoloPolygon:
+    """A YOLO segmentation line: a class id and the polygon's corners, normalized to 0..1."""
+
+    class_id: int
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def box(self) -> YoloBox:
+        """The polygon's bounding box (its detection box)."""
+        x0, x1, y0, y1 = min(self.x), max(self.x), min(self.y), max(self.y)
+        return YoloBox(self.class_id, (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1e-6), max(y1 - y0, 1e-6))
+
+
+def _yolo_polygon(parts: list[str]) -> YoloPolygon:
+    values = [float(v) for v in parts[1:]]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError("polygon corners must be finite")
+    if max(values) > 1 + NORMALIZED_TOLERANCE or min(values) < -NORMALIZED_TOLERANCE:
+        raise ValueError("polygon corners must be normalized to 0..1 (pixel coordinates? export YOLO's normalized format)")
+    return YoloPolygon(int(parts[0]), tuple(values[0::2]), tuple(values[1::2]))
+
+
+def parse_yolo_labels(text: str, source: str) -> tuple[list[YoloBox], list[YoloPolygon], list[Problem]]:
+    """Lines ``class cx cy w h`` (a detection box) or ``class x1 y1 x2 y2 x3 y3 ...`` (a segmentation
+    polygon of at least 3 corners, Ultralytics' YOLO segmentation format), normalized to 0..1. Bad lines
+    become problems naming the line."""
+    boxes, polygons, problems = [], [], []
     for line_number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         parts = line.split()
         try:
+            if len(parts) >= 7 and len(parts) % 2 == 1:
+                polygons.append(_yolo_polygon(parts))
+                continue
             if len(parts) != 5:
-                raise ValueError(f"expected 5 values, got {len(parts)}")
+                raise ValueError(f"expected 5 values (a box) or a class and 3 or more x y pairs (a polygon), got {len(parts)} values")
             box = YoloBox(int(parts[0]), *(float(v) for v in parts[1:]))
             if not all(math.isfinite(v) for v in (box.cx, box.cy, box.w, box.h)) or box.w <= 0 or box.h <= 0:
                 raise ValueError("box size must be positive and finite")
@@ -288,7 +327,7 @@ def parse_yolo_labels(text: str, source: str) -> tuple[list[YoloBox], list[Probl
             problems.append(Problem(f"{source} line {line_number}", f"malformed YOLO label: {exc}"))
             continue
         boxes.append(box)
-    return boxes, problems
+    return boxes, polygons, problems
 
 
 def yolo_box_mask(boxes: list[YoloBox], height: int, width: int) -> np.ndarray:

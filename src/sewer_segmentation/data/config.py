@@ -54,7 +54,8 @@ class DedupeParams(Section):
     candidates: int = Field(3, ge=1, description="aligned: nearest frames each frame is aligned with")
     hash_size: int = Field(8, ge=2, description="hashes: 8 -> 64-bit hashes")
     max_distance: int = Field(6, ge=0, description="hashes: Hamming distance at or under which frames are near-duplicates")
-    drop_duplicates: bool = Field(True, description="keep one image per cluster")
+    action: Literal["drop", "group"] = Field(
+        "drop", description="drop: keep one frame per cluster; group: keep every frame of a cluster, all in one split (docs/data.md)")
 
 
 class SplitParams(Section):
@@ -123,6 +124,7 @@ class SyntheticParams(Section):
     wall_texture: float = Field(0.0, ge=0)
     stains_in_boxes: float = Field(0.0, ge=0, le=1)
     defect_opacity: float = Field(1.0, gt=0, le=1)
+    exposure_copies: int = Field(0, ge=0, le=10, description="more shots of each hand-labelled frame at other exposures (dedupe.action)")
 
     @model_validator(mode="after")
     def _labelled_within_the_frames(self) -> SyntheticParams:

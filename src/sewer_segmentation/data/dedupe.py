@@ -118,7 +118,7 @@ def cluster_signatures(signatures: list[np.ndarray], method: str, min_similarity
     return cluster_hashes(np.stack(signatures), max_distance) if signatures else np.empty(0, np.int64)
 
 
-def keep_one_per_cluster(inventory: pd.DataFrame, drop_duplicates: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def keep_one_per_cluster(inventory: pd.DataFrame, drop_duplicates: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Which frames of each near-duplicate cluster (``inventory.cluster_id``) stay: box-only members of a
     cluster holding a hand-labelled frame always go (they would leak eval content into the weak pool); with
     ``drop_duplicates`` only the representative stays (a hand-labelled frame if any, else the largest,

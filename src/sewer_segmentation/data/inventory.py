@@ -127,7 +127,7 @@ def inspect_image(image_id: str, pid: str, raw_images: Partitions, raw_box_masks
     if box_mask.shape != (h, w):
         problems.append(Problem(mask_file, f"mask is {box_mask.shape[1]}x{box_mask.shape[0]} but its image is {w}x{h}"))
         return None
-    shapes = annotations.polygons.get(label_key(pid), [])
+    shapes = annotations.shapes_of(pid)
     dropped = annotations.only_dropped_classes.get(label_key(pid))
     if not shapes and dropped:  # its box mask (drawn for those classes) would teach a dropped class as a defect
         filtered.append(Problem(f"images/{pid}", f"hand-labelled only with dropped classes ({', '.join(dropped)}); left out, not "
@@ -155,7 +155,7 @@ def frame_loaders(rows, raw_images, raw_box_masks, annotations, params):
         return lambda: raw_images[pid]()
 
     def polygon_mask(pid, h, w):
-        return lambda: rasterize_shapes(annotations.polygons[label_key(pid)], h, w, params.via.polyline_thickness)[0]
+        return lambda: rasterize_shapes(annotations.shapes_of(pid), h, w, params.via.polyline_thickness)[0]
 
     def box_mask(image_id, h, w):
         return lambda: box_mask_for(image_id, (h, w), box_mask_files, raw_box_masks, annotations)

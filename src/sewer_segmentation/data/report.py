@@ -11,7 +11,6 @@ import pandas as pd
 
 from sewer_segmentation.data.annotations import rasterize_shapes
 from sewer_segmentation.data.inventory import box_mask_for, by_image_id, frame_loaders
-from sewer_segmentation.data.layouts import label_key
 from sewer_segmentation.io.imaging import mask_iou
 from sewer_segmentation.progress import progress_bar
 from sewer_segmentation.reporting.plots import duplicate_cluster_gallery, sample_gallery
@@ -60,7 +59,7 @@ def report_galleries(manifest, clusters, annotations, raw_images, raw_box_masks,
         source = image_files[image_id][0]
         image = raw_images[source]()
         box = box_mask_for(image_id, image.shape[:2], box_mask_files, raw_box_masks, annotations)
-        shapes = annotations.polygons.get(label_key(source))
+        shapes = annotations.shapes_of(source)
         polygon = rasterize_shapes(shapes, *image.shape[:2], params.via.polyline_thickness)[0] if shapes else None
         truth = ground_truth[truth_files[image_id][0]]() if image_id in truth_files else None
         return image, box, polygon, truth

@@ -69,6 +69,7 @@ class SyntheticConfig:
     wall_texture: float = 0.0  # extra fine wall texture (0 = none; the hard regime uses 0.35)
     stains_in_boxes: float = 0.0  # chance that a box also holds a defect-coloured stain that is no defect
     defect_opacity: float = 1.0  # how strongly the defect is painted over the wall (1 = opaque)
+    exposure_copies: int = 0  # per hand-labelled frame, this many more shots at other exposures, each hand-labelled too
 
     def __post_init__(self) -> None:
         if self.defect_class not in DRAWABLE_CLASSES:
@@ -429,6 +430,20 @@ def _near_duplicate(rng: np.random.Generator, source: Frame, name: str) -> Frame
     return Frame(name=name, image=image, truth=truth, boxes=boxes, kind="duplicate", duplicate_of=source.name)
 
 
+def exposure_copies(config: SyntheticConfig, labelled: list[Frame]) -> list[Frame]:
+    """``config.exposure_copies`` more shots of each hand-labelled frame at other exposures (gain 0.55 to 1.6
+    and a gamma), the same scene and mask: a camera's bracketing, which near-duplicate detection groups."""
+    rng = np.random.default_rng([config.seed, 3 * 10**6])
+    copies = []
+    for source in labelled:
+        for k in range(config.exposure_copies):
+            gain, gamma = rng.uniform(0.55, 1.6), rng.uniform(0.8, 1.25)
+            image = np.clip(255 * (source.image.astype(np.float32) / 255) ** gamma * gain, 0, 255).astype(np.uint8)
+            copies.append(Frame(name=f"{source.name}_exposure{k + 1}", image=image, truth=source.truth.copy(), boxes=list(source.boxes),
+                                kind="duplicate", duplicate_of=source.name))  # fmt: skip
+    return copies
+
+
 def _junk(rng: np.random.Generator, source: Frame, name: str) -> Frame:
     """Over-exposed, black or blurred frames, as inspection footage has them."""
     mode = rng.choice(["overexposed", "black", "blurred"])
@@ -518,6 +533,8 @@ def write_dataset(config: SyntheticConfig, raw_dir: str | Path, truth_dir: str |
         target.parent.mkdir(parents=True, exist_ok=True)
     frames = generate_frames(config)
     labelled = choose_hand_labelled(config, frames)
+    copies = exposure_copies(config, [f for f in frames if f.name in labelled])
+    frames, labelled = frames + copies, labelled | {f.name for f in copies}
     tmp_raw = Path(tempfile.mkdtemp(prefix=f".{raw_dir.name}.", dir=raw_dir.parent))
     tmp_truth = Path(tempfile.mkdtemp(prefix=f".{truth_dir.name}.", dir=truth_dir.parent))
     try:

@@ -12,6 +12,7 @@ import re
 import shutil
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,3 +92,35 @@ def list_versions(folder: str | Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name))
+
+
+# --------------------------------------------------------------------------------------------------
+# Folders written in place by other processes (Ray workers), then committed by one rename
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagedFolder:
+    """A folder's complete new content, already written (by Ray workers) into ``path``, a temporary sibling
+    of the folder; saving it to the folder's dataset renames it into place (the commit)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class StagingArea:
+    """Where workers may write a folder's next content: ``new_folder()`` makes a fresh temporary sibling of
+    ``root`` (inside it, for versioned folders), named so that the next save of the folder clears it if the
+    run dies before the commit. Nothing is made until asked for (the local engine never asks)."""
+
+    root: str
+    versioned: bool = False
+
+    def new_folder(self) -> Path:
+        root = Path(self.root)
+        parent, name = (root, new_version()) if self.versioned else (root.parent, root.name)
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(parent, None if self.versioned else name)
+        folder = parent / f".{name}.{uuid.uuid4().hex}.tmp"
+        folder.mkdir()
+        return folder

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -105,6 +105,15 @@ def decode_mask(data: bytes, source: str = "<bytes>", threshold: int | None = 12
     if grey.max(initial=0) == 1:  # a 0/1 label image: 1 is foreground
         return (grey * 255).astype(np.uint8)
     return np.where(grey >= threshold, 255, 0).astype(np.uint8)
+
+
+def read_file(path: str | Path, kind: str = "image", threshold: int = 128) -> np.ndarray:
+    """An image file as ``ImageDataset`` of that ``kind`` loads it: ``image`` (RGB uint8), ``mask`` (0/255 at
+    ``threshold``) or ``soft_mask`` (grey levels kept). Ray workers read frames by path with it."""
+    data = Path(path).read_bytes()
+    if kind == "image":
+        return decode_image(data, str(path))
+    return decode_mask(data, str(path), threshold if kind == "mask" else None)
 
 
 def encode_image(array: np.ndarray, extension: str = ".png", quality: int = 95) -> bytes:

@@ -32,17 +32,6 @@ class AutoRefinementParams(Section):
         return value
 
 
-class ShardParams(Section):
-    index: int = Field(0, ge=0)
-    count: int = Field(1, ge=1)
-
-    @model_validator(mode="after")
-    def _index_within_count(self) -> ShardParams:
-        if self.index >= self.count:
-            raise ValueError(f"shard index must be in 0..count-1, got index={self.index}, count={self.count}")
-        return self
-
-
 class MaskRefinementParams(Section):
     """``mask_refinement``: how box masks become refined masks. Each refinement method's own settings sit
     under its name (``threshold: {...}``), validated by that method's parameter model."""
@@ -53,7 +42,6 @@ class MaskRefinementParams(Section):
     auto: AutoRefinementParams = AutoRefinementParams()
     n_jobs: int | Literal["auto"] = Field("auto", description="threads for refinement (auto: every core)")
     gallery_cases: int = Field(6, ge=0)
-    shard: ShardParams = ShardParams()
 
     @field_validator("method")
     @classmethod

@@ -54,10 +54,3 @@ class RefinedMasks:
 
     def ids(self) -> list[str]:
         return sorted(self.masks)
-
-    def merged_with(self, other: RefinedMasks) -> RefinedMasks:
-        """Both sets of images; an image in both is an error (shards of different counts mixed)."""
-        twice = sorted(set(self.masks) & set(other.masks))
-        if twice:
-            raise ValueError(f"{', '.join(twice[:5])} appear in two shards: shards of different counts are mixed")
-        return RefinedMasks({**self.masks, **other.masks}, {**self.weights, **other.weights})

@@ -42,6 +42,15 @@ def refine_mask(
     return spec.refine(prob.astype(np.float32), b, settings, image)
 
 
+def refine_stored(
+    prob: np.ndarray, box: np.ndarray, method: str, params: BaseModel | dict | None = None, image: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``refine_mask`` from a stored probability map (uint8 0..255) to a stored mask and weight map (uint8):
+    one frame of a round, the same on every engine."""
+    mask, weight = refine_mask(prob.astype(np.float32) / 255.0, box, method, params, image)
+    return to_uint8(mask), to_uint8(weight)
+
+
 def resolve_jobs(n_jobs: int | str | None) -> int:
     """``auto`` (or None): every core this process may use; else the number given (at least 1)."""
     if n_jobs in (None, "auto"):
@@ -66,8 +75,7 @@ def refine_pool(
     def one(item):
         image_id, prob = item
         image = images[image_id]() if spec.needs_image else None
-        mask, weight = refine_mask(prob.astype(np.float32) / 255.0, boxes[image_id](), method, settings, image)
-        return image_id, (to_uint8(mask), to_uint8(weight))
+        return image_id, refine_stored(prob, boxes[image_id](), method, settings, image)
 
     items = sorted(probabilities.items())
     jobs = min(resolve_jobs(n_jobs), max(1, len(items)))

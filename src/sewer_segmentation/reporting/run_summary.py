@@ -62,7 +62,7 @@ def next_commands(pipelines: list[str], round_number: int, failed: bool) -> list
     if failed:
         return ["fix the error above, then run the same command again (finished outputs are kept)"]
     ran = set(pipelines)
-    if ran & {"refine", "final_training", "merge_shards"}:
+    if ran & {"refine", "final_training"}:
         steps = [f"kedro run --pipeline=refine --params=round:{round_number + 1}"]
     elif ran & {"__default__"}:
         steps = ["kedro run --pipeline=refine --params=round:2"]

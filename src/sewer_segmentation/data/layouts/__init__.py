@@ -6,12 +6,13 @@ Adding a layout (COCO, CVAT XML, ...) is one new file in this folder (its reader
 
 from __future__ import annotations
 
-from sewer_segmentation.data.layouts import coco, via, yolo
+from sewer_segmentation.data.layouts import coco, cvat, via, yolo
 from sewer_segmentation.data.layouts.base import Annotations, LabelFiles, Layout, label_key
 
 #: Every raw layout, in the order ``auto`` tries them; ``via`` (masks/ and an optional labels.csv) when none is there.
 LAYOUTS: dict[str, Layout] = {
     "coco": coco.LAYOUT,
+    "cvat": cvat.LAYOUT,
     "yolo": yolo.LAYOUT,
     "via": via.LAYOUT,
 }

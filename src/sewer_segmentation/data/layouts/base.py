@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sewer_segmentation.data.annotations import Problem, Shape, YoloBox, class_is_kept
+from sewer_segmentation.io.imaging import image_id_of
 
 
 class LabelFiles(Protocol):
@@ -42,6 +43,11 @@ class Annotations:
     kept_classes: dict[str, int] = field(default_factory=dict)
     dropped_classes: dict[str, int] = field(default_factory=dict)
     only_dropped_classes: dict[str, list[str]] = field(default_factory=dict)  # label_key -> classes of a frame labelled only with dropped ones
+    polygons_by_id: dict[str, list[Shape]] = field(default_factory=dict)  # by image id, where labels name no extension (YOLO segmentation)
+
+    def shapes_of(self, file_name: str) -> list[Shape]:
+        """The hand-drawn shapes of the image file ``file_name`` (relative to images/); [] when it has none."""
+        return self.polygons.get(label_key(file_name)) or self.polygons_by_id.get(image_id_of(file_name), [])
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""``yolo``: a YOLO detection dataset: images/, ``labels/<stem>.txt`` with one box per line (``class cx cy
-w h``, normalized) and ``data.yaml`` naming the classes; box masks are drawn from the boxes (or read from
-masks/ when present). Hand-drawn polygons may come with it in a VIA ``labels.csv``."""
+"""``yolo``: a YOLO dataset: images/, ``labels/<stem>.txt`` and ``data.yaml`` naming the classes. A line
+``class cx cy w h`` (normalized) is a detection box; a line ``class x1 y1 x2 y2 x3 y3 ...`` is a
+segmentation polygon (Ultralytics' YOLO segmentation format, what ``export_review`` writes): a hand label
+of its frame, whose bounding box is also its box. Box masks are drawn from the boxes (or read from masks/
+when present). Hand-drawn polygons may also come in a VIA ``labels.csv``."""
 
 from __future__ import annotations
 
-from sewer_segmentation.data.annotations import Problem, parse_yolo_labels, parse_yolo_names
+from sewer_segmentation.data.annotations import Problem, Shape, YoloPolygon, parse_yolo_labels, parse_yolo_names
 from sewer_segmentation.data.layouts import via
 from sewer_segmentation.data.layouts.base import Annotations, ClassTally, LabelFiles, Layout, problems_as_dicts
 from sewer_segmentation.errors import BadInputError
@@ -29,26 +31,33 @@ def read(files: LabelFiles, params) -> Annotations:
     for pid, load in sorted(labels.items()):
         if not pid.lower().endswith(".txt"):  # labels.TXT too: cameras and Windows tools write upper case
             continue
-        parsed, label_problems = parse_yolo_labels(load(), f"labels/{pid}")
+        parsed, polygons, label_problems = parse_yolo_labels(load(), f"labels/{pid}")
         problems += label_problems
-        kept = []
-        for box in parsed:
-            name = annotations.box_class_names.get(box.class_id)
+        kept, shapes = [], []
+        for item in (*parsed, *polygons):
+            name = annotations.box_class_names.get(item.class_id)
             if name is None:
-                problems.append(Problem(f"labels/{pid}", f"class id {box.class_id} is not in data.yaml"))
-            elif tally.admits(name):
-                kept.append(box)
+                problems.append(Problem(f"labels/{pid}", f"class id {item.class_id} is not in data.yaml"))
+            elif not tally.admits(name):
+                continue  # a frame left with no kept box is left out like any box-less frame
+            elif isinstance(item, YoloPolygon):  # a hand-drawn outline: a label of its frame, and its box
+                shapes.append(Shape("normalized_polygon", {"x": list(item.x), "y": list(item.y)}, name, f"labels/{pid}"))
+                kept.append(item.box())
+            else:
+                kept.append(item)
         image_id = image_id_of(pid[: -len(".txt")] + ".jpg")
         if image_id in annotations.boxes:
             problems.append(Problem(f"labels/{pid}", f"a second label file for {image_id} (the name differs only in case); remove one"))
             continue
         annotations.boxes[image_id] = kept
+        if shapes:
+            annotations.polygons_by_id[image_id] = shapes
     annotations.problems += problems_as_dicts(problems)
     return via.finish(annotations, tally)
 
 
 LAYOUT = Layout(
-    files="images/, labels/*.txt, data.yaml (+ labels.csv polygons)",
+    files="images/, labels/*.txt (boxes, or YOLO segmentation polygons), data.yaml (+ labels.csv polygons)",
     present=lambda files: bool(files.folder("labels")) or files.text("data.yaml") is not None,
     read=read,
 )

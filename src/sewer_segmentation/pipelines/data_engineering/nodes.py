@@ -99,14 +99,15 @@ def cluster_duplicates(inventory: pd.DataFrame, params: DataEngineeringParams) -
     """Group near-duplicates and decide which images stay.
 
     In a cluster holding a hand-labelled image, box-only members are always dropped (they would leak
-    eval content into the weak pool). With ``drop_duplicates``, one representative per cluster stays:
-    a hand-labelled one if any, else the largest frame (ties: the first image id).
+    eval content into the weak pool). With ``dedupe.action: drop``, one representative per cluster stays:
+    a hand-labelled one if any, else the largest frame (ties: the first image id); with ``group``, every
+    other member stays too, and the split (by cluster) keeps them together.
     """
     inventory = inventory.sort_values("image_id").reset_index(drop=True)
     dedupe = params.dedupe
     inventory["cluster_id"] = cluster_signatures(list(inventory["signature"]), dedupe.method, dedupe.min_similarity, dedupe.candidates,
                                                  dedupe.max_distance, available_cores())  # fmt: skip
-    inventory, clusters = keep_one_per_cluster(inventory, dedupe.drop_duplicates)
+    inventory, clusters = keep_one_per_cluster(inventory, dedupe.action == "drop")
     logger.info("%d duplicate clusters, %d images dropped", len(clusters), int((~inventory.kept).sum()))
     return inventory, clusters
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -11,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of
+from sewer_segmentation.io.files import StagedFolder, StagingArea, atomic_write_bytes
+from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, encode_image, has_image_extension, image_id_of, read_file
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
-from sewer_segmentation.params import PredictParams
+from sewer_segmentation.params import PredictParams, RayParams
 from sewer_segmentation.reporting.plots import overlay
 from sewer_segmentation.tracking.registry import load_chosen_model  # noqa: F401 - the pipeline's first node
 
@@ -58,13 +61,16 @@ def _summary_row(name: str, image: np.ndarray, mask: np.ndarray, probability: np
     }
 
 
-def predict_folder(trained: TrainedModel, frames, params: PredictParams) -> tuple[dict, dict, pd.DataFrame]:
+def predict_folder(
+    trained: TrainedModel, frames, params: PredictParams, engine: str = "local", ray: RayParams = RayParams(),  # noqa: B008 - frozen
+    masks_staging: StagingArea | None = None, overlays_staging: StagingArea | None = None,
+) -> tuple[dict | StagedFolder, dict | StagedFolder, pd.DataFrame]:  # fmt: skip
     """Masks (0/255, each frame's own size), overlays and a summary table for every frame.
 
-    Frames are read and predicted in batches with a progress bar; a frame that cannot be read is listed
-    with its error in the table and skipped.
+    ``engine: local``: frames are read and predicted in batches here, with a progress bar. ``engine: ray``:
+    on the Ray cluster, the workers writing masks and overlays into staging folders that the datasets
+    then commit. A frame that cannot be read is listed with its error in the table and skipped.
     """
-    threshold = params.threshold
     names = sorted(n for n in frames if has_image_extension(n))
     ignored = sorted(n for n in frames if not has_image_extension(n))
     if not names:
@@ -72,21 +78,58 @@ def predict_folder(trained: TrainedModel, frames, params: PredictParams) -> tupl
         problem = "does not exist" if not folder.exists() else f"holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
         raise BadInputError(f"{folder}: {problem}; pass the folder of frames with --params=inference_folder=<folder>")
     output_ids = _output_ids(names)
-    masks, overlays, rows = {}, {}, []
-    for name in ignored:
-        rows.append({"image": name, "status": "ignored: not an image file extension"})
-    for prediction in predict_frames(trained, {name: frames[name] for name in names}, params, description="predict"):
-        name = prediction.image_id
-        if prediction.error:
-            rows.append({"image": name, "status": prediction.error})
-            logger.warning("Skipping %s: %s", name, prediction.error)
-            continue
-        image, prob = prediction.image, prediction.probability
-        mask = np.where(prob >= threshold, 255, 0).astype(np.uint8)
-        masks[output_ids[name]] = mask
-        overlays[output_ids[name]] = overlay(image, mask, (255, 60, 60), 0.5)
-        rows.append(_summary_row(name, image, mask, prob))
+    if engine == "ray":
+        masks, overlays, rows = _predict_on_ray(trained, frames, names, output_ids, params, ray, masks_staging, overlays_staging)
+    else:
+        masks, overlays, rows = _predict_here(trained, frames, names, output_ids, params)
+    rows += [{"image": name, "status": "ignored: not an image file extension"} for name in ignored]
+    for row in rows:
+        if row["status"] != "ok" and not row["status"].startswith("ignored"):
+            logger.warning("Skipping %s: %s", row["image"], row["status"])
     table = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).sort_values("image").reset_index(drop=True)
     table[["width", "height", "regions"]] = table[["width", "height", "regions"]].astype("Int64")
-    logger.info("Predicted %d frames (%d skipped)", len(masks), int((table.status != "ok").sum()))
+    logger.info("Predicted %d frames (%d skipped)", int((table.status == "ok").sum()), int((table.status != "ok").sum()))
     return masks, overlays, table
+
+
+def _outputs(name: str, image: np.ndarray, probability: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One frame's mask, overlay and summary row: the same on every engine."""
+    mask = np.where(probability >= threshold, 255, 0).astype(np.uint8)
+    return mask, overlay(image, mask, (255, 60, 60), 0.5), _summary_row(name, image, mask, probability)
+
+
+def _predict_here(trained: TrainedModel, frames, names: list[str], output_ids: dict, params: PredictParams) -> tuple[dict, dict, list]:
+    masks, overlays, rows = {}, {}, []
+    for prediction in predict_frames(trained, {name: frames[name] for name in names}, params, description="predict"):
+        if prediction.error:
+            rows.append({"image": prediction.image_id, "status": prediction.error})
+            continue
+        out = output_ids[prediction.image_id]
+        masks[out], overlays[out], row = _outputs(prediction.image_id, prediction.image, prediction.probability, params.threshold)
+        rows.append(row)
+    return masks, overlays, rows
+
+
+def _predict_on_ray(trained, frames, names, output_ids, params, ray, masks_staging, overlays_staging) -> tuple[StagedFolder, StagedFolder, list]:
+    from sewer_segmentation.scaling.ray_engine import FrameJob, file_of, run_frames  # noqa: PLC0415 - Ray only when asked for
+
+    folders = [masks_staging.new_folder(), overlays_staging.new_folder()]
+    try:
+        jobs = [FrameJob(name, file_of(frames[name], "frames"), {"output": output_ids[name]}) for name in names]
+        finish = partial(write_prediction, threshold=params.threshold, masks=str(folders[0]), overlays=str(folders[1]))
+        statuses = run_frames(jobs, trained, params, finish, ray, description="predict on ray")
+    except BaseException:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    rows = [s["row"] if "row" in s else {"image": s["image_id"], "status": s["error"]} for s in statuses]
+    return StagedFolder(folders[0]), StagedFolder(folders[1]), rows
+
+
+def write_prediction(result, threshold: float, masks: str, overlays: str) -> dict:
+    """On a Ray worker: one frame's mask and overlay, written where the datasets would write them."""
+    image = read_file(**result.frame)
+    mask, shown, row = _outputs(result.image_id, image, result.probability, threshold)
+    for folder, array in ((masks, mask), (overlays, shown)):
+        atomic_write_bytes(Path(folder) / f"{result.extra['output']}.png", encode_image(array, ".png"))
+    return {"row": row}
