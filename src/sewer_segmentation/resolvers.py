@@ -1,7 +1,7 @@
 """OmegaConf resolvers used in ``conf/`` (registered in ``settings.py``).
 
 ``model_folder_name`` and ``input_folder_name`` name the predict pipeline's output folder after the
-chosen model and the folder of frames it predicted.
+chosen model and the folder of frames it predicted; ``review_folder`` names export_review's after what it exports.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ def input_folder_name(folder) -> str:
     return f"{Path(path).name or 'frames'}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
 
+def review_folder(source, round_number, predict_folder) -> str:
+    """Where export_review writes under ``review/``: ``round_<r>`` for refined masks, or
+    ``predictions/<model>/<folder>`` (the predict pipeline's own output folder names) for predictions."""
+    return f"predictions/{predict_folder}" if str(source) == "predictions" else f"round_{round_number}"
+
+
 CUSTOM_RESOLVERS = {
     "model_folder_name": model_folder_name,
     "input_folder_name": input_folder_name,
+    "review_folder": review_folder,
 }

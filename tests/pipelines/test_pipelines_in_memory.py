@@ -162,7 +162,8 @@ def test_the_review_export_holds_every_refined_frame_most_uncertain_first(refine
     from sewer_segmentation.data.review import binarize, coco_masks, cvat_polygons, rasterize_polygons  # noqa: PLC0415
 
     data, params = refined
-    out = run_in_memory(export_review.pipeline.create_pipeline(), params, data)
+    sources = {"review_refined_masks": data["refined_masks"], "review_prediction_masks": {}, "review_predictions_table": None, "inference_images": {}}
+    out = run_in_memory(export_review.pipeline.create_pipeline(), params, {**data, **sources})
     coco, order = out["review_coco"], out["review_order"]
     assert list(order.image_id) == [Path(i["file_name"]).stem for i in coco["images"]]  # the files follow the review order
     assert sorted(order.image_id) == sorted(data["refined_masks"].masks) and order.review_score.is_monotonic_increasing
@@ -464,3 +465,34 @@ def test_a_coco_dataset_is_read_directly_its_segmentations_hand_labels_and_its_b
     assert set(manifest.query("not has_polygon").split) <= {"weak", "weak_holdout"}
     for image_id, load in list(out["eval_masks"].items())[:5]:  # the eval masks are the masks the RLE held
         assert np.array_equal(load() > 0, truth[image_id]() > 0)
+
+
+def test_the_predict_pipelines_masks_export_like_refined_ones_least_confident_first(refined):
+    """export_review.source: predictions: the predict pipeline's table, masks and frames as the same files."""
+    import pandas as pd  # noqa: PLC0415
+
+    from sewer_segmentation.data.review import coco_masks  # noqa: PLC0415
+
+    data, params = refined
+    names = sorted(data["weak_images"])[:4]
+    masks = {}
+    for k, name in enumerate(names):
+        mask = np.zeros(data["weak_images"][name]().shape[:2], np.uint8)
+        mask[5 : 15 + 5 * k, 10:40] = 255 if k != 2 else 0  # the third frame: nothing found
+        masks[name] = mask
+    table = pd.DataFrame({"image": [f"{n}.jpg" for n in names] + ["notes.txt"], "status": ["ok"] * 4 + ["ignored: not an image file extension"],
+                          "mean_confidence": [0.9, 0.6, 0.0, 0.75, None], "regions": [1, 1, 0, 1, None]})  # fmt: skip
+    sources = {"review_refined_masks": RefinedMasks(), "review_prediction_masks": masks, "review_predictions_table": table,
+               "inference_images": {f"{n}.jpg": data["weak_images"][n] for n in names}}  # fmt: skip
+    params = {**params, "export_review": {**params["export_review"], "source": "predictions"}}
+    out = run_in_memory(export_review.pipeline.create_pipeline(), params, {**data, **sources})
+    order = out["review_order"]
+    assert list(order.image_id) == [names[1], names[3], names[0], names[2]]  # least confident first, nothing found last
+    decoded = coco_masks(out["review_coco"])
+    for name in names:
+        assert np.array_equal(decoded[f"images/{name}.png"], masks[name] > 0)
+    assert set(out["review_images"]) == set(names)
+    # with no predictions, the message names the command that makes them
+    empty = {**sources, "review_predictions_table": None}
+    with pytest.raises(Exception, match="run `kedro run --pipeline=predict`"):
+        run_in_memory(export_review.pipeline.create_pipeline(), params, {**data, **empty})

@@ -172,6 +172,15 @@ def check_review_export(project):
     assert [i["file_name"] for i in coco["images"]] == [f"images/{i}.png" for i in order.image_id]
     assert (review / "annotations.xml").read_text().startswith("<?xml") and "names:" in (review / "data.yaml").read_text()
 
+    # the predict pipeline's masks (of `best`, predicted by check_predict_pipeline) export the same way
+    result = run_kedro(project, "--pipeline=export_review", "--params=dataset=tiny,export_review.source=predictions,predict_model=best")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (predictions,) = (project / "data/08_reporting/tiny/review/predictions/best").glob("inference-*")
+    (predicted,) = (project / "data/07_model_output/tiny/predictions/best").glob("inference-*")
+    table = pd.read_csv(predicted / "predictions.csv")
+    order = pd.read_csv(predictions / "review_order.csv", dtype={"image_id": str})
+    assert sorted(order.image_id) == sorted(Path(i).stem for i in table.image[table.status == "ok"]) and (predictions / "coco.json").is_file()
+
 
 def check_suggested_labels(project):
     """suggest_labels through the CLI: exactly `budget` weak frames, no two of one near-duplicate cluster,

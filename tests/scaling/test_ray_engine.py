@@ -182,3 +182,14 @@ def test_without_ray_installed_engine_ray_says_how_to_install_it(monkeypatch):
 
 def test_ray_is_a_real_dependency_of_these_tests():
     assert ray.__version__
+
+
+def test_a_cluster_that_cannot_be_reached_is_one_line_naming_the_address(monkeypatch):
+    def unreachable(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance.\nmore details")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", unreachable)
+    with pytest.raises(BadInputError, match=r"^ray.address=auto: no Ray cluster there \(Could not find any running Ray instance.\). Start one"), \
+            ray_session(RayParams(address="auto")):  # fmt: skip
+        pass

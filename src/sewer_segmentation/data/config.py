@@ -138,3 +138,7 @@ class ExportReviewParams(Section):
 
     threshold: float = Field(0.5, gt=0, lt=1, description="a refined mask's pixels at or above it are defect")
     category: str = Field("defect", min_length=1, description="the label name in the exported files")
+    source: Literal["refined", "predictions"] = Field(
+        "refined", description="refined: round r's refined masks; predictions: the predict pipeline's masks of predict.model on predict.input_folder")
+    model: str = Field("best", description="predictions: the predict pipeline's model choice (set by predict_model)")
+    input_folder: str = Field("data/01_raw/inference", description="predictions: its folder of frames (set by inference_folder)")

@@ -83,7 +83,11 @@ def ray_session(params: RayParams) -> Iterator[float]:
     started = time.perf_counter()
     ours = not ray.is_initialized()
     if ours:
-        ray.init(address=params.address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+        try:
+            ray.init(address=params.address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BadInputError(f"ray.address={params.address}: no Ray cluster there ({str(exc).splitlines()[0]}). Start one with "
+                                "`ray start --head` (then ray.address=auto), or use ray.address=local") from None  # fmt: skip
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

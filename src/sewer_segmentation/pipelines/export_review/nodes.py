@@ -1,5 +1,5 @@
-"""Nodes of the export_review pipeline: a round's refined masks, most uncertain first, in the formats
-labelling tools import (``data/review.py``)."""
+"""Nodes of the export_review pipeline: a round's refined masks (or the predict pipeline's masks), most
+uncertain first, in the formats labelling tools import (``data/review.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pandas as pd
 from sewer_segmentation.data.review import binarize, coco_document, coco_masks, cvat_xml, review_score, yolo_segmentation_lines
 from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.params import ExportReviewParams
+from sewer_segmentation.pipelines.predict.nodes import output_ids
 from sewer_segmentation.progress import progress_bar
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.reporting.plots import image_grid, overlay
@@ -18,10 +19,11 @@ from sewer_segmentation.reporting.plots import image_grid, overlay
 logger = logging.getLogger(__name__)
 
 
-def review_frames(refined: RefinedMasks, weak_box_masks, params: ExportReviewParams) -> list[dict]:
+def review_frames(refined: RefinedMasks, weak_box_masks, params: ExportReviewParams, round_number: int = 1) -> list[dict]:
     """Every refined frame with its binarized mask and review score, lowest score (most uncertain) first."""
     if not refined.masks:
-        raise BadInputError("the refined masks of this round are empty: there is nothing to review (is the weak pool empty?)")
+        raise BadInputError(f"round {round_number} has no refined masks to review: run `kedro run --pipeline=refine --params=round:{round_number}` "
+                            "first (or export the predict pipeline's masks: --params=export_review.source=predictions)")  # fmt: skip
     missing = sorted(set(refined.masks) - set(weak_box_masks))
     if missing:
         raise BadInputError(f"{len(missing)} refined masks have no box mask in the weak pool ({', '.join(missing[:5])}): "
@@ -34,14 +36,38 @@ def review_frames(refined: RefinedMasks, weak_box_masks, params: ExportReviewPar
     return sorted(frames, key=lambda f: (f["score"], f["image_id"]))
 
 
-def export_review(refined: RefinedMasks, weak_images, weak_box_masks, params: ExportReviewParams):
-    """COCO JSON, CVAT XML, YOLO segmentation labels and ``data.yaml``, the frames, and the review order."""
-    frames = review_frames(refined, weak_box_masks, params)
-    coco, cvat, yolo, data_yaml, images = tool_files(frames, weak_images, params.category)
+def prediction_frames(masks, table: pd.DataFrame | None, params: ExportReviewParams) -> list[dict]:
+    """Every frame the predict pipeline predicted, with its mask (already binary) and as review score its
+    mean confidence inside the mask (1 where it found nothing), lowest first. ``image_id`` is the name of
+    the frame's mask file; ``source`` its frame in the input folder."""
+    if table is None or not (table.status == "ok").any():
+        raise BadInputError(f"no predictions to review for predict.model={params.model!r} on {params.input_folder}: run "
+                            "`kedro run --pipeline=predict` with the same predict_model and inference_folder first")  # fmt: skip
+    out_ids = output_ids([name for name, status in zip(table.image, table.status, strict=True) if not str(status).startswith("ignored")])
+    frames = []
+    for row in table[table.status == "ok"].itertuples():
+        image_id = out_ids[row.image]
+        score = float(row.mean_confidence) if int(row.regions) > 0 else 1.0
+        frames.append({"image_id": image_id, "source": row.image, "file_name": f"images/{image_id}.png", "mask": masks[image_id]() > 127, "score": score})
+    return sorted(frames, key=lambda f: (f["score"], f["image_id"]))
+
+
+def export_review(
+    refined: RefinedMasks, weak_images, weak_box_masks, prediction_masks, predictions_table, inference_images, params: ExportReviewParams,
+    round_number: int,
+):  # fmt: skip
+    """COCO JSON, CVAT XML, YOLO segmentation labels and ``data.yaml``, the frames, and the review order of
+    ``export_review.source``: round ``round_number``'s refined masks, or the predict pipeline's masks."""
+    if params.source == "predictions":
+        frames = prediction_frames(prediction_masks, predictions_table, params)
+        images = {f["image_id"]: inference_images[f["source"]] for f in frames}
+    else:
+        frames, images = review_frames(refined, weak_box_masks, params, round_number), weak_images
+    coco, cvat, yolo, data_yaml, images = tool_files(frames, images, params.category)
     order = pd.DataFrame([{"rank": i + 1, "image_id": f["image_id"], "review_score": round(f["score"], 4), "defect_pixels": int(f["mask"].sum())}
                           for i, f in enumerate(frames)])  # fmt: skip
-    logger.info("Review export: %d frames, most uncertain first (%s)", len(frames), ", ".join(order.image_id.head(3)))
-    return coco, cvat, yolo, data_yaml, images, order, review_gallery(coco, frames, weak_images)
+    logger.info("Review export of the %s: %d frames, most uncertain first (%s)", params.source, len(frames), ", ".join(order.image_id.head(3)))
+    return coco, cvat, yolo, data_yaml, images, order, review_gallery(coco, frames, images)
 
 
 def tool_files(frames: list[dict], weak_images, category: str) -> tuple:

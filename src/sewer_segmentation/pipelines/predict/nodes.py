@@ -31,7 +31,7 @@ def _regions(mask: np.ndarray) -> list[list[int]]:
     return [[int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _area in stats[1:n]]
 
 
-def _output_ids(names: list[str]) -> dict[str, str]:
+def output_ids(names: list[str]) -> dict[str, str]:
     """Output name of each frame: its id (``sub/a.jpg`` -> ``sub__a``), or, where two frames share one
     (``a.jpg`` and ``a.png``), the id with the extension kept (``a.jpg``, ``a.png``); where even that is
     shared (``sub/a.jpg`` and ``sub__a.jpg``), a short hash of the frame's path is added. No mask overwrites
@@ -77,11 +77,11 @@ def predict_folder(
         folder = Path(params.input_folder)
         problem = "does not exist" if not folder.exists() else f"holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
         raise BadInputError(f"{folder}: {problem}; pass the folder of frames with --params=inference_folder=<folder>")
-    output_ids = _output_ids(names)
+    names_out = output_ids(names)
     if engine == "ray":
-        masks, overlays, rows = _predict_on_ray(trained, frames, names, output_ids, params, ray, masks_staging, overlays_staging)
+        masks, overlays, rows = _predict_on_ray(trained, frames, names, names_out, params, ray, masks_staging, overlays_staging)
     else:
-        masks, overlays, rows = _predict_here(trained, frames, names, output_ids, params)
+        masks, overlays, rows = _predict_here(trained, frames, names, names_out, params)
     rows += [{"image": name, "status": "ignored: not an image file extension"} for name in ignored]
     for row in rows:
         if row["status"] != "ok" and not row["status"].startswith("ignored"):
@@ -98,24 +98,24 @@ def _outputs(name: str, image: np.ndarray, probability: np.ndarray, threshold: f
     return mask, overlay(image, mask, (255, 60, 60), 0.5), _summary_row(name, image, mask, probability)
 
 
-def _predict_here(trained: TrainedModel, frames, names: list[str], output_ids: dict, params: PredictParams) -> tuple[dict, dict, list]:
+def _predict_here(trained: TrainedModel, frames, names: list[str], out_ids: dict, params: PredictParams) -> tuple[dict, dict, list]:
     masks, overlays, rows = {}, {}, []
     for prediction in predict_frames(trained, {name: frames[name] for name in names}, params, description="predict"):
         if prediction.error:
             rows.append({"image": prediction.image_id, "status": prediction.error})
             continue
-        out = output_ids[prediction.image_id]
+        out = out_ids[prediction.image_id]
         masks[out], overlays[out], row = _outputs(prediction.image_id, prediction.image, prediction.probability, params.threshold)
         rows.append(row)
     return masks, overlays, rows
 
 
-def _predict_on_ray(trained, frames, names, output_ids, params, ray, masks_staging, overlays_staging) -> tuple[StagedFolder, StagedFolder, list]:
+def _predict_on_ray(trained, frames, names, out_ids, params, ray, masks_staging, overlays_staging) -> tuple[StagedFolder, StagedFolder, list]:
     from sewer_segmentation.scaling.ray_engine import FrameJob, file_of, run_frames  # noqa: PLC0415 - Ray only when asked for
 
     folders = [masks_staging.new_folder(), overlays_staging.new_folder()]
     try:
-        jobs = [FrameJob(name, file_of(frames[name], "frames"), {"output": output_ids[name]}) for name in names]
+        jobs = [FrameJob(name, file_of(frames[name], "frames"), {"output": out_ids[name]}) for name in names]
         finish = partial(write_prediction, threshold=params.threshold, masks=str(folders[0]), overlays=str(folders[1]))
         statuses = run_frames(jobs, trained, params, finish, ray, description="predict on ray")
     except BaseException:
