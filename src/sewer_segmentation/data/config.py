@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -142,3 +142,8 @@ class ExportReviewParams(Section):
         "refined", description="refined: round r's refined masks; predictions: the predict pipeline's masks of predict.model on predict.input_folder")
     model: str = Field("best", description="predictions: the predict pipeline's model choice (set by predict_model)")
     input_folder: str = Field("data/01_raw/inference", description="predictions: its folder of frames (set by inference_folder)")
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _round_number_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value

@@ -129,7 +129,8 @@ def _read(image_id: str, read: Callable[[], np.ndarray]) -> Prediction:
     try:
         return Prediction(image_id, image=read())
     except Exception as exc:  # noqa: BLE001 - any unreadable frame is reported, never fatal here
-        cause = exc.__cause__ or exc
+        # the project's own message: raised directly (a Ray worker reads the file itself) or under Kedro's DatasetError
+        cause = exc if isinstance(exc, BadInputError) else (exc.__cause__ or exc)
         return Prediction(image_id, error=f"unreadable: {str(cause).split(': ', 1)[-1]}")
 
 
