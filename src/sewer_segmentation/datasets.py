@@ -22,7 +22,7 @@ from kedro_datasets._typing import HTMLPreview, ImagePreview, JSONPreview, Table
 from kedro_datasets.partitions import PartitionedDataset
 
 from sewer_segmentation.io.files import StagedFolder, StagingArea, atomic_write_bytes, new_version, remove_leftovers, version_dir
-from sewer_segmentation.io.imaging import encode_image, read_file, resize_image
+from sewer_segmentation.io.imaging import encode_image, read_file, resize_image, write_file
 
 
 class ImageDataset(AbstractDataset[Any, Any]):
@@ -52,8 +52,7 @@ class ImageDataset(AbstractDataset[Any, Any]):
         return {"path": str(self._filepath), "kind": self._kind, "threshold": self._threshold}
 
     def save(self, data) -> None:
-        extension = self._filepath.suffix or ".png"
-        atomic_write_bytes(self._filepath, encode_image(data, extension))
+        write_file(self._filepath, data)
 
     def _exists(self) -> bool:
         return Path(self._filepath).is_file()

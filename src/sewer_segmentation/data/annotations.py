@@ -252,6 +252,12 @@ class YoloBox:
     w: float
     h: float
 
+    @classmethod
+    def from_corners(cls, class_id: int, x0: float, y0: float, x1: float, y1: float, width: float = 1.0, height: float = 1.0) -> YoloBox:
+        """The box with corners ``(x0, y0)``, ``(x1, y1)`` in a ``width x height`` frame, normalized (a
+        degenerate box, a line's, keeps a tiny size so that it still draws)."""
+        return cls(class_id, (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, max(x1 - x0, 1e-6) / width, max(y1 - y0, 1e-6) / height)
+
 
 def parse_yolo_names(text: str, source: str = "data.yaml") -> dict[int, str]:
     """Class names of a YOLO ``data.yaml``: ``names`` as a list or as an ``{id: name}`` mapping.
@@ -286,8 +292,7 @@ class YoloPolygon:
 
     def box(self) -> YoloBox:
         """The polygon's bounding box (its detection box)."""
-        x0, x1, y0, y1 = min(self.x), max(self.x), min(self.y), max(self.y)
-        return YoloBox(self.class_id, (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1e-6), max(y1 - y0, 1e-6))
+        return YoloBox.from_corners(self.class_id, min(self.x), min(self.y), max(self.x), max(self.y))
 
 
 def _yolo_polygon(parts: list[str]) -> YoloPolygon:

@@ -124,3 +124,16 @@ class StagingArea:
         folder = parent / f".{name}.{uuid.uuid4().hex}.tmp"
         folder.mkdir()
         return folder
+
+
+@contextmanager
+def staged_folders(*areas: StagingArea):
+    """A new folder in each staging area for the block; all removed if the block fails (nothing half-written
+    stays behind to be mistaken for output), kept for the datasets to commit when it succeeds."""
+    folders = [area.new_folder() for area in areas]
+    try:
+        yield folders
+    except BaseException:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

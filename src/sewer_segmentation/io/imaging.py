@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sewer_segmentation.errors import BadInputError
+from sewer_segmentation.io.files import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -125,6 +126,13 @@ def encode_image(array: np.ndarray, extension: str = ".png", quality: int = 95) 
     if not ok:
         raise ValueError(f"could not encode an array of shape {array.shape} as {extension}")
     return buffer.tobytes()
+
+
+def write_file(path: str | Path, array: np.ndarray) -> None:
+    """An image or mask written as ``ImageDataset`` saves it: encoded by the path's extension (PNG when it
+    has none), written atomically. Ray workers write masks with it, so both engines write the same bytes."""
+    path = Path(path)
+    atomic_write_bytes(path, encode_image(array, path.suffix or ".png"))
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:

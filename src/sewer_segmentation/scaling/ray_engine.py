@@ -132,7 +132,12 @@ class FramePredictor:
                 out["probability"].append(b"" if prediction.error else _float_bytes(prediction.probability))
                 out["error"].append(prediction.error or "")
                 out["worker"].append(os.getpid())
-        return {key: np.array(values, dtype=object if key != "worker" else np.int64) for key, values in out.items()}
+        return _columns(out)
+
+
+def _columns(out: dict[str, list]) -> dict[str, np.ndarray]:
+    """A batch for Ray Data: each list as a column (objects: text and bytes; ``worker``: the process id)."""
+    return {key: np.array(values, dtype=object if key != "worker" else np.int64) for key, values in out.items()}
 
 
 def _float_bytes(probability: np.ndarray) -> bytes:
@@ -165,7 +170,7 @@ def finish_batch(rows: dict[str, np.ndarray], finish: Callable[[FrameResult], di
         out["image_id"].append(result.image_id)
         out["result"].append(json.dumps(status))
         out["worker"].append(int(rows["worker"][i]))
-    return {key: np.array(values, dtype=object if key != "worker" else np.int64) for key, values in out.items()}
+    return _columns(out)
 
 
 def check_pool_fits(resources: dict, params: RayParams) -> None:

@@ -35,10 +35,6 @@ def _points(text: str | None) -> tuple[list[float], list[float]]:
     return [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
 
 
-def _box(x0: float, y0: float, x1: float, y1: float, class_id: int, width: float, height: float) -> YoloBox:
-    return YoloBox(class_id, (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, max(x1 - x0, 1e-6) / width, max(y1 - y0, 1e-6) / height)
-
-
 def _read_image(image: ET.Element, class_ids: dict[str, int], tally: ClassTally, into: Annotations) -> list[Problem]:
     """The shapes and boxes of one ``<image>`` into ``into``; the problems of its elements."""
     name = str(image.get("name", "")).removeprefix("images/")
@@ -65,7 +61,7 @@ def _read_image(image: ET.Element, class_ids: dict[str, int], tally: ClassTally,
         except ValueError as exc:
             problems.append(Problem(where, f"a <{element.tag}> of {label!r} is malformed: {exc}"))
             continue
-        boxes.append(_box(x0, y0, x1, y1, class_id, width, height))
+        boxes.append(YoloBox.from_corners(class_id, x0, y0, x1, y1, width, height))
     return problems
 
 

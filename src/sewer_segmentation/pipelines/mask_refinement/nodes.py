@@ -8,7 +8,6 @@ refining model, never eval): whichever candidate's masks agree best with the pol
 from __future__ import annotations
 
 import logging
-import shutil
 from functools import partial
 from pathlib import Path
 
@@ -17,8 +16,8 @@ import pandas as pd
 
 from sewer_segmentation.data.splits import BASELINE_VAL, WEAK, check_model_matches_splits, check_splits_agree
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.io.files import StagedFolder, StagingArea, atomic_write_bytes
-from sewer_segmentation.io.imaging import by_image_id, encode_image, read_file, to_uint8
+from sewer_segmentation.io.files import StagedFolder, StagingArea, staged_folders
+from sewer_segmentation.io.imaging import by_image_id, read_file, to_uint8, write_file
 from sewer_segmentation.modelling.evaluation import score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
 from sewer_segmentation.params import InferenceParams, MaskRefinementParams, RayParams
@@ -78,14 +77,10 @@ def refine_on_ray(trained: TrainedModel, images, box_masks, choice: dict, infere
     folder of the round's versions; the folder is returned for the dataset to commit (or removed on failure)."""
     from sewer_segmentation.scaling.ray_engine import FrameJob, file_of, run_frames  # noqa: PLC0415 - Ray only when asked for
 
-    folder = staging.new_folder()
-    try:
+    with staged_folders(staging) as (folder,):
         jobs = [FrameJob(i, file_of(images[i], "weak frames"), {"box": file_of(box_masks[i], "weak box masks")}) for i in sorted(images)]
         finish = partial(write_refined_frame, method=choice["method"], params=choice["params"], folder=str(folder))
         statuses = run_frames(jobs, trained, inference, finish, ray, description=f"refine on ray ({choice['label']})")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
     failures = sorted((s for s in statuses if "error" in s), key=lambda s: s["image_id"])
     for failure in failures:
         logger.error("Refinement failed for %s: %s", failure["image_id"], failure["error"])
@@ -98,7 +93,7 @@ def write_refined_frame(result, method: str, params: dict, folder: str) -> dict:
     image = read_file(**result.frame) if REFINEMENT_METHODS[method].needs_image else None
     mask, weight = refine_stored(to_uint8(result.probability), read_file(**result.extra["box"]), method, params, image)
     for kind, array in ((MASKS, mask), (WEIGHTS, weight)):
-        atomic_write_bytes(Path(folder) / kind / f"{result.image_id}.png", encode_image(array, ".png"))
+        write_file(Path(folder) / kind / f"{result.image_id}.png", array)
     return {}
 
 

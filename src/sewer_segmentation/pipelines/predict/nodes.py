@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 from functools import partial
 from pathlib import Path, PurePosixPath
 
@@ -13,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.io.files import StagedFolder, StagingArea, atomic_write_bytes
-from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, encode_image, has_image_extension, image_id_of, read_file
+from sewer_segmentation.io.files import StagedFolder, StagingArea, staged_folders
+from sewer_segmentation.io.imaging import IMAGE_EXTENSIONS, has_image_extension, image_id_of, read_file, write_file
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
 from sewer_segmentation.params import PredictParams, RayParams
 from sewer_segmentation.reporting.plots import overlay
@@ -113,17 +112,12 @@ def _predict_here(trained: TrainedModel, frames, names: list[str], out_ids: dict
 def _predict_on_ray(trained, frames, names, out_ids, params, ray, masks_staging, overlays_staging) -> tuple[StagedFolder, StagedFolder, list]:
     from sewer_segmentation.scaling.ray_engine import FrameJob, file_of, run_frames  # noqa: PLC0415 - Ray only when asked for
 
-    folders = [masks_staging.new_folder(), overlays_staging.new_folder()]
-    try:
+    with staged_folders(masks_staging, overlays_staging) as (masks, overlays):
         jobs = [FrameJob(name, file_of(frames[name], "frames"), {"output": out_ids[name]}) for name in names]
-        finish = partial(write_prediction, threshold=params.threshold, masks=str(folders[0]), overlays=str(folders[1]))
+        finish = partial(write_prediction, threshold=params.threshold, masks=str(masks), overlays=str(overlays))
         statuses = run_frames(jobs, trained, params, finish, ray, description="predict on ray")
-    except BaseException:
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
     rows = [s["row"] if "row" in s else {"image": s["image_id"], "status": s["error"]} for s in statuses]
-    return StagedFolder(folders[0]), StagedFolder(folders[1]), rows
+    return StagedFolder(masks), StagedFolder(overlays), rows
 
 
 def write_prediction(result, threshold: float, masks: str, overlays: str) -> dict:
@@ -131,5 +125,5 @@ def write_prediction(result, threshold: float, masks: str, overlays: str) -> dic
     image = read_file(**result.frame)
     mask, shown, row = _outputs(result.image_id, image, result.probability, threshold)
     for folder, array in ((masks, mask), (overlays, shown)):
-        atomic_write_bytes(Path(folder) / f"{result.extra['output']}.png", encode_image(array, ".png"))
+        write_file(Path(folder) / f"{result.extra['output']}.png", array)
     return {"row": row}
