@@ -1,10 +1,11 @@
 """The review export's formats (data/review.py): each read back gives the refined mask again."""
 
-import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import cv2
 import numpy as np
+import xmlschema
 
 from sewer_segmentation.data.review import (
     agrees_within_a_pixel,
@@ -48,16 +49,27 @@ def test_cvat_and_yolo_polygons_rasterize_back_within_a_pixel():
     assert not agrees_within_a_pixel(np.roll(mask, 3, axis=1), mask)
 
 
-def test_cvat_xml_has_the_layout_cvat_reads():
-    text = cvat_xml([{"file_name": "images/a b.png", "mask": defects(), "score": 0.125}], "crack")
+CVAT_SCHEMA = Path(__file__).parent / "schemas" / "cvat_for_images_1_1.xsd"
+
+
+def test_cvat_xml_is_valid_against_the_cvat_for_images_schema_kept_here():
+    schema = xmlschema.XMLSchema(CVAT_SCHEMA)
+    frames = [{"file_name": "images/a b.png", "mask": defects(), "score": 0.125}, {"file_name": "empty.png", "mask": np.zeros((8, 9), bool), "score": 1.0}]
+    text = cvat_xml(frames, "crack")
+    schema.validate(text)  # raises, naming the element, if CVAT's importer would not read it
     root = ET.fromstring(text)
-    assert root.tag == "annotations" and root.findtext("version") == "1.1"
     assert [label.findtext("name") for label in root.iter("label")] == ["crack"]
-    (image,) = root.iter("image")
-    assert image.attrib == {"id": "0", "name": "images/a b.png", "width": "160", "height": "120"}
-    for polygon in image.iter("polygon"):
-        assert polygon.get("label") == "crack" and re.fullmatch(r"(\d+\.\d\d,\d+\.\d\d;){2,}\d+\.\d\d,\d+\.\d\d", polygon.get("points"))
-        assert polygon.find("attribute").attrib == {"name": "review_score"} and polygon.findtext("attribute") == "0.1250"
+    assert [a.findtext("name") for a in root.find("meta/task/labels/label/attributes")] == ["review_score"]  # shown in CVAT
+    (first, empty) = root.iter("image")
+    assert first.attrib == {"id": "0", "name": "a b.png", "width": "160", "height": "120"} and not list(empty)  # relative to images/
+    assert empty.get("id") == "1"
+    reordered = ET.fromstring(cvat_xml(frames[::-1], "crack"))  # review order, not name order: ids stay CVAT's frame numbers
+    assert [(i.get("name"), i.get("id")) for i in reordered.iter("image")] == [("empty.png", "1"), ("a b.png", "0")]
+    assert {p.find("attribute").text for p in first.iter("polygon")} == {"0.1250"} and len(list(first.iter("polygon"))) == 3
+    # the schema is a check: what CVAT's importer would trip on is refused
+    for broken in (text.replace('occluded="0" ', "", 1), text.replace('points="', 'points="1,', 1), text.replace('width="160"', 'width="0"'),
+                   text.replace("<type>polygon</type>", "<type>poly</type>"), text.replace("<version>1.1</version>", "<version>2.0</version>")):  # fmt: skip
+        assert not schema.is_valid(broken)
 
 
 def test_yolo_lines_are_normalized_polygons_of_the_class():

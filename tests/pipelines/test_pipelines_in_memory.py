@@ -172,7 +172,7 @@ def test_the_review_export_holds_every_refined_frame_most_uncertain_first(refine
     for image_id in order.image_id:
         mask = binarize(data["refined_masks"].mask(image_id), 0.5)
         assert np.array_equal(decoded[f"images/{image_id}.png"], mask)  # RLE: bit for bit
-        (height, width), shapes = polygons[f"images/{image_id}.png"]
+        (height, width), shapes = polygons[f"{image_id}.png"]  # CVAT names frames relative to images/
         drawn = rasterize_polygons(shapes, height, width)
         assert (height, width) == mask.shape and (drawn & mask).sum() >= 0.9 * mask.sum()  # outer contours: holes are not drawn
     assert "names:\n  0: defect" in out["review_yolo_data"]

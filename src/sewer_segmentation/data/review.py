@@ -17,6 +17,7 @@ not tell). Plain functions (no Kedro).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import PurePosixPath
 
 import cv2
 import numpy as np
@@ -101,9 +102,17 @@ def cvat_xml(frames: list[dict], category: str) -> str:
     label = ET.SubElement(meta, "label")
     ET.SubElement(label, "name").text = category
     ET.SubElement(label, "type").text = "polygon"
-    for index, frame in enumerate(frames):
+    # declared, so that a task created from this file shows each polygon's score in CVAT's attribute panel
+    declared = ET.SubElement(ET.SubElement(label, "attributes"), "attribute")
+    for key, value in (("name", "review_score"), ("mutable", "False"), ("input_type", "text"), ("default_value", ""), ("values", "")):
+        ET.SubElement(declared, key).text = value
+    # names relative to images/ (the folder a task is made from; datumaro's CVAT layout); ids in name order, as
+    # CVAT numbers the frames of a task, so its importer lands each shape on its frame by name or by id
+    names = [PurePosixPath(frame["file_name"]).name for frame in frames]
+    frame_number = {name: number for number, name in enumerate(sorted(names))}
+    for frame, name in zip(frames, names, strict=True):
         height, width = frame["mask"].shape
-        image = ET.SubElement(root, "image", id=str(index), name=frame["file_name"], width=str(width), height=str(height))
+        image = ET.SubElement(root, "image", id=str(frame_number[name]), name=name, width=str(width), height=str(height))
         for polygon in outer_polygons(frame["mask"]):
             points = ";".join(f"{x:.2f},{y:.2f}" for x, y in polygon)
             shape = ET.SubElement(image, "polygon", label=category, source="auto", occluded="0", points=points, z_order="0")
