@@ -1,7 +1,8 @@
 """Which frames to hand-label next: each ranking of ``modelling/acquisition.py`` against random frames.
 
-    python bench/active_learning.py                 # crack and hard, seeds 1-5 (about an hour on 2 cores)
+    python bench/active_learning.py                 # crack and hard, seeds 1-5, every ranking (about 2 hours on 2 cores)
     python bench/active_learning.py --quick         # one seed, fewer steps: for development
+    python bench/active_learning.py --methods typical random --seeds 4   # some rankings only
     python bench/active_learning.py --summarize bench/results/active_learning.jsonl
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
@@ -10,12 +11,17 @@ their detector boxes). A model trained on the 12 ranks the pool; each method pic
 (12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed,
 steps and validation. Eval mean IoU of each, and of the first model, is one JSON line per (regime, seed)
 in ``--rows``; the summary prints mean ± sd over the seeds and whether each ranking beat random by more
-than one sd of the seeds (the acceptance of the next-labels issue).
+than one sd of the seeds (the acceptance of the next-labels issue). Rows of one (regime, seed) written by
+separate runs (``--methods``) are merged, and the merge refuses rows whose first models scored differently.
+The first model of a (regime, seed, settings) is kept in ``bench/.cache/active_learning/`` so that a run of
+more ``--methods`` does not train it again; the key holds the model and training settings, not the code:
+after a change to training code, delete the folder (or pass ``--fresh``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import tempfile
@@ -25,17 +31,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.data.synthetic import config_for_regime, generate_frames
 from sewer_segmentation.io.imaging import mask_iou, resize_image, resize_mask
-from sewer_segmentation.modelling.acquisition import METHODS, box_entropy, pooled_features, rank_frames
+from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, box_entropy, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import predict_probabilities
 from sewer_segmentation.modelling.training import train_model
 from sewer_segmentation.params import ModelParams, TrainingParams
 
 SIZE = {"height": 128, "width": 160}
 SPLIT = {"eval": 96, "val": 6, "labelled": 12}
+CACHE = Path("bench/.cache/active_learning")
 
 
 def at_training_size(frame):
@@ -76,22 +84,31 @@ def train(train_frames: list, val_frames: list, model_config: dict, training: di
     return train_model(samples(train_frames), samples(val_frames), model_config, training, SIZE, seed, "active_learning", root).model
 
 
-def run_once(regime: str, seed: int, steps: int, budget: int, root: Path) -> dict:
+def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, methods: tuple[str, ...] = METHODS, fresh: bool = False) -> dict:
     start = time.perf_counter()
     parts = split_frames(regime, seed)
     model_config = ModelParams().as_dict()
     training = {**TrainingParams().as_dict(), "steps": steps, "progress_bar": False}
-    first = train(parts["labelled"], parts["val"], model_config, training, seed, root)
+    settings = hashlib.sha256(json.dumps([model_config, training, SPLIT, SIZE], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    cached = CACHE / f"first-{regime}-{seed}-{settings}.pt"  # the first model of a (regime, seed), for runs of more --methods
+    if cached.exists() and not fresh:
+        first = torch.load(cached, weights_only=False)
+    else:
+        first = train(parts["labelled"], parts["val"], model_config, training, seed, root)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(first, cached)
     row = {"regime": regime, "seed": seed, "steps": steps, "budget": budget, "labelled": eval_iou(first, model_config, parts["eval"])}
     pool = parts["pool"]
     probabilities = predict_probabilities(first, [f.image for _, f in pool], model_config, SIZE)
     scores = pd.DataFrame({"image_id": [f.name for _, f in pool], "cluster": [key for key, _ in pool],
-                           "uncertainty": [box_entropy(p, np.asarray(f.boxes)) for p, (_, f) in zip(probabilities, pool, strict=True)]})  # fmt: skip
+                           "uncertainty": [box_entropy(p, np.asarray(f.boxes)) for p, (_, f) in zip(probabilities, pool, strict=True)],
+                           "uncertain_pixels": [box_entropy(p, np.asarray(f.boxes), total=True) for p, (_, f) in zip(probabilities, pool, strict=True)],
+                           "disagreement": [box_disagreement(p, np.asarray(f.boxes)) for p, (_, f) in zip(probabilities, pool, strict=True)]})  # fmt: skip
     loaders = {f.name: (lambda image=f.image: image) for _, f in pool + parts["labelled"]}
     features = pooled_features(first, loaders, model_config, (SIZE["height"], SIZE["width"]))
     labelled = np.stack([features[f.name] for _, f in parts["labelled"]])
     by_name = {f.name: (key, f) for key, f in pool}
-    for method in METHODS:
+    for method in methods:
         chosen = rank_frames(scores, budget, method, features, labelled, seed=seed)
         model = train(parts["labelled"] + [by_name[name] for name in chosen.frame], parts["val"], model_config, training, seed, root)
         row[method] = eval_iou(model, model_config, parts["eval"])
@@ -100,25 +117,43 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path) -> dic
     return row
 
 
+def merged(rows: list[dict]) -> list[dict]:
+    """One row per (regime, seed, steps, budget): the methods of several runs side by side."""
+    out: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["regime"], row["seed"], row["steps"], row["budget"])
+        if key in out and abs(out[key]["labelled"] - row["labelled"]) > 1e-6:
+            raise SystemExit(f"{key}: the first model scored {out[key]['labelled']:.6f} and {row['labelled']:.6f} in two runs; not merged")
+        out[key] = {**out.get(key, {}), **row}
+    return list(out.values())
+
+
 def summarize(rows: list[dict]) -> None:
-    print("| regime | seeds | 12 labelled | " + " | ".join(f"+{rows[0]['budget']} {m}" for m in METHODS) + " |")
-    print("|---|---|---|" + "---|" * len(METHODS))
+    rows = merged(rows)
+    methods = [m for m in METHODS if any(m in r for r in rows)]
+    print("| regime | seeds | 12 labelled | " + " | ".join(f"+{rows[0]['budget']} {m}" for m in methods) + " |")
+    print("|---|---|---|" + "---|" * len(methods))
     verdicts = []
     for regime in sorted({r["regime"] for r in rows}):
         runs = [r for r in rows if r["regime"] == regime]
 
-        def cell(values: list[float]) -> str:
-            return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+        def cell(values: list[float], runs: list = runs) -> str:
+            if not values:
+                return "–"
+            spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+            return f"{statistics.fmean(values):.3f}{spread}" + (f" ({len(values)})" if len(values) != len(runs) else "")
 
-        print(f"| {regime} | {len(runs)} | {cell([r['labelled'] for r in runs])} | " + " | ".join(cell([r[m] for r in runs]) for m in METHODS) + " |")
-        random_values = [r["random"] for r in runs]
-        for method in METHODS[:-1]:
-            values = [r[method] for r in runs]
-            gain = statistics.fmean(values) - statistics.fmean(random_values)
-            sd = statistics.stdev(random_values) if len(runs) > 1 else float("nan")
-            paired = [r[method] - r["random"] for r in runs]
-            verdicts.append(f"{regime} {method}: {gain:+.3f} vs random (sd of random over seeds {sd:.3f}; won {sum(p > 0 for p in paired)} of "
-                            f"{len(runs)} paired runs) -> {'beats' if gain > sd else 'loses to' if gain < -sd else 'ties'} random")  # fmt: skip
+        print(f"| {regime} | {len(runs)} | {cell([r['labelled'] for r in runs])} | " + " | ".join(cell([r[m] for r in runs if m in r]) for m in methods) + " |")
+        for method in [m for m in methods if m != "random"]:
+            both = [r for r in runs if method in r and "random" in r]
+            if len(both) < 2:
+                continue
+            gain = statistics.fmean(r[method] for r in both) - statistics.fmean(r["random"] for r in both)
+            sd = statistics.stdev(r["random"] for r in both)
+            paired = [r[method] - r["random"] for r in both]
+            verdicts.append(f"{regime} {method}: {gain:+.3f} vs random over {len(both)} seeds (sd of random {sd:.3f}, sd of the paired "
+                            f"differences {statistics.stdev(paired):.3f}; won {sum(p > 0 for p in paired)} of {len(both)}) -> "
+                            f"{'beats' if gain > sd else 'loses to' if gain < -sd else 'ties'} random")  # fmt: skip
     print("\n".join(verdicts))
 
 
@@ -128,6 +163,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     parser.add_argument("--steps", type=int, default=250, help="optimizer steps of every training (the default budget)")
     parser.add_argument("--budget", type=int, default=12)
+    parser.add_argument("--fresh", action="store_true", help="train the first model again instead of reading it from bench/.cache")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="the rankings to train (default: all)")
     parser.add_argument("--quick", action="store_true", help="one seed, 60 steps: for development")
     parser.add_argument("--rows", type=Path, default=Path("bench/results/active_learning.jsonl"))
     parser.add_argument("--summarize", type=Path, help="print the table of a rows file and stop")
@@ -140,13 +177,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for seed in seeds:
             for regime in args.regimes:
-                rows.append(run_once(regime, seed, steps, args.budget, Path(root)))
+                rows.append(run_once(regime, seed, steps, args.budget, Path(root), tuple(args.methods), args.fresh))
                 if not args.quick:
                     args.rows.parent.mkdir(parents=True, exist_ok=True)
                     with args.rows.open("a") as out:
                         out.write(json.dumps(rows[-1]) + "\n")
                 print(f"{regime} seed {seed}: 12 labelled {rows[-1]['labelled']:.3f}, "
-                      + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METHODS) + f" ({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
+                      + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in args.methods) + f" ({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
     summarize(rows)
 
 

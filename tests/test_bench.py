@@ -1,19 +1,25 @@
-"""The benches' own logic that writes into the docs: the README headline block of bench/end_to_end.py."""
+"""The benches' own logic that writes into the docs: the README headline block of bench/end_to_end.py, the
+merge and verdicts of bench/active_learning.py."""
 
+import importlib
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def end_to_end():
+def bench_module(name: str):
     sys.path.insert(0, str(BENCH))
     try:
-        import end_to_end  # noqa: PLC0415
-
-        return end_to_end
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
+
+
+def end_to_end():
+    return bench_module("end_to_end")
 
 
 def test_the_headline_shows_each_stage_as_mean_and_sd_over_the_seeds_and_names_its_command(tmp_path):
@@ -31,3 +37,18 @@ def test_the_headline_shows_each_stage_as_mean_and_sd_over_the_seeds_and_names_i
     bench.rewrite_readme(block, readme)
     text = readme.read_text()
     assert "old figures" not in text and block in text and text.startswith("# title") and text.endswith("more text\n")
+
+
+def test_active_learning_rows_of_separate_runs_merge_and_a_ranking_is_judged_against_random(capsys):
+    bench = bench_module("active_learning")
+    base = {"steps": 250, "budget": 12}
+    rows = [{**base, "regime": "crack", "seed": s, "labelled": 0.1, "random": r, "diversity": d} for s, r, d in ((1, 0.10, 0.20), (2, 0.12, 0.22))]
+    rows += [{**base, "regime": "crack", "seed": s, "labelled": 0.1, "typical": t} for s, t in ((1, 0.05), (2, 0.07))]  # a later --methods run
+    merged = bench.merged(rows)
+    assert len(merged) == 2 and all({"random", "diversity", "typical"} <= set(r) for r in merged)
+    bench.summarize(rows)
+    out = capsys.readouterr().out
+    assert "crack diversity: +0.100 vs random over 2 seeds" in out and out.split("crack diversity")[1].split("\n")[0].endswith("beats random")
+    assert out.split("crack typical")[1].split("\n")[0].endswith("loses to random")
+    with pytest.raises(SystemExit, match="first model scored"):  # rows of two different first models never merge
+        bench.merged([rows[0], {**rows[2], "labelled": 0.3}])

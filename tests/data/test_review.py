@@ -5,6 +5,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import xmlschema
 
 from sewer_segmentation.data.review import (
@@ -70,6 +71,8 @@ def test_cvat_xml_is_valid_against_the_cvat_for_images_schema_kept_here():
     for broken in (text.replace('occluded="0" ', "", 1), text.replace('points="', 'points="1,', 1), text.replace('width="160"', 'width="0"'),
                    text.replace("<type>polygon</type>", "<type>poly</type>"), text.replace("<version>1.1</version>", "<version>2.0</version>")):  # fmt: skip
         assert not schema.is_valid(broken)
+    with pytest.raises(ValueError, match="share a file name"):  # two frames on one CVAT frame name would merge silently
+        cvat_xml([frames[0], {**frames[1], "file_name": "other/a b.png"}], "crack")
 
 
 def test_yolo_lines_are_normalized_polygons_of_the_class():

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sewer_segmentation.modelling.acquisition import METHODS, box_entropy, k_center_greedy, rank_frames
+from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, box_entropy, k_center_greedy, rank_frames, typical_picks
 
 
 def test_box_entropy_is_highest_where_the_model_is_unsure_inside_the_boxes():
@@ -14,6 +14,26 @@ def test_box_entropy_is_highest_where_the_model_is_unsure_inside_the_boxes():
     assert box_entropy(probability, box) == pytest.approx(1.0)
     assert box_entropy(probability, np.array([[5, 5, 10, 10]])) < 1e-3  # sure (0) in another box
     assert box_entropy(probability, np.zeros((0, 4))) == pytest.approx(0.25, abs=1e-3)  # no box: the whole frame
+    assert box_entropy(probability, box, total=True) == pytest.approx(25.0)  # 25 pixels of one bit each
+    big = np.full((10, 10), 0.5)
+    big[0:2, 0:2] = 0.0  # a large box mostly unsure beats a small box wholly unsure on the total, not on the mean
+    assert box_entropy(big, np.array([[0, 0, 10, 10]]), total=True) > box_entropy(probability, box, total=True)
+    assert box_entropy(big, np.array([[0, 0, 10, 10]])) < box_entropy(probability, box)
+
+
+def test_box_disagreement_is_zero_for_a_mask_that_fits_its_boxes_and_grows_with_misses_and_leaks():
+    boxes = np.array([[10, 10, 20, 30]])
+    fits = np.zeros((40, 40))
+    fits[10:30, 12] = 0.9  # a thin vertical line through every row of the box: reaches every row, not every column
+    assert box_disagreement(fits, boxes) == pytest.approx(1 - (1.0 + 0.1) / 2)
+    diagonal = np.zeros((40, 40))
+    for i in range(20):
+        diagonal[10 + i, 10 + i // 2] = 0.9  # a diagonal crack crosses every row and column of its box
+    assert box_disagreement(diagonal, boxes) == pytest.approx(0.0)
+    leaking = diagonal.copy()
+    leaking[0:5, 30:40] = 0.9  # as many pixels outside every box as inside
+    assert box_disagreement(leaking, boxes) > 0.5 > box_disagreement(np.where(diagonal > 0, 0.9, 0.1), boxes)  # sure or not: the mask counts
+    assert box_disagreement(np.zeros((40, 40)), boxes) == pytest.approx(1.0)  # missed entirely
 
 
 def test_k_center_picks_the_farthest_frames_and_one_per_group():
@@ -24,10 +44,44 @@ def test_k_center_picks_the_farthest_frames_and_one_per_group():
     assert len(picks) == 3 and len({groups[i] for i in picks}) == 3  # never two of one near-duplicate cluster
 
 
+def test_typical_takes_the_dense_middle_of_each_uncovered_cluster_never_the_outlier():
+    rng = np.random.default_rng(0)
+    covered = rng.normal(0.0, 0.1, (30, 4))  # the kind of frame already labelled
+    big, small = rng.normal(3.0, 0.1, (20, 4)), rng.normal(-3.0, 0.1, (10, 4))
+    outlier = np.full((1, 4), 20.0)  # a junk frame: as far from everything as a frame gets
+    pool = np.vstack([covered, big, small, outlier])
+    labelled = rng.normal(0.0, 0.1, (2, 4))
+    picks = typical_picks(pool, 2, labelled=labelled, seed=0)
+    assert 30 <= picks[0] < 50 and 50 <= picks[1] < 60  # the largest uncovered cluster first, then the next
+    centre = big.mean(axis=0)
+    assert np.linalg.norm(pool[picks[0]] - centre) < np.median(np.linalg.norm(big - centre, axis=1))  # a central frame of it
+    assert 60 not in typical_picks(pool, 5, labelled=labelled, seed=0)  # the outlier's own cluster is too small to be visited first
+    assert 60 in typical_picks(pool, len(pool), labelled=labelled, seed=0)  # ...but it is not lost when the budget reaches it
+    assert k_center_greedy(pool, 1, labelled=covered[:2])[0] == 60  # k-center reaches for the outlier instead
+
+
+def test_typical_ranking_does_not_depend_on_the_order_of_the_score_table():
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame({"image_id": [f"f{i:02d}" for i in range(40)], "uncertainty": rng.random(40), "cluster": range(40)})
+    features = {f"f{i:02d}": rng.standard_normal(6) for i in range(40)}
+    chosen = rank_frames(scores, 5, "typical", features, np.zeros((1, 6)), seed=2)
+    shuffled = rank_frames(scores.sample(frac=1.0, random_state=3), 5, "typical", features, np.zeros((1, 6)), seed=2)
+    assert chosen.equals(shuffled)
+
+
+def test_typical_keeps_one_frame_per_group_and_fills_the_budget_from_covered_clusters():
+    pool = np.array([[0.0, 0.0], [0.0, 0.1], [5.0, 0.0], [5.0, 0.1], [0.0, 5.0], [0.0, 5.1], [5.0, 5.0], [5.0, 5.1]])
+    groups = np.array(["a", "a", "b", "b", "c", "c", "d", "d"])  # pairs of near-duplicates
+    picks = typical_picks(pool, 4, labelled=np.zeros((1, 2)), groups=groups, seed=1)
+    assert len(picks) == 4 and len({groups[i] for i in picks}) == 4
+    assert groups[picks[-1]] == "a"  # the group beside the labelled frame comes last
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_every_ranking_gives_exactly_the_budget_with_no_two_frames_of_one_cluster(method):
     rng = np.random.default_rng(0)
-    scores = pd.DataFrame({"image_id": [f"f{i:02d}" for i in range(30)], "uncertainty": rng.random(30), "cluster": [i // 2 for i in range(30)]})
+    scores = pd.DataFrame({"image_id": [f"f{i:02d}" for i in range(30)], "uncertainty": rng.random(30), "disagreement": rng.random(30),
+                           "uncertain_pixels": rng.random(30) * 100, "cluster": [i // 2 for i in range(30)]})  # fmt: skip
     features = {f"f{i:02d}": rng.standard_normal(8) for i in range(30)}
     chosen = rank_frames(scores, 6, method, features, np.zeros((1, 8)), seed=3)
     assert list(chosen.columns) == ["frame", "score", "reason"] and len(chosen) == 6
@@ -42,6 +96,31 @@ def test_uncertainty_takes_the_most_uncertain_frame_of_each_cluster_first():
     assert list(chosen.frame) == ["a", "c"]  # b shares a's cluster
 
 
+def test_disagreement_takes_the_frames_their_boxes_prove_wrong_first_and_needs_its_column():
+    scores = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "uncertainty": [0.9, 0.8, 0.7, 0.1], "disagreement": [0.1, 0.2, 0.9, 0.8],
+                           "cluster": [1, 2, 3, 3]})  # fmt: skip
+    assert list(rank_frames(scores, 2, "disagreement").frame) == ["c", "b"]  # d shares c's cluster
+    with pytest.raises(ValueError, match="disagreement"):
+        rank_frames(scores.drop(columns="disagreement"), 2, "disagreement")
+
+
+def test_each_scored_ranking_orders_by_its_own_column_and_lists_that_score():
+    scores = pd.DataFrame({"image_id": ["a", "b", "c"], "uncertainty": [0.9, 0.5, 0.1], "uncertain_pixels": [10.0, 300.0, 20.0],
+                           "disagreement": [0.2, 0.1, 0.7], "cluster": [1, 2, 3]})  # fmt: skip
+    for method, first in (("uncertainty", "a"), ("uncertain_pixels", "b"), ("disagreement", "c")):
+        chosen = rank_frames(scores, 3, method)
+        assert chosen.frame[0] == first and chosen.score.is_monotonic_decreasing
+        assert list(chosen.score) == sorted(scores[method], reverse=True)
+
+
+def test_the_parameter_accepts_exactly_the_rankings_there_are():
+    from typing import get_args  # noqa: PLC0415
+
+    from sewer_segmentation.params import SuggestParams  # noqa: PLC0415
+
+    assert get_args(SuggestParams.model_fields["method"].annotation) == METHODS
+
+
 def test_an_unknown_method_is_refused_by_name():
-    with pytest.raises(ValueError, match="uncertainty, diversity, hybrid, random"):
+    with pytest.raises(ValueError, match="uncertainty, uncertain_pixels, disagreement, diversity, hybrid, typical, random"):
         rank_frames(pd.DataFrame(columns=["image_id", "uncertainty", "cluster"]), 1, "entropy")

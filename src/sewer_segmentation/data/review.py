@@ -102,13 +102,15 @@ def cvat_xml(frames: list[dict], category: str) -> str:
     label = ET.SubElement(meta, "label")
     ET.SubElement(label, "name").text = category
     ET.SubElement(label, "type").text = "polygon"
-    # declared, so that a task created from this file shows each polygon's score in CVAT's attribute panel
+    # declared with the label, as CVAT's own exports declare attributes (datumaro reads it; CVAT's importer wants it in the task)
     declared = ET.SubElement(ET.SubElement(label, "attributes"), "attribute")
     for key, value in (("name", "review_score"), ("mutable", "False"), ("input_type", "text"), ("default_value", ""), ("values", "")):
         ET.SubElement(declared, key).text = value
     # names relative to images/ (the folder a task is made from; datumaro's CVAT layout); ids in name order, as
     # CVAT numbers the frames of a task, so its importer lands each shape on its frame by name or by id
     names = [PurePosixPath(frame["file_name"]).name for frame in frames]
+    if len(set(names)) < len(names):
+        raise ValueError(f"two frames share a file name in images/: {sorted(n for n in set(names) if names.count(n) > 1)[:5]}")
     frame_number = {name: number for number, name in enumerate(sorted(names))}
     for frame, name in zip(frames, names, strict=True):
         height, width = frame["mask"].shape

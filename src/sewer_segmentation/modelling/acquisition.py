@@ -1,19 +1,27 @@
-"""Which weak-pool frames a hand label would teach the model most: the ranking of ``suggest_labels``.
+"""Which weak-pool frames a hand label would teach the model most: the rankings of ``suggest_labels``.
 
-Two families, as in active learning for segmentation:
+Three families, as in active learning for segmentation, each measured against random frames by
+``bench/active_learning.py`` (docs/labelling.md has the table):
 
-- **uncertainty**: the mean binary entropy of the model's probabilities inside the frame's boxes (where
-  the defect is known to be; the wall far from any box says little). A frame the model is unsure of is
-  one its label would change.
+- **uncertainty**: the binary entropy of the model's probabilities inside the frame's boxes (where the
+  defect is known to be; the wall far from any box says little), averaged over the box pixels
+  (``uncertainty``) or summed (``uncertain_pixels``: the expected number of pixels the label settles; the
+  mean favours frames whose boxes are small).
+- **error against the boxes**: ``disagreement``, 1 - the agreement of the model's mask with the frame's own
+  boxes (rows and columns of a box it misses, mask outside every box; ``box_agreement``). Entropy finds
+  where the model is unsure; the boxes show where it is wrong, sure or not.
 - **diversity**: greedy k-center (the core-set of Sener and Savarese, ICLR 2018) on the encoder's pooled
-  features: each pick is the frame farthest from every frame already labelled or picked, so the budget
-  covers the kinds of frames the labelled set lacks instead of N near-copies of one hard frame.
+  features: each pick is the frame farthest from every frame already labelled or picked. ``typical`` is
+  TypiClust (Hacohen, Dekel and Weinshall, ICML 2022), made for small budgets: k-means splits the
+  features into as many clusters as labelled frames plus budget, and each pick is the densest frame of
+  the largest cluster no labelled frame is in (k-center reaches for the frames farthest from everything,
+  outliers as often as new kinds of defect). ``hybrid`` spreads the budget by k-center over the
+  ``candidate_factor`` x budget most uncertain frames.
 
-``hybrid`` takes the most uncertain frames (``candidate_factor`` times the budget) and spreads the budget
-over them by k-center. Every method takes at most one frame per near-duplicate cluster (or group of the
-split manifest). ``random`` is the baseline the bench compares them with.
+Every method takes at most one frame per near-duplicate cluster (or group of the split manifest).
+``random`` is the reference the bench compares them with.
 
-Numpy and torch only; importable without Kedro.
+Numpy, torch and scikit-learn (k-means); importable without Kedro.
 """
 
 from __future__ import annotations
@@ -25,20 +33,35 @@ import pandas as pd
 import torch
 
 from sewer_segmentation.data.samples import normalization_for, to_model_input
+from sewer_segmentation.modelling.box_agreement import frame_agreement
 
-METHODS = ("uncertainty", "diversity", "hybrid", "random")
+METHODS = ("uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "typical", "random")
 EPS = 1e-6
 
 
-def box_entropy(probability: np.ndarray, boxes: np.ndarray) -> float:
+def box_entropy(probability: np.ndarray, boxes: np.ndarray, total: bool = False) -> float:
     """Mean binary entropy (bits) of ``probability`` (H x W in [0, 1]) over the pixels of the ``K x 4``
-    boxes (x0, y0, x1, y1); over the whole frame when it has no box."""
+    boxes (x0, y0, x1, y1); over the whole frame when it has no box. ``total``: the sum instead of the
+    mean, the expected number of pixels the model is unsure of (a frame's label is worth more the more
+    of them it settles; the mean favours frames whose boxes are small)."""
     p = np.clip(np.asarray(probability, np.float64), EPS, 1 - EPS)
     entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
     inside = np.zeros(p.shape, bool)
     for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
         inside[y0:y1, x0:x1] = True
-    return float(entropy[inside].mean() if inside.any() else entropy.mean())
+    counted = entropy[inside] if inside.any() else entropy
+    return float(counted.sum() if total else counted.mean())
+
+
+def box_disagreement(probability: np.ndarray, boxes: np.ndarray, threshold: float = 0.5) -> float:
+    """1 - the agreement of the model's mask (``probability >= threshold``) with the frame's own boxes
+    (``box_agreement.frame_agreement``: rows and columns of each box the mask misses, mask drawn outside
+    every box). Where entropy finds the frames the model is unsure of, this finds the frames its own
+    boxes prove it wrong on, sure or not."""
+    probability = np.asarray(probability)
+    scale = 255.0 if probability.dtype == np.uint8 else 1.0  # masks as stored, or probabilities
+    coverage, outside = frame_agreement(probability >= threshold * scale, boxes)
+    return float(1.0 - coverage * (1.0 - outside))
 
 
 def pooled_features(model: torch.nn.Module, images: Mapping[str, Callable[[], np.ndarray]], model_config: dict, size: tuple[int, int],
@@ -78,33 +101,96 @@ def k_center_greedy(pool: np.ndarray, budget: int, labelled: np.ndarray | None =
     return picks
 
 
+def typicality(points: np.ndarray, neighbours: int = 20) -> np.ndarray:
+    """Inverse mean distance of each row of ``points`` to its ``neighbours`` nearest other rows (TypiClust's
+    density; 1 for a lone row). A nearest-neighbour index, not all pairs: memory grows with the rows, not
+    their square."""
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415  (only this ranking needs scikit-learn)
+
+    if len(points) < 2:
+        return np.ones(len(points))
+    k = min(neighbours, len(points) - 1)
+    distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    return 1.0 / (distances[:, 1:].mean(axis=1) + EPS)
+
+
+def typical_picks(pool: np.ndarray, budget: int, labelled: np.ndarray | None = None, groups: np.ndarray | None = None, seed: int = 0,
+                  min_cluster_size: int = 5) -> list[int]:  # fmt: skip
+    """TypiClust: indices of ``budget`` rows of ``pool``. k-means (seeded) clusters the pool and the
+    ``labelled`` rows into ``len(labelled) + budget`` clusters. Clusters are visited in this order, each
+    giving its most typical open row per pass: those without a labelled row, largest first; then those with
+    one; clusters of fewer than ``min_cluster_size`` pool rows last (a lone far frame, junk, gets a cluster
+    of its own: TypiClust skips them). Passes repeat until the budget is spent; at most one row per value of
+    ``groups``. The result depends on the rows' order only through k-means' ties: give rows in a stable
+    order (``rank_frames`` sorts them by frame name)."""
+    from sklearn.cluster import KMeans  # noqa: PLC0415
+
+    if len(pool) == 0 or budget <= 0:
+        return []
+    labelled = np.empty((0, pool.shape[1])) if labelled is None else np.asarray(labelled).reshape(-1, pool.shape[1])
+    clusters = min(len(pool) + len(labelled), len(labelled) + budget)
+    assignment = KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(np.vstack([pool, labelled]))
+    covered = set(assignment[len(pool) :].tolist())
+    assignment = assignment[: len(pool)]
+    sizes = np.bincount(assignment, minlength=clusters)
+    order = sorted(range(clusters), key=lambda c: (sizes[c] < min_cluster_size, c in covered, -sizes[c], c))
+    density = np.zeros(len(pool))
+    for c in order:
+        members = np.flatnonzero(assignment == c)
+        density[members] = typicality(pool[members])
+    groups = np.arange(len(pool)) if groups is None else np.asarray(groups)
+    open_rows = np.ones(len(pool), bool)
+    picks: list[int] = []
+    while len(picks) < budget and open_rows.any():
+        for c in order:
+            members = np.flatnonzero((assignment == c) & open_rows)
+            if len(picks) < budget and len(members):
+                choice = int(members[np.argmax(density[members])])
+                picks.append(choice)
+                open_rows &= groups != groups[choice]
+    return picks
+
+
+#: The score each ranking lists its frames with (``next_to_label.csv``'s ``score``); the k-means and k-center
+#: rankings and random list the entropy inside the boxes.
+SCORE_COLUMN = {"uncertainty": "uncertainty", "uncertain_pixels": "uncertain_pixels", "disagreement": "disagreement"}
+REASONS = {
+    "uncertainty": "uncertain: mean entropy {:.3f} inside its boxes",
+    "uncertain_pixels": "uncertain: entropy summed over its boxes {:.0f}",
+    "disagreement": "its boxes disagree with the model's mask ({:.3f})",
+    "random": "random",
+    "typical": "typical: the densest frame of its feature cluster (entropy {:.3f})",
+    "diversity": "unlike the labelled frames (entropy {:.3f})",
+    "hybrid": "uncertain and unlike the labelled frames (entropy {:.3f})",
+}
+
+
 def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mapping[str, np.ndarray] | None = None,
                 labelled_features: np.ndarray | None = None, seed: int = 0, candidate_factor: int = 3) -> pd.DataFrame:  # fmt: skip
-    """``budget`` frames of ``scores`` (columns ``image_id``, ``uncertainty``, ``cluster``) by ``method``,
-    at most one per cluster: ``frame``, ``score`` (the frame's uncertainty), ``reason``, in pick order."""
+    """``budget`` frames of ``scores`` (columns ``image_id``, ``cluster``, ``uncertainty`` and the method's
+    own score column, ``SCORE_COLUMN``) by ``method``, at most one per cluster: ``frame``, ``score`` (the
+    score the method ranks by, else the entropy), ``reason``, in pick order."""
     if method not in METHODS:
         raise ValueError(f"unknown ranking {method!r}; choose one of {', '.join(METHODS)}")
-    table = scores.sort_values(["uncertainty", "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    taken: set = set()
-
-    def allowed(cluster) -> bool:
-        return cluster not in taken
-
-    picks: list[tuple[int, str]] = []
-    if method in ("uncertainty", "random"):
-        order = table.index if method == "uncertainty" else np.random.default_rng(seed).permutation(len(table))
-        taken: set = set()
+    column = SCORE_COLUMN.get(method, "uncertainty")
+    if column not in scores:
+        raise ValueError(f"the {method} ranking needs a {column!r} column of scores")
+    table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    if method in SCORE_COLUMN or method == "random":
+        order, taken, rows = (table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))), set(), []
         for i in order:
-            if len(picks) < budget and table.cluster[i] not in taken:
+            if len(rows) < budget and table.cluster[i] not in taken:
                 taken.add(table.cluster[i])
-                picks.append((int(i), f"uncertain: entropy {table.uncertainty[i]:.3f} in its boxes" if method == "uncertainty" else "random"))
+                rows.append(int(i))
+    elif method == "typical":
+        by_name = table.sort_values("image_id", kind="stable").index  # k-means sees the frames in a stable order
+        pool = np.stack([features[i] for i in table.image_id[by_name]])
+        rows = [int(by_name[r]) for r in typical_picks(pool, budget, labelled_features, table.cluster[by_name].to_numpy(), seed=seed)]
     else:
         candidates = table if method == "diversity" else table.head(max(budget, candidate_factor * budget))
         if candidates.cluster.nunique() < min(budget, table.cluster.nunique()):  # near-duplicates among the candidates
             candidates = table
         pool = np.stack([features[i] for i in candidates.image_id])
-        rows = k_center_greedy(pool, budget, labelled_features, candidates.cluster.to_numpy())
-        kind = "unlike the labelled frames" if method == "diversity" else "uncertain and unlike the labelled frames"
-        picks = [(int(candidates.index[row]), f"{kind} (entropy {candidates.uncertainty.iloc[row]:.3f})") for row in rows]
-    return pd.DataFrame([{"frame": table.image_id[i], "score": round(float(table.uncertainty[i]), 5), "reason": r} for i, r in picks],
-                        columns=["frame", "score", "reason"])  # fmt: skip
+        rows = [int(candidates.index[r]) for r in k_center_greedy(pool, budget, labelled_features, candidates.cluster.to_numpy())]
+    listed = [{"frame": table.image_id[i], "score": round(float(table[column][i]), 5), "reason": REASONS[method].format(table[column][i])} for i in rows]
+    return pd.DataFrame(listed, columns=["frame", "score", "reason"])

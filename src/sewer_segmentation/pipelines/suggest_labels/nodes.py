@@ -12,7 +12,7 @@ import pandas as pd
 from sewer_segmentation.data.boxes import frame_boxes
 from sewer_segmentation.data.review import binarize
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.modelling.acquisition import box_entropy, pooled_features, rank_frames
+from sewer_segmentation.modelling.acquisition import box_disagreement, box_entropy, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
 from sewer_segmentation.params import ExportReviewParams, InferenceParams, SuggestParams
 from sewer_segmentation.pipelines.export_review.nodes import tool_files
@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 
 def score_weak_pool(model: TrainedModel, weak_images, train_images, box_lists: pd.DataFrame, split_manifest: pd.DataFrame,
                     inference: InferenceParams) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """Per weak frame: its near-duplicate cluster (or group) and the model's uncertainty inside its boxes;
-    and the encoder's pooled features of the weak frames and of baseline_train (the frames already labelled)."""
+    """Per weak frame: its near-duplicate cluster (or group), the model's uncertainty inside its boxes and its
+    mask's disagreement with them; and the encoder's pooled features of the weak frames and of baseline_train (the frames already labelled)."""
     if not weak_images:
         raise BadInputError("the weak pool is empty: there is no box-only frame to suggest")
     boxes = frame_boxes(box_lists, split_manifest, list(weak_images))
@@ -34,11 +34,14 @@ def score_weak_pool(model: TrainedModel, weak_images, train_images, box_lists: p
         if prediction.error:
             logger.warning("Skipping %s: %s", prediction.image_id, prediction.error)
             continue
-        uncertainty = box_entropy(prediction.probability, boxes[prediction.image_id].boxes)
-        rows.append({"image_id": prediction.image_id, "cluster": str(clusters[prediction.image_id]), "uncertainty": uncertainty})
+        probability, its_boxes = prediction.probability, boxes[prediction.image_id].boxes
+        rows.append({"image_id": prediction.image_id, "cluster": str(clusters[prediction.image_id]),
+                     "uncertainty": box_entropy(probability, its_boxes), "uncertain_pixels": box_entropy(probability, its_boxes, total=True),
+                     "disagreement": box_disagreement(probability, its_boxes)})  # fmt: skip
     size = (int(model.image_size["height"]), int(model.image_size["width"]))
     features = pooled_features(model.model, {**weak_images, **train_images}, model.model_config, size)
-    return pd.DataFrame(rows, columns=["image_id", "cluster", "uncertainty"]), {"pool": features, "labelled": sorted(train_images)}
+    scores = pd.DataFrame(rows, columns=["image_id", "cluster", "uncertainty", "uncertain_pixels", "disagreement"])
+    return scores, {"pool": features, "labelled": sorted(train_images)}
 
 
 def choose_frames_to_label(scores: pd.DataFrame, features: dict, suggest: SuggestParams, seed: int) -> pd.DataFrame:
@@ -69,7 +72,7 @@ def export_suggestions(next_to_label: pd.DataFrame, model: TrainedModel, weak_im
 
 def suggestions_gallery(next_to_label: pd.DataFrame, weak_images, masks: dict, boxes: dict, count: int = 12) -> np.ndarray:
     """The first suggested frames in order: the model's mask (orange) and the frame's boxes (green), with
-    the uncertainty inside them (next_to_label.csv says why each was chosen)."""
+    the score it was ranked by (next_to_label.csv says which score and why each was chosen)."""
     panels = []
     for rank, row in enumerate(next_to_label.head(count).itertuples(), start=1):
         if row.frame not in masks:
@@ -77,5 +80,5 @@ def suggestions_gallery(next_to_label: pd.DataFrame, weak_images, masks: dict, b
         image = overlay(weak_images[row.frame](), masks[row.frame].astype(np.uint8) * 255, (255, 128, 0))
         for x0, y0, x1, y1 in boxes[row.frame].boxes:
             cv2.rectangle(image, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (0, 220, 0), 1)
-        panels.append((f"{rank}. {row.frame} (entropy {row.score:.2f})", image))
+        panels.append((f"{rank}. {row.frame} (score {row.score:.3g})", image))
     return image_grid([panels[i : i + 4] for i in range(0, len(panels), 4)], title="frames to hand-label next, in order")
