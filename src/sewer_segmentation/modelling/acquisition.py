@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from sewer_segmentation.data.samples import normalization_for, to_model_input
-from sewer_segmentation.modelling.box_agreement import frame_agreement
+from sewer_segmentation.modelling.box_agreement import frame_agreement, thresholded
 
 METHODS = ("uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "typical", "random")
 EPS = 1e-6
@@ -58,9 +58,7 @@ def box_disagreement(probability: np.ndarray, boxes: np.ndarray, threshold: floa
     (``box_agreement.frame_agreement``: rows and columns of each box the mask misses, mask drawn outside
     every box). Where entropy finds the frames the model is unsure of, this finds the frames its own
     boxes prove it wrong on, sure or not."""
-    probability = np.asarray(probability)
-    scale = 255.0 if probability.dtype == np.uint8 else 1.0  # masks as stored, or probabilities
-    coverage, outside = frame_agreement(probability >= threshold * scale, boxes)
+    coverage, outside = frame_agreement(thresholded(probability, threshold), boxes)
     return float(1.0 - coverage * (1.0 - outside))
 
 
@@ -151,9 +149,9 @@ def typical_picks(pool: np.ndarray, budget: int, labelled: np.ndarray | None = N
     return picks
 
 
-#: The score each ranking lists its frames with (``next_to_label.csv``'s ``score``); the k-means and k-center
-#: rankings and random list the entropy inside the boxes.
-SCORE_COLUMN = {"uncertainty": "uncertainty", "uncertain_pixels": "uncertain_pixels", "disagreement": "disagreement"}
+#: The rankings that order frames by a score column of their own name (``next_to_label.csv``'s ``score``); the
+#: k-means and k-center rankings and random list the entropy inside the boxes.
+SCORED = ("uncertainty", "uncertain_pixels", "disagreement")
 REASONS = {
     "uncertainty": "uncertain: mean entropy {:.3f} inside its boxes",
     "uncertain_pixels": "uncertain: entropy summed over its boxes {:.0f}",
@@ -168,15 +166,15 @@ REASONS = {
 def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mapping[str, np.ndarray] | None = None,
                 labelled_features: np.ndarray | None = None, seed: int = 0, candidate_factor: int = 3) -> pd.DataFrame:  # fmt: skip
     """``budget`` frames of ``scores`` (columns ``image_id``, ``cluster``, ``uncertainty`` and the method's
-    own score column, ``SCORE_COLUMN``) by ``method``, at most one per cluster: ``frame``, ``score`` (the
+    own score column, named as the method, ``SCORED``) by ``method``, at most one per cluster: ``frame``, ``score`` (the
     score the method ranks by, else the entropy), ``reason``, in pick order."""
     if method not in METHODS:
         raise ValueError(f"unknown ranking {method!r}; choose one of {', '.join(METHODS)}")
-    column = SCORE_COLUMN.get(method, "uncertainty")
+    column = method if method in SCORED else "uncertainty"
     if column not in scores:
         raise ValueError(f"the {method} ranking needs a {column!r} column of scores")
     table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    if method in SCORE_COLUMN or method == "random":
+    if method in SCORED or method == "random":
         order, taken, rows = (table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))), set(), []
         for i in order:
             if len(rows) < budget and table.cluster[i] not in taken:

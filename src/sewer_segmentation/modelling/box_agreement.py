@@ -43,6 +43,12 @@ def frame_agreement(mask: np.ndarray, boxes: np.ndarray) -> tuple[float, float]:
     return (float(np.mean(coverages)) if coverages else 1.0), outside
 
 
+def thresholded(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The boolean mask of a probability map: uint8 0..255 (as stored) or float 0..1."""
+    probability = np.asarray(probability)
+    return probability >= threshold * (255.0 if probability.dtype == np.uint8 else 1.0)
+
+
 def box_agreement(probabilities: Mapping[str, np.ndarray], boxes: Mapping[str, np.ndarray], threshold: float = 0.5) -> dict:
     """Mean agreement, coverage and outside share over frames (``probabilities``: uint8 0..255 or float
     0..1 maps at each frame's own size; ``boxes``: that frame's ``K x 4`` boxes), None when no frames;
@@ -50,8 +56,7 @@ def box_agreement(probabilities: Mapping[str, np.ndarray], boxes: Mapping[str, n
     rows, per_frame = [], {}
     for image_id in sorted(probabilities):
         probability = np.asarray(probabilities[image_id])
-        scale = 255.0 if probability.dtype == np.uint8 else 1.0
-        coverage, outside = frame_agreement(probability >= threshold * scale, boxes[image_id])
+        coverage, outside = frame_agreement(thresholded(probability, threshold), boxes[image_id])
         rows.append((coverage, outside, coverage * (1.0 - outside)))
         per_frame[image_id] = round(rows[-1][2], 5)
     if not rows:
