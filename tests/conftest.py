@@ -9,9 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# pytest runs the tests on two pytest-xdist workers (pyproject's addopts). Each worker and every Kedro run it
+# starts gets one thread for torch's kernels: two workers on a 2-core CPU with two threads each only fight
+# over the cores. Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from sewer_segmentation.data.synthetic import SyntheticConfig, write_dataset
+import pytest  # noqa: E402
+
+from sewer_segmentation.data.synthetic import SyntheticConfig, write_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

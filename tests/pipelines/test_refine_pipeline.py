@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import yaml
 
 from sewer_segmentation.datasets import ImageDataset
 from sewer_segmentation.io.files import list_versions
-from tests.conftest import make_dataset, run_kedro, run_pipeline
+from tests.conftest import make_dataset, new_project, run_cli, run_kedro, run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -42,20 +43,43 @@ def fast(**extra) -> dict:
     return {**{key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in FAST.split(","))}, **extra}
 
 
-def test_rounds_version_crash_and_errors(kedro_project):
-    make_dataset(kedro_project)
+# The tests below share one project, as a user's sessions build on each other: `round_one` is a plain
+# `kedro run`, `round_two` adds round 2 to it, and the later tests read what earlier ones wrote (pytest runs
+# a module's tests in file order; pytest-xdist's `--dist loadfile` keeps them on one worker). Errors that
+# stop a run before it trains run in this process (`run_cli`), without a new interpreter's start-up.
 
-    # Refinement before anything ran: the message names the command to run first (baseline runs
-    # data_engineering too).
-    result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST}")
-    assert result.returncode != 0
-    assert "Run `kedro run --pipeline=baseline` first" in result.stdout + result.stderr
 
-    # Plain `kedro run`: data engineering, baseline and round 1.
-    result = run_kedro(kedro_project, f"--params={FAST}")
+@pytest.fixture(scope="module")
+def round_one(tmp_path_factory):
+    """A plain `kedro run` (data engineering, baseline and round 1) of a fresh project, from the CLI."""
+    project = new_project(tmp_path_factory.mktemp("refine") / "project")
+    make_dataset(project)
+    result = run_kedro(project, f"--params={FAST}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    # its log (no terminal): plain lines of at most 300 characters, ending with the run summary
-    log = result.stdout + result.stderr
+    metrics = json.loads((project / "data/08_reporting/tiny/round_1_metrics.json").read_text())
+    return SimpleNamespace(project=project, result=result, files=round_one_files(project), metrics=metrics)
+
+
+@pytest.fixture(scope="module")
+def round_two(round_one):
+    """Round 2 of that project with the `round:2` form and the oracle; round 1's files stay byte-identical."""
+    project = round_one.project
+    result = run_kedro(project, "--pipeline=refine", f"--params={FAST},round:2,final_training.oracle.enabled:true")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert round_one_files(project) == round_one.files
+    return project
+
+
+def test_refinement_before_anything_ran_names_the_command_to_run_first(kedro_project):
+    make_dataset(kedro_project)
+    result = run_cli(kedro_project, "--pipeline=refine", f"--params={FAST}")
+    assert result.exit_code != 0
+    assert "Run `kedro run --pipeline=baseline` first" in result.output  # baseline runs data_engineering too
+
+
+def test_a_plain_run_logs_plain_lines_and_ends_with_its_summary(round_one):
+    result = round_one.result
+    log = result.stdout + result.stderr  # no terminal: plain lines of at most 300 characters
     assert max(len(line) for line in log.splitlines()) <= 300
     assert "\x1b[" not in log and "\r" not in log  # no colour codes, no redrawn progress bars
     listed = re.findall(r"^\| `([^`]+)` \|", (Path(__file__).parents[2] / "docs/logging.md").read_text(), flags=re.MULTILINE)
@@ -69,10 +93,10 @@ def test_rounds_version_crash_and_errors(kedro_project):
     galleries = next(line for line in summary if line.startswith("  galleries: "))
     assert "data/08_reporting/tiny/stages_gallery.png" in galleries and "data/08_reporting/tiny/baseline_prediction_gallery.png" in galleries
     assert "  next: kedro run --pipeline=refine --params=round:2" in summary
-    check_registered_best_model_predicts_without_project_code(kedro_project)
-    check_each_stage_has_its_own_run_model_and_metrics(kedro_project)
-    check_served_model_answers_an_encoded_frame_with_its_mask(kedro_project)
-    metrics = json.loads((kedro_project / "data/08_reporting/tiny/round_1_metrics.json").read_text())
+
+
+def test_round_one_records_its_refinement_choice(round_one):
+    project, metrics = round_one.project, round_one.metrics
     refinement = metrics["refinement"]
     labels = {f"threshold@{t}" for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)} | {"seed", "box_prior", "grabcut", "box"}
     assert metrics["round"] == 1 and set(refinement["methods"]) == labels and refinement["used"] in labels
@@ -82,64 +106,91 @@ def test_rounds_version_crash_and_errors(kedro_project):
     # standard errors (the box masks always qualify)
     eligible = refinement["eligible"]
     assert "box" in eligible and refinement["used"] == max(eligible, key=lambda k: refinement["methods"][k]["selection_vs_polygons"])
-    assert len(list_versions(kedro_project / "data/04_feature/tiny/hybrid_masks/round_1")) == 1
-    report = (kedro_project / "data/08_reporting/tiny/rounds.md").read_text()
+    assert len(list_versions(project / "data/04_feature/tiny/hybrid_masks/round_1")) == 1
+    report = (project / "data/08_reporting/tiny/rounds.md").read_text()
     assert "| round_1 |" in report and "| baseline |" in report
-    round_1 = round_one_files(kedro_project)
-
-    # A later round before its model exists: the message names the command that makes it.
-    result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round:3")
-    assert result.returncode != 0
-    assert "Run `kedro run --pipeline=refine --params=round:2` first" in result.stdout + result.stderr
 
 
-    # Round 2 with the `round:2` form (and the oracle); round 1's files stay byte-identical.
-    result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round:2,final_training.oracle.enabled:true")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert round_one_files(kedro_project) == round_1
-    report = (kedro_project / "data/08_reporting/tiny/rounds.md").read_text()
+def test_registered_best_model_predicts_without_project_code(round_one):
+    check_registered_best_model_predicts_without_project_code(round_one.project)
+
+
+def test_each_stage_has_its_own_run_model_and_metrics(round_one):
+    check_each_stage_has_its_own_run_model_and_metrics(round_one.project)
+
+
+def test_served_model_answers_an_encoded_frame_with_its_mask(round_one):
+    check_served_model_answers_an_encoded_frame_with_its_mask(round_one.project)
+
+
+def test_wrong_rounds_name_the_command_that_makes_them(round_one):
+    # a later round before its model exists
+    result = run_cli(round_one.project, "--pipeline=refine", f"--params={FAST},round:3")
+    assert result.exit_code != 0 and "Run `kedro run --pipeline=refine --params=round:2` first" in result.output
+    # the default pipeline is round 1 only (rounds that are not whole numbers: tests/test_bad_inputs.py)
+    result = run_cli(round_one.project, f"--params={FAST},round:2")
+    assert result.exit_code != 0 and "--pipeline=refine --params=round:N" in result.output
+
+
+def test_round_two_reports_itself_and_the_oracle(round_two):
+    report = (round_two / "data/08_reporting/tiny/rounds.md").read_text()
     assert "| round_2 |" in report and "| round_1 |" in report
     assert "## Oracle" in report and "| round_2 | " in report.split("## Oracle")[1]
-    oracle = json.loads((kedro_project / "data/08_reporting/tiny/round_2_metrics.json").read_text())["oracle"]
-    manifest = pd.read_csv(kedro_project / "data/03_primary/tiny/split_manifest.csv")
+    oracle = json.loads((round_two / "data/08_reporting/tiny/round_2_metrics.json").read_text())["oracle"]
+    manifest = pd.read_csv(round_two / "data/03_primary/tiny/split_manifest.csv")
     # trained on the true masks of the weak pool and baseline_train, scored on every eval image
     assert oracle["enabled"] and oracle["train_images"] == int(manifest.split.isin(["weak", "baseline_train"]).sum())
     assert oracle["eval"]["images"] == int((manifest.split == "eval").sum())
 
-    # SIGKILL in the middle of round 2 (again, with the `round=2` form), then the same command again.
+
+def test_a_round_killed_midway_leaves_earlier_results_and_reruns(round_one, round_two):
+    # SIGKILL in the middle of round 2 (with the `round=2` form), then the same command again.
+    project = round_two
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     command = [sys.executable, "-m", "kedro", "run", "--pipeline=refine", f"--params={FAST},round=2"]
-    process = subprocess.Popen(command, cwd=kedro_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    versions_before = list_versions(kedro_project / "data/04_feature/tiny/hybrid_masks/round_2")
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    versions_before = list_versions(project / "data/04_feature/tiny/hybrid_masks/round_2")
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if len(list_versions(kedro_project / "data/04_feature/tiny/hybrid_masks/round_2")) > len(versions_before):
+        if len(list_versions(project / "data/04_feature/tiny/hybrid_masks/round_2")) > len(versions_before):
             break  # refined masks written: training of the final model is under way
         time.sleep(0.05)
     assert process.poll() is None, "the run finished before it could be killed"
-    models_before = list_versions(kedro_project / "data/06_models/tiny/round_2")
+    models_before = list_versions(project / "data/06_models/tiny/round_2")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert round_one_files(kedro_project) == round_1
-    assert list_versions(kedro_project / "data/06_models/tiny/round_2") == models_before  # no half-written model version
-    result = run_kedro(kedro_project, "--pipeline=refine", f"--params={FAST},round=2")
+    assert round_one_files(project) == round_one.files
+    assert list_versions(project / "data/06_models/tiny/round_2") == models_before  # no half-written model version
+    result = run_kedro(project, "--pipeline=refine", f"--params={FAST},round=2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert len(list_versions(kedro_project / "data/06_models/tiny/round_2")) == len(models_before) + 1
-    assert round_one_files(kedro_project) == round_1
+    assert len(list_versions(project / "data/06_models/tiny/round_2")) == len(models_before) + 1
+    assert round_one_files(project) == round_one.files
     # the killed run's temporary files are gone: the next run of the same round removed them
-    assert [p for p in (kedro_project / "data").rglob("*") if ".tmp" in p.name or p.name.startswith(".tmp")] == []
+    assert [p for p in (project / "data").rglob("*") if ".tmp" in p.name or p.name.startswith(".tmp")] == []
 
-    check_predict_pipeline(kedro_project)
-    check_review_export(kedro_project)
-    check_suggested_labels(kedro_project)
-    check_ray_engine(kedro_project, round_1)
-    check_notebook(kedro_project)
 
-    # The default pipeline is round 1 only. (Rounds that are not whole numbers: tests/test_bad_inputs.py.)
-    result = run_kedro(kedro_project, f"--params={FAST},round:2")
-    assert result.returncode != 0 and "--pipeline=refine --params=round:N" in result.stdout + result.stderr
+def test_predict_pipeline(round_one):
+    check_predict_pipeline(round_one.project)
 
-    check_choice_ignores_eval(kedro_project, refinement)
+
+def test_review_export(round_one):  # after test_predict_pipeline: it exports that test's predictions too
+    check_review_export(round_one.project)
+
+
+def test_suggested_labels(round_one):
+    check_suggested_labels(round_one.project)
+
+
+def test_ray_engine_writes_the_bytes_of_the_local_one(round_one, round_two):  # after test_predict_pipeline
+    check_ray_engine(round_one.project, round_one.files)
+
+
+def test_notebook_runs_against_the_project(round_one):
+    check_notebook(round_one.project)
+
+
+def test_refinement_choice_ignores_eval(round_one):  # last: it writes a second version of round 1's refined masks
+    check_choice_ignores_eval(round_one.project, round_one.metrics["refinement"])
 
 
 def check_choice_ignores_eval(project, refinement):
