@@ -36,6 +36,16 @@ def test_a_mask_reaching_half_the_rows_and_all_columns_covers_three_quarters():
     assert coverage == pytest.approx(0.75) and outside == 0.0
 
 
+def test_with_loose_boxes_a_mask_reaching_the_measured_share_scores_as_the_filled_box():
+    half, filled = blank(), blank()
+    half[20:40, 10:30] = True  # half the rows, every column
+    filled[20:60, 10:30] = True
+    assert frame_agreement(half, BOX)[0] < frame_agreement(filled, BOX)[0]  # a tight box's prior favours the filled box
+    assert frame_agreement(half, BOX, reach=0.75)[0] == frame_agreement(filled, BOX, reach=0.75)[0] == 1.0
+    assert frame_agreement(half, BOX, reach=0.9)[0] == pytest.approx(0.75 / 0.9)
+    assert box_agreement({"a": half.astype(np.float32)}, {"a": BOX}, reach=0.75)["reach"] == 0.75  # recorded with the scores
+
+
 def test_pixels_outside_every_box_count_against_the_model():
     leaking = blank()
     leaking[20:60, 10:30] = True  # 800 pixels inside

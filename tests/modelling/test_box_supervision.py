@@ -155,22 +155,81 @@ def test_the_fill_term_is_off_without_a_measured_range():
     assert "fill" in BoxSupervisionLoss(fill=1.0, fill_range=(0.05, 0.3))(*args)[1]
 
 
-def test_the_fill_range_is_measured_on_the_hand_drawn_masks_of_the_boxes():
-    from sewer_segmentation.modelling.plan import covered_shares, with_fill_range
+def test_the_fill_range_and_projection_coverage_are_measured_on_the_hand_drawn_masks_of_the_boxes():
+    from sewer_segmentation.modelling.plan import box_shares, with_measured_box_priors
 
     samples, boxes = [], {}
-    for i, width in enumerate((1, 2, 3, 4, 5, 6)):  # a vertical line of `width` px in a 10 x 10 box
+    for i, width in enumerate((1, 2, 3, 4, 5, 6)):  # a vertical line of `width` px and 10 - i px long in a 10 x 10 box
         target = np.zeros((20, 20), np.float32)
-        target[5:15, 5 : 5 + width] = 1.0
+        target[5 + i : 15, 5 : 5 + width] = 1.0
         samples.append(Sample(f"f{i}", np.zeros((20, 20, 3), np.uint8), target))
         boxes[f"f{i}"] = FrameBoxes(np.array([[10, 10, 30, 30]]), 40, 40)  # a box of the full 40 x 40 frame: 5..15 at 20 x 20
-    shares = covered_shares(samples, boxes)
-    assert shares == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    training = {"box_loss": {"fill": 1.0, "fill_range": None, "fill_quantiles": (0.0, 1.0)}}
-    assert with_fill_range(training, samples, boxes, "round_1")["box_loss"]["fill_range"] == pytest.approx([0.1, 0.6])
-    given = {"box_loss": {"fill": 1.0, "fill_range": (0.1, 0.2)}}
-    assert with_fill_range(given, samples, boxes, "round_1") is given  # a range the user set stays
-    assert with_fill_range(training, samples[:2], boxes, "round_1") is training  # too few boxes: the term stays off
+    shares = box_shares(samples, boxes)
+    assert shares[:, 0] == pytest.approx([0.1, 0.18, 0.24, 0.28, 0.3, 0.3])  # pixels
+    assert shares[:, 1] == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6, 0.5])  # rows
+    assert shares[:, 2] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # columns
+    training = {"box_loss": {"fill": 1.0, "fill_range": None, "fill_quantiles": (0.0, 1.0), "projection": 1.0,
+                             "projection_coverage": None, "projection_quantile": 0.5}}  # fmt: skip
+    measured = with_measured_box_priors(training, samples, boxes, "round_1")["box_loss"]
+    assert measured["fill_range"] == pytest.approx([0.1, 0.3])
+    assert measured["projection_coverage"] == pytest.approx(0.55)  # the median of rows and columns together
+    given = {"box_loss": {"fill": 1.0, "fill_range": (0.1, 0.2), "projection": 1.0, "projection_coverage": 0.9}}
+    assert with_measured_box_priors(given, samples, boxes, "round_1") is given  # what the user set stays
+    off = {"box_loss": {"fill": 0.0, "projection": 0.0}}
+    assert with_measured_box_priors(off, samples, boxes, "round_1") is off  # nothing to measure for terms that are off
+    assert with_measured_box_priors(training, samples[:2], boxes, "round_1") is training  # too few boxes: left unset
+
+
+def test_a_box_no_polygon_reaches_is_false_not_loose_and_leaves_the_coverage_alone():
+    from sewer_segmentation.modelling.plan import measured_reach
+
+    holding = np.array([[0.2, 0.8, 0.9]] * 5)
+    false_boxes = np.zeros((3, 3))
+    assert measured_reach(np.vstack([holding, false_boxes]), {}) == measured_reach(holding, {}) == pytest.approx(0.8)
+    assert measured_reach(np.vstack([holding[:4], false_boxes]), {}) is None  # too few boxes hold a defect
+    assert measured_reach(false_boxes, {"projection_coverage": 0.6}) == 0.6  # what the user set wins
+
+
+def test_a_faint_prediction_over_every_row_does_not_meet_a_lower_coverage():
+    faint = frame_probs()
+    faint[0, 0, 3:15, 4:20] = 0.4  # below the mask threshold everywhere: no defect drawn
+    assert float(projection_loss(faint, BOX, coverage=0.5)) > 0.2
+
+
+def test_too_few_boxes_holding_a_defect_leave_the_projection_asking_for_every_row(caplog):
+    from sewer_segmentation.modelling.plan import with_measured_box_priors
+
+    samples, boxes = [], {}
+    for i in range(6):  # six boxes, only the first two of which hold the hand-drawn line
+        target = np.zeros((20, 20), np.float32)
+        target[5:15, 6:8] = 1.0 if i < 2 else 0.0
+        samples.append(Sample(f"f{i}", np.zeros((20, 20, 3), np.uint8), target))
+        boxes[f"f{i}"] = FrameBoxes(np.array([[5, 5, 15, 15]]), 20, 20)
+    training = {"box_loss": {"fill": 1.0, "fill_range": None, "projection": 1.0, "projection_coverage": None}}
+    measured = with_measured_box_priors(training, samples, boxes, "round_1")["box_loss"]
+    assert measured["projection_coverage"] is None and measured["fill_range"] is not None
+    assert "only 2 of 6 boxes on hand-labelled frames hold a hand-drawn defect" in caplog.text
+
+
+def test_projection_asks_loose_boxes_only_for_the_measured_coverage():
+    half = frame_probs()
+    half[0, 0, 3:9, 4:20] = 1.0  # every column of the 16 x 12 box, half of its rows
+    assert float(projection_loss(half, BOX, eps=0.0)) > 0.1  # a tight box's prior: every row
+    assert float(projection_loss(half, BOX, eps=0.0, coverage=0.5)) == pytest.approx(0.0, abs=1e-6)
+    quarter = frame_probs()
+    quarter[0, 0, 3:6, 4:20] = 1.0
+    assert float(projection_loss(quarter, BOX, eps=0.0, coverage=0.5)) > 0.05  # fewer rows than measured still cost
+    assert float(projection_loss(frame_probs(), BOX, coverage=0.5)) > float(projection_loss(quarter, BOX, coverage=0.5))
+
+
+def test_an_unmeasured_coverage_takes_boxes_to_be_tight():
+    probs = frame_probs()
+    probs[0, 0, 3:9, 4:20] = 1.0
+    logits = torch.logit(probs.clamp(1e-4, 1 - 1e-4))
+    args = (logits, BOX, torch.tensor([1.0]), torch.zeros(1, 3, 24, 32))
+    tight = BoxSupervisionLoss(background=0.0, pairwise=0.0)(*args)[1]["projection"]
+    assert tight == pytest.approx(float(projection_loss(probs, BOX)), abs=1e-3) and tight > 0.1
+    assert BoxSupervisionLoss(background=0.0, pairwise=0.0, projection_coverage=0.5)(*args)[1]["projection"] < 0.01
 
 
 def test_a_zero_weight_turns_a_term_off():
@@ -259,6 +318,14 @@ def test_a_negative_or_non_numeric_box_loss_weight_is_refused_before_training(va
     assert line.startswith(f"baseline_training.training.box_loss.pairwise={value!r}: Input should be")
 
 
+@pytest.mark.parametrize(("key", "value"), [("projection_coverage", 0.0), ("projection_coverage", 1.1), ("projection_quantile", 1.5)])
+def test_a_coverage_or_quantile_outside_its_range_is_refused_before_training(key, value):
+    from sewer_segmentation.params import TrainingParams, problems_of
+
+    (line,) = problems_of("baseline_training.training", TrainingParams, {"box_loss": {key: value}})
+    assert line.startswith(f"baseline_training.training.box_loss.{key}={value!r}: Input should be")
+
+
 def test_box_lists_survive_yolo_and_box_mask_ingestion_with_overlapping_boxes():
     from sewer_segmentation.pipelines.data_engineering.nodes import extract_box_lists
 
@@ -290,3 +357,24 @@ def test_a_missing_box_list_names_the_command_that_writes_it(tmp_path):
     user_error = _find_user_error(caught.value)  # what the project CLI prints, as one line
     assert isinstance(user_error, MissingArtifactError)
     assert "box_lists.csv does not exist. Run `kedro run --pipeline=data_engineering` first" in str(user_error)
+
+
+def test_measured_coverage_tells_the_loose_regime_from_tight_crack_boxes():
+    from sewer_segmentation.data.synthetic import config_for_regime, draw_frame
+    from sewer_segmentation.modelling.plan import box_shares, measured_reach
+
+    coverage, filled = {}, {}
+    for regime in ("crack", "loose"):
+        config = config_for_regime(regime, width=160, height=128, seed=1)
+        frames = [draw_frame(config, i) for i in range(30)]
+        samples = [Sample(f.name, f.image, (f.truth > 0).astype(np.float32)) for f in frames]
+        boxes = {f.name: FrameBoxes(np.array(f.boxes), 128, 160) for f in frames}
+        coverage[regime] = measured_reach(box_shares(samples, boxes), {"projection_quantile": 0.1})
+        filled[regime] = np.mean([(f.truth > 0)[y0:y1, x0:x1].sum() / ((x1 - x0) * (y1 - y0)) for f in frames for x0, y0, x1, y1 in f.boxes])
+    assert coverage["crack"] > 0.75 and coverage["loose"] < 0.6  # tight boxes ask for nearly every row and column; loose ones do not
+    # the same frames and defects, only the boxes differ (default boxes are drawn as before the option existed)
+    crack, loose = (config_for_regime(regime, width=160, height=128, seed=1) for regime in ("crack", "loose"))
+    for i in range(5):
+        a, b = draw_frame(crack, i), draw_frame(loose, i)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.truth, b.truth) and len(a.boxes) == len(b.boxes)
+    assert filled["loose"] < 0.7 * filled["crack"]  # the share of a box the defect fills

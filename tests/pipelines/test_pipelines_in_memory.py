@@ -195,6 +195,11 @@ def test_the_round_fine_tunes_the_baseline_on_refined_and_labelled_images(refine
     assert metrics["round"] == 1 and metrics["refinement"] == data["refinement_quality"] and metrics["stage"] == "round_1"
     assert "| baseline |" in out["rounds_report_md"] and "| round_1 |" in out["rounds_report_md"]
     assert out["stages_gallery"].ndim == 3  # the baseline and round 1 on the same eval frames
+    # the box agreement of both stages counts coverage up to the reach measured on baseline_train's boxes
+    # (tiny synthetic boxes are tight, some padded: most of the rows and columns), so they compare alike
+    baseline_plan = data["baseline.training_plan"]
+    assert 0.5 < plan.box_reach < 1.0 and plan.box_reach == baseline_plan.box_reach
+    assert meta["weak_holdout"]["reach"] == data["baseline.model"].metadata["weak_holdout"]["reach"] == plan.box_reach
 
 
 def round_inputs(data: dict) -> dict:

@@ -53,12 +53,12 @@ def box_entropy(probability: np.ndarray, boxes: np.ndarray, total: bool = False)
     return float(counted.sum() if total else counted.mean())
 
 
-def box_disagreement(probability: np.ndarray, boxes: np.ndarray, threshold: float = 0.5) -> float:
+def box_disagreement(probability: np.ndarray, boxes: np.ndarray, threshold: float = 0.5, reach: float = 1.0) -> float:
     """1 - the agreement of the model's mask (``probability >= threshold``) with the frame's own boxes
     (``box_agreement.frame_agreement``: rows and columns of each box the mask misses, mask drawn outside
-    every box). Where entropy finds the frames the model is unsure of, this finds the frames its own
-    boxes prove it wrong on, sure or not."""
-    coverage, outside = frame_agreement(thresholded(probability, threshold), boxes)
+    every box), coverage counted up to ``reach`` as the model's stage counted it. Where entropy finds the
+    frames the model is unsure of, this finds the frames its own boxes prove it wrong on, sure or not."""
+    coverage, outside = frame_agreement(thresholded(probability, threshold), boxes, reach)
     return float(1.0 - coverage * (1.0 - outside))
 
 

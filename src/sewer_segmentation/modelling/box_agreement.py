@@ -6,7 +6,10 @@ row and every column of its box, and nothing lies outside every box. A model's t
 held-out boxed frame is scored on both:
 
 - **coverage**: per box, the share of its rows and of its columns that the mask reaches inside the box
-  (mean of the two), averaged over the frame's boxes;
+  (mean of the two), averaged over the frame's boxes. Boxes looser than their defects break the prior:
+  with ``reach`` below 1 (the share the user's hand-drawn masks reach of their own boxes,
+  ``modelling/plan.py``) a mask reaching that share scores full coverage, so a mask grown to fill a loose
+  box no longer scores higher than the defect;
 - **outside share**: the share of the mask's pixels that lie outside every box.
 
 ``agreement = coverage * (1 - outside share)`` per frame, averaged over frames. It cannot tell a tight
@@ -27,9 +30,12 @@ import numpy as np
 SIGNALS = ("validation", "box_agreement", "combined")
 
 
-def frame_agreement(mask: np.ndarray, boxes: np.ndarray) -> tuple[float, float]:
+def frame_agreement(mask: np.ndarray, boxes: np.ndarray, reach: float = 1.0) -> tuple[float, float]:
     """(coverage, outside share) of one frame's boolean ``mask`` against its ``K x 4`` boxes (x0, y0, x1,
-    y1, end-exclusive). A frame without boxes has coverage 1 (nothing to reach)."""
+    y1, end-exclusive); a box's coverage counts up to ``reach`` of its rows and columns. A frame without
+    boxes has coverage 1 (nothing to reach)."""
+    if not 0 < reach <= 1:
+        raise ValueError(f"reach must be in (0, 1], got {reach}")
     mask = np.asarray(mask, bool)
     inside = np.zeros_like(mask)
     coverages = []
@@ -37,7 +43,7 @@ def frame_agreement(mask: np.ndarray, boxes: np.ndarray) -> tuple[float, float]:
         crop = mask[y0:y1, x0:x1]
         inside[y0:y1, x0:x1] = True
         if crop.size:
-            coverages.append((crop.any(axis=1).mean() + crop.any(axis=0).mean()) / 2)
+            coverages.append(min(1.0, (crop.any(axis=1).mean() + crop.any(axis=0).mean()) / 2 / reach))
     predicted = int(mask.sum())
     outside = float((mask & ~inside).sum() / predicted) if predicted else 0.0
     return (float(np.mean(coverages)) if coverages else 1.0), outside
@@ -49,20 +55,24 @@ def thresholded(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return probability >= threshold * (255.0 if probability.dtype == np.uint8 else 1.0)
 
 
-def box_agreement(probabilities: Mapping[str, np.ndarray], boxes: Mapping[str, np.ndarray], threshold: float = 0.5) -> dict:
+def box_agreement(probabilities: Mapping[str, np.ndarray], boxes: Mapping[str, np.ndarray], threshold: float = 0.5, reach: float = 1.0) -> dict:
     """Mean agreement, coverage and outside share over frames (``probabilities``: uint8 0..255 or float
     0..1 maps at each frame's own size; ``boxes``: that frame's ``K x 4`` boxes), None when no frames;
-    and ``per_frame``, each frame's agreement (the noise of a comparison of two models, ``round_guard``)."""
+    ``per_frame``, each frame's agreement (the noise of a comparison of two models, ``round_guard``); and
+    the ``reach`` coverage was counted up to."""
+    if not 0 < reach <= 1:
+        raise ValueError(f"reach must be in (0, 1], got {reach}")
     rows, per_frame = [], {}
     for image_id in sorted(probabilities):
         probability = np.asarray(probabilities[image_id])
-        coverage, outside = frame_agreement(thresholded(probability, threshold), boxes[image_id])
+        coverage, outside = frame_agreement(thresholded(probability, threshold), boxes[image_id], reach)
         rows.append((coverage, outside, coverage * (1.0 - outside)))
         per_frame[image_id] = round(rows[-1][2], 5)
     if not rows:
-        return {"frames": 0, "box_agreement": None, "box_coverage": None, "outside_share": None, "per_frame": {}}
+        return {"frames": 0, "box_agreement": None, "box_coverage": None, "outside_share": None, "per_frame": {}, "reach": reach}
     coverage, outside, agreement = (float(np.mean(column)) for column in zip(*rows, strict=True))
-    return {"frames": len(rows), "box_agreement": agreement, "box_coverage": coverage, "outside_share": outside, "per_frame": per_frame}
+    return {"frames": len(rows), "box_agreement": agreement, "box_coverage": coverage, "outside_share": outside, "per_frame": per_frame,
+            "reach": reach}  # fmt: skip
 
 
 def selection_score(signal: str, validation: float | None, agreement: float | None) -> float | None:

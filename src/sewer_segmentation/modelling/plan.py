@@ -56,6 +56,9 @@ class TrainingPlan:
     # start of a fine-tuning run) is scored on how well its masks agree with them (modelling/box_agreement.py).
     holdout_images: dict = field(default_factory=dict)
     holdout_boxes: dict = field(default_factory=dict)
+    # The share of a box's rows and columns a defect reaches (1: tight boxes), measured on baseline_train:
+    # the box agreement counts coverage up to it, as the projection term asks for it.
+    box_reach: float = 1.0
     metadata: dict = field(default_factory=dict)  # added to the trained model's metadata
 
 
@@ -84,13 +87,25 @@ def holdout_boxes(images, box_lists, manifest) -> dict:
     return {image_id: found.boxes for image_id, found in frame_boxes(box_lists, manifest, list(images)).items()}
 
 
-#: Fewer hand-labelled boxes than this say too little about how much of a box a defect fills.
-MIN_BOXES_FOR_FILL_RANGE = 5
+def weak_holdout_scoring(images, box_lists, manifest, labelled: list[Sample], training: dict) -> dict:
+    """A ``TrainingPlan``'s fields for scoring models on weak_holdout: its frames, their boxes, and the
+    ``box_reach`` the box agreement counts coverage up to (the projection term's coverage, measured on the
+    hand-labelled samples when the parameters leave it unset; 1 with too few boxes)."""
+    from sewer_segmentation.data.boxes import frame_boxes  # noqa: PLC0415 - cv2, only where boxes are read
+
+    labelled_boxes = frame_boxes(box_lists, manifest, [s.image_id for s in labelled])
+    reach = measured_reach(box_shares(labelled, labelled_boxes), dict(training.get("box_loss") or {}))
+    return {"holdout_images": dict(images), "holdout_boxes": holdout_boxes(images, box_lists, manifest), "box_reach": reach or 1.0}
 
 
-def covered_shares(labelled: list[Sample], boxes: dict) -> np.ndarray:
-    """Per box of the hand-labelled samples (``boxes``: their ``FrameBoxes``), the share of its pixels the
-    hand-drawn mask covers, at the training size the box losses see."""
+#: Fewer hand-labelled boxes than this say too little about how a defect fills its box.
+MIN_BOXES_FOR_BOX_PRIORS = 5
+
+
+def box_shares(labelled: list[Sample], boxes: dict) -> np.ndarray:
+    """Per box of the hand-labelled samples (``boxes``: their ``FrameBoxes``), at the training size the box
+    losses see, three shares of it the hand-drawn mask covers: its pixels, its rows and its columns
+    (``K x 3``). Rows and columns below 1 say the boxes are looser than the defects."""
     shares = []
     for sample in labelled:
         frame = boxes.get(sample.image_id)
@@ -99,28 +114,61 @@ def covered_shares(labelled: list[Sample], boxes: dict) -> np.ndarray:
         height, width = sample.target.shape
         resized = (height, width) if (height, width) != (frame.height, frame.width) else (None, None)
         for x0, y0, x1, y1 in np.round(scale_boxes(frame.boxes, (frame.height, frame.width), *resized)).astype(int):
-            region = sample.target[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
+            region = sample.target[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)] >= 0.5
             if region.size:
-                shares.append(float((region >= 0.5).mean()))
-    return np.asarray(shares, np.float64)
+                shares.append((region.mean(), region.any(axis=1).mean(), region.any(axis=0).mean()))
+    return np.asarray(shares, np.float64).reshape(-1, 3)
 
 
-def with_fill_range(training: dict, labelled: list[Sample], boxes: dict, stage: str) -> dict:
-    """``training`` with ``box_loss.fill_range`` measured on the hand-labelled samples when it is not set:
-    the ``fill_quantiles`` of the shares of their boxes their polygons cover. Too few boxes leave it unset
-    (the fill term is then off), and the log says so."""
+def with_measured_box_priors(training: dict, labelled: list[Sample], boxes: dict, stage: str) -> dict:
+    """``training`` with what the box losses assume about a box measured on the hand-labelled samples,
+    where the parameters leave it unset (null):
+
+    - ``box_loss.fill_range``: the ``fill_quantiles`` of the shares of their boxes their polygons cover;
+    - ``box_loss.projection_coverage``: the ``projection_quantile`` of the shares of their boxes' rows
+      and columns the polygons reach (1 for boxes drawn tight, lower for padded or loose ones, which ask the
+      projection term for less).
+
+    Too few boxes leave both unset (the fill term is then off, the projection term asks for every row and
+    column), and the log says so."""
     box_loss = dict(training.get("box_loss") or {})
-    if not box_loss.get("fill") or box_loss.get("fill_range") is not None:
+    wanted = {"fill_range": bool(box_loss.get("fill")) and box_loss.get("fill_range") is None,
+              "projection_coverage": bool(box_loss.get("projection")) and box_loss.get("projection_coverage") is None}  # fmt: skip
+    if not any(wanted.values()):
         return training
-    shares = covered_shares(labelled, boxes)
-    if len(shares) < MIN_BOXES_FOR_FILL_RANGE:
-        logger.warning("%s: only %d boxes on hand-labelled frames; the box fill term is off (set box_loss.fill_range to use it)",
-                       stage, len(shares))  # fmt: skip
+    shares = box_shares(labelled, boxes)
+    if len(shares) < MIN_BOXES_FOR_BOX_PRIORS:
+        logger.warning("%s: only %d boxes on hand-labelled frames; the box fill term is off and the projection term asks for every "
+                       "row and column (set box_loss.fill_range and box_loss.projection_coverage to choose)", stage, len(shares))  # fmt: skip
         return training
-    low, high = (float(np.quantile(shares, q)) for q in box_loss.get("fill_quantiles", (0.1, 0.9)))
-    logger.info("%s: the hand-drawn masks cover %.2f to %.2f of their boxes (%d boxes of baseline_train); the fill term holds the "
-                "weak pool's masks to that range", stage, low, high, len(shares))  # fmt: skip
-    return {**training, "box_loss": {**box_loss, "fill_range": [low, high]}}
+    measured = {}
+    if wanted["fill_range"]:
+        low, high = (float(np.quantile(shares[:, 0], q)) for q in box_loss.get("fill_quantiles", (0.1, 0.9)))
+        measured["fill_range"] = [low, high]
+        logger.info("%s: the hand-drawn masks cover %.2f to %.2f of their boxes (%d boxes of baseline_train); the fill term holds the "
+                    "weak pool's masks to that range", stage, low, high, len(shares))  # fmt: skip
+    coverage = measured_reach(shares, box_loss) if wanted["projection_coverage"] else None
+    if wanted["projection_coverage"] and coverage is None:
+        logger.warning("%s: only %d of %d boxes on hand-labelled frames hold a hand-drawn defect; the projection term asks for every row "
+                       "and column (set box_loss.projection_coverage to choose)", stage, int((shares[:, 0] > 0).sum()), len(shares))  # fmt: skip
+    if coverage is not None:
+        measured["projection_coverage"] = coverage
+        logger.info("%s: the hand-drawn masks reach %.2f or more of their boxes' rows and columns (%d boxes of baseline_train); the "
+                    "projection term asks the weak pool's masks for as much", stage, coverage, len(shares))  # fmt: skip
+    return {**training, "box_loss": {**box_loss, **measured}}
+
+
+def measured_reach(shares: np.ndarray, box_loss: dict) -> float | None:
+    """The share of a box's rows and columns a defect reaches: ``box_loss.projection_coverage`` when set,
+    else the ``projection_quantile`` of the row and column shares (``box_shares``) of the hand-labelled
+    boxes that hold a defect (a box the polygons miss is a false box, not a loose one); None with fewer
+    than ``MIN_BOXES_FOR_BOX_PRIORS`` such boxes."""
+    if box_loss.get("projection_coverage") is not None:
+        return float(box_loss["projection_coverage"])
+    holding = shares[shares[:, 0] > 0]
+    if len(holding) < MIN_BOXES_FOR_BOX_PRIORS:
+        return None
+    return float(np.quantile(holding[:, 1:], box_loss.get("projection_quantile", 0.1)))
 
 
 def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None) -> list[float] | None:

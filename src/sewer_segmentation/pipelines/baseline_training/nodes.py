@@ -25,7 +25,7 @@ from sewer_segmentation.data.splits import (
     split_fingerprint,
 )
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights, with_fill_range
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, labelled_sampling_weights, weak_holdout_scoring, with_measured_box_priors
 from sewer_segmentation.params import ImageSizeParams, JointParams, ModelParams, TrainingParams
 
 STAGE = "baseline"
@@ -58,7 +58,7 @@ def plan_baseline_training(
         weak = load_box_samples(weak_images, frame_boxes(box_lists, split_manifest, weak_images), height, width, description="weak boxes")
         sample_weights = labelled_sampling_weights(len(weak), len(labelled), joint.labelled_share)
         labelled_boxes = frame_boxes(box_lists, split_manifest, [s.image_id for s in labelled])
-        training_dict = with_fill_range(training_dict, labelled, labelled_boxes, STAGE)
+        training_dict = with_measured_box_priors(training_dict, labelled, labelled_boxes, STAGE)
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
     check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], "the baseline's training and validation sets")
     return TrainingPlan(
@@ -70,7 +70,6 @@ def plan_baseline_training(
         training=training_dict,
         image_size=image_size.as_dict(),
         sample_weights=sample_weights,
-        holdout_images=dict(holdout_images),
-        holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
+        **weak_holdout_scoring(holdout_images, box_lists, split_manifest, labelled, training_dict),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "joint": joint.enabled},
     )

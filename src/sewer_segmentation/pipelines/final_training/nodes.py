@@ -31,7 +31,7 @@ from sewer_segmentation.errors import BadInputError
 from sewer_segmentation.io.imaging import binarize, by_image_id
 from sewer_segmentation.modelling.evaluation import frames_that_differ, score_predictors, stages_gallery
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames, predict_split
-from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, holdout_boxes, labelled_sampling_weights, with_fill_range
+from sewer_segmentation.modelling.plan import TrainingPlan, box_validation_score, labelled_sampling_weights, weak_holdout_scoring, with_measured_box_priors
 from sewer_segmentation.params import FinalTrainingParams, ImageSizeParams, InferenceParams, ModelParams, TrainingParams
 from sewer_segmentation.refinement.masks import RefinedMasks
 from sewer_segmentation.reporting.reports import rounds_chart, rounds_markdown, summarize_rounds
@@ -98,24 +98,23 @@ def plan_round_training(
         val=val,
         box_validation_score=box_validation_score(val, val_box_masks, round_training.save_by_metric),
         model_config=_round_model_config(model, previous_model, final.init_from),
-        training=_with_weak_fill_range(round_training.as_dict(), targets, labelled, box_lists, split_manifest, stage.name),
+        training=_with_weak_box_priors(round_training.as_dict(), targets, labelled, box_lists, split_manifest, stage.name),
         image_size=image_size.as_dict(),
         initial_state=previous_model.model.state_dict() if final.init_from == "best" else None,
         sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.labelled_share),
         previous_model=previous_model,
         guard=final.round_guard,
         starts_from=previous_model.metadata,
-        holdout_images=dict(holdout_images),
-        holdout_boxes=holdout_boxes(holdout_images, box_lists, split_manifest),
+        **weak_holdout_scoring(holdout_images, box_lists, split_manifest, labelled, round_training.as_dict()),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": stage.number, "weak_targets": targets},
     )
 
 
-def _with_weak_fill_range(training: dict, targets: str, labelled: list, box_lists: pd.DataFrame, manifest: pd.DataFrame, stage: str) -> dict:
-    """The box fill term's range measured on baseline_train, when the weak pool trains through the box losses."""
+def _with_weak_box_priors(training: dict, targets: str, labelled: list, box_lists: pd.DataFrame, manifest: pd.DataFrame, stage: str) -> dict:
+    """The box fill range and projection coverage measured on baseline_train, when the weak pool trains through the box losses."""
     if targets == "refined":
         return training
-    return with_fill_range(training, labelled, frame_boxes(box_lists, manifest, [s.image_id for s in labelled]), stage)
+    return with_measured_box_priors(training, labelled, frame_boxes(box_lists, manifest, [s.image_id for s in labelled]), stage)
 
 
 def _weak_samples(targets: str, weak_images, refined: RefinedMasks, box_lists: pd.DataFrame, split_manifest: pd.DataFrame, size: tuple) -> list:

@@ -29,7 +29,7 @@ def score_weak_pool(model: TrainedModel, weak_images, train_images, box_lists: p
         raise BadInputError("the weak pool is empty: there is no box-only frame to suggest")
     boxes = frame_boxes(box_lists, split_manifest, list(weak_images))
     clusters = split_manifest.set_index(split_manifest.image_id.astype(str))["cluster_id"]
-    rows = []
+    rows, reach = [], (model.metadata.get("weak_holdout") or {}).get("reach", 1.0)  # the reach the model's stage was scored with
     for prediction in predict_frames(model, weak_images, inference.as_dict(), description="suggest: weak pool"):
         if prediction.error:
             logger.warning("Skipping %s: %s", prediction.image_id, prediction.error)
@@ -37,7 +37,7 @@ def score_weak_pool(model: TrainedModel, weak_images, train_images, box_lists: p
         probability, its_boxes = prediction.probability, boxes[prediction.image_id].boxes
         rows.append({"image_id": prediction.image_id, "cluster": str(clusters[prediction.image_id]),
                      "uncertainty": box_entropy(probability, its_boxes), "uncertain_pixels": box_entropy(probability, its_boxes, total=True),
-                     "disagreement": box_disagreement(probability, its_boxes)})  # fmt: skip
+                     "disagreement": box_disagreement(probability, its_boxes, reach=reach)})  # fmt: skip
     size = (int(model.image_size["height"]), int(model.image_size["width"]))
     features = pooled_features(model.model, {**weak_images, **train_images}, model.model_config, size)
     scores = pd.DataFrame(rows, columns=["image_id", "cluster", "uncertainty", "uncertain_pixels", "disagreement"])
@@ -80,5 +80,11 @@ def suggestions_gallery(next_to_label: pd.DataFrame, weak_images, masks: dict, b
         image = overlay(weak_images[row.frame](), masks[row.frame].astype(np.uint8) * 255, (255, 128, 0))
         for x0, y0, x1, y1 in boxes[row.frame].boxes:
             cv2.rectangle(image, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (0, 220, 0), 1)
-        panels.append((f"{rank}. {row.frame} (score {row.score:.3g})", image))
+        panels.append((f"{rank}. {row.frame} (score {score_text(row.score)})", image))
     return image_grid([panels[i : i + 4] for i in range(0, len(panels), 4)], title="frames to hand-label next, in order")
+
+
+def score_text(score: float) -> str:
+    """A ranking score as a person reads it: summed pixel entropies in whole numbers (2,204 rather than
+    2.2e+03), mean scores to three significant digits."""
+    return f"{score:,.0f}" if abs(score) >= 100 else f"{score:.3g}"

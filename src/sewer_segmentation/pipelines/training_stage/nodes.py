@@ -81,9 +81,9 @@ def _log_holdout(stage: str, metadata: dict, signal: str) -> None:
 def holdout_agreement(trained: TrainedModel, plan: TrainingPlan, inference: InferenceParams | dict) -> dict:
     """Box agreement of ``trained`` on the plan's weak_holdout frames, predicted as eval is."""
     if not plan.holdout_images:
-        return box_agreement({}, {})
+        return box_agreement({}, {}, reach=plan.box_reach)
     probabilities = predict_split(trained, plan.holdout_images, inference)
-    return box_agreement(probabilities, plan.holdout_boxes)
+    return box_agreement(probabilities, plan.holdout_boxes, reach=plan.box_reach)
 
 
 def _saved_agreement(plan: TrainingPlan) -> dict | None:
@@ -91,7 +91,9 @@ def _saved_agreement(plan: TrainingPlan) -> dict | None:
     frames as the holdout holds now (the split fingerprint already guarantees the same splits): no second
     prediction."""
     saved = (plan.starts_from or {}).get("weak_holdout")
-    return saved if saved and saved.get("frames") == len(plan.holdout_images) and "per_frame" in saved else None
+    if not saved or saved.get("frames") != len(plan.holdout_images) or "per_frame" not in saved:
+        return None
+    return saved if math.isclose(saved.get("reach", 1.0), plan.box_reach) else None  # counted up to another reach: score it again
 
 
 def _start_scores(trained: TrainedModel, plan: TrainingPlan, inference: InferenceParams | dict) -> tuple[float | None, dict, dict]:
