@@ -185,7 +185,9 @@ def test_a_box_no_polygon_reaches_is_false_not_loose_and_leaves_the_coverage_alo
 
     holding = np.array([[0.2, 0.8, 0.9]] * 5)
     false_boxes = np.zeros((3, 3))
-    assert measured_reach(np.vstack([holding, false_boxes]), {}) == measured_reach(holding, {}) == pytest.approx(0.8)
+    low = {"projection_quantile": 0.1}
+    assert measured_reach(np.vstack([holding, false_boxes]), low) == measured_reach(holding, low) == pytest.approx(0.8)
+    assert measured_reach(holding, {}) == pytest.approx(0.85)  # the median of rows and columns by default
     assert measured_reach(np.vstack([holding[:4], false_boxes]), {}) is None  # too few boxes hold a defect
     assert measured_reach(false_boxes, {"projection_coverage": 0.6}) == 0.6  # what the user set wins
 

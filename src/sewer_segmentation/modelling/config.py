@@ -110,9 +110,10 @@ class BoxLossParams(Section):
     fill_quantiles: tuple[float, float] = Field((0.1, 0.9), description="the quantiles of those shares that bound fill_range")
     projection_coverage: float | None = Field(
         None, gt=0, le=1, description="share of a box's rows and columns the projection term asks the mask to reach; null: measured on "
-        "baseline_train (the projection_quantile of the shares its polygons reach: 1 for boxes drawn tight, about 0.8 for the "
-        "synthetic boxes, half of them padded)")  # fmt: skip
-    projection_quantile: float = Field(0.1, ge=0, le=1, description="the quantile of those shares that sets projection_coverage")
+        "baseline_train (the projection_quantile of the shares its polygons reach: 1 for boxes drawn tight, about 0.95 for the "
+        "synthetic boxes, lower for loose ones)")  # fmt: skip
+    projection_quantile: float = Field(0.5, ge=0, le=1, description="the quantile of those shares that sets projection_coverage (0.5, the "
+                                       "median: chosen on bench/rounds_only.py, docs/training.md section 4)")
 
     @field_validator("fill_range", "fill_quantiles")
     @classmethod

@@ -153,8 +153,9 @@ def with_measured_box_priors(training: dict, labelled: list[Sample], boxes: dict
                        "and column (set box_loss.projection_coverage to choose)", stage, int((shares[:, 0] > 0).sum()), len(shares))  # fmt: skip
     if coverage is not None:
         measured["projection_coverage"] = coverage
-        logger.info("%s: the hand-drawn masks reach %.2f or more of their boxes' rows and columns (%d boxes of baseline_train); the "
-                    "projection term asks the weak pool's masks for as much", stage, coverage, len(shares))  # fmt: skip
+        logger.info("%s: the hand-drawn masks reach %.2f of their boxes' rows and columns (quantile %g over %d boxes of baseline_train); "
+                    "the projection term asks the weak pool's masks for as much", stage, coverage, box_loss.get("projection_quantile", 0.5),
+                    len(shares))  # fmt: skip
     return {**training, "box_loss": {**box_loss, **measured}}
 
 
@@ -168,7 +169,7 @@ def measured_reach(shares: np.ndarray, box_loss: dict) -> float | None:
     holding = shares[shares[:, 0] > 0]
     if len(holding) < MIN_BOXES_FOR_BOX_PRIORS:
         return None
-    return float(np.quantile(holding[:, 1:], box_loss.get("projection_quantile", 0.1)))
+    return float(np.quantile(holding[:, 1:], box_loss.get("projection_quantile", 0.5)))
 
 
 def labelled_sampling_weights(n_weak: int, n_labelled: int, labelled_share: float | None) -> list[float] | None:
