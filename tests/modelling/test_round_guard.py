@@ -141,3 +141,18 @@ def test_the_start_is_not_predicted_again_when_it_was_saved_with_its_box_agreeme
     nodes.apply_round_guard(trained, plan, "combined", {})
     assert trained.metadata["kept_initial_weights"] and trained.metadata["weak_holdout"] == saved
     assert torch.equal(trained.model.weight, start.weight)
+
+
+def test_a_start_saved_with_its_agreement_counted_to_another_reach_is_scored_again(monkeypatch):
+    from sewer_segmentation.pipelines.training_stage import nodes
+
+    trained, plan, start, scored = _stage((0.9, 0.9), (0.5, 0.5), RoundGuard())
+    # saved at reach 1 (a tight prior) with a score that would keep the trained weights; this round counts to 0.5
+    saved = {"frames": 2, "box_agreement": 0.1, "box_coverage": 1.0, "outside_share": 0.0, "per_frame": {"h1": 0.1, "h2": 0.1}, "reach": 1.0}
+    plan.starts_from, plan.box_reach = {"stage": "baseline", "weak_holdout": saved}, 0.5
+    calls = []
+    monkeypatch.setattr(nodes, "holdout_agreement", lambda *args: calls.append(args) or scored(*args))
+    nodes.apply_round_guard(trained, plan, "combined", {})
+    assert len(calls) == 1 and calls[0][0] is plan.previous_model
+    assert trained.metadata["kept_initial_weights"]  # the fresh score (0.9) beats the trained 0.5; the stale 0.1 would not
+    assert trained.metadata["start_selection_score"] == pytest.approx(selection_score("combined", 0.6, 0.9))

@@ -66,3 +66,15 @@ def test_both_signals_are_shown_for_every_stage_with_the_one_that_compares_them(
 
     lines = rounds_series(summarize_rounds({"baseline": signals(stage(0.60), 0.55, 0.80, 0.675), "round_1": round_1}))
     assert lines["validation score"] == ([0, 1], [0.55, 0.58]) and lines["box agreement (weak_holdout)"] == ([0, 1], [0.80, 0.70])
+
+
+def test_box_agreements_counted_up_to_different_reaches_are_flagged():
+    def holdout(report, reach=None):
+        agreement = {"frames": 8, "box_agreement": 0.7, "box_coverage": 0.9, "outside_share": 0.1}
+        return {**report, "weak_holdout": agreement if reach is None else {**agreement, "reach": reach}}
+
+    # a baseline saved before reaches were recorded (counted to 1) and a round counted to 0.93
+    md, _ = build_rounds_report(holdout(round_metrics(1, 0.65), 0.93), holdout(stage(0.60)), {})
+    assert "**The box agreements were counted up to different reaches** (baseline 1.00, round_1 0.93)" in md.split("| stage |")[0]
+    same, _ = build_rounds_report(holdout(round_metrics(1, 0.65), 0.93), holdout(stage(0.60), 0.93), {})
+    assert "different reaches" not in same

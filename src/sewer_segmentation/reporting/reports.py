@@ -102,6 +102,18 @@ def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:
     return lines
 
 
+def reach_warning(stages: dict[str, dict], names: list[str]) -> str | None:
+    """A warning when the stages' box agreements were counted up to different reaches (a project upgraded
+    mid-way, or ``box_loss`` overrides in a round's ``training_overrides``): that column then compares
+    unlike things. Each round's guard scores its start at its own reach, so the guard is unaffected."""
+    reaches = {n: (stages[n].get("weak_holdout") or {}).get("reach", 1.0) for n in names if stages[n].get("weak_holdout")}
+    if len({round(r, 2) for r in reaches.values()}) < 2:
+        return None
+    listed = ", ".join(f"{n} {r:.2f}" for n, r in reaches.items())
+    return (f"**The box agreements were counted up to different reaches** ({listed}): compare that column only between stages "
+            "with the same reach (docs/training.md, section 4).")
+
+
 def summarize_rounds(stages: dict[str, dict]) -> RoundsSummary:
     """Every number the report shows, from the metrics of each stage."""
     names = sorted(stages, key=lambda n: (stage_number(n), n))
@@ -119,7 +131,7 @@ def summarize_rounds(stages: dict[str, dict]) -> RoundsSummary:
             stage.get("refined_from"), stage.get("model_version"),
         ))  # fmt: skip
         previous = value
-    summary = RoundsSummary(rows, regression_warnings(stages, names), [])
+    summary = RoundsSummary(rows, [*regression_warnings(stages, names), *filter(None, [reach_warning(stages, names)])], [])
     if "baseline" in stages:
         summary.trivial = {p: eval_score(stages["baseline"], p) for p in ("box_mask", "all_background")}
     for name in (n for n in names if n != "baseline"):

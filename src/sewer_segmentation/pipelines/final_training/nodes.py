@@ -91,6 +91,7 @@ def plan_round_training(
     labelled = load_samples(train_images, train_masks, height, width, description="baseline_train")
     val = load_samples(val_images, val_masks, height, width, description="baseline_val")
     round_training = final.training(training)
+    training_dict = _with_weak_box_priors(round_training.as_dict(), targets, labelled, box_lists, split_manifest, stage.name)
     check_no_held_out_images(split_manifest, [s.image_id for s in weak + labelled + val], f"{stage}'s training and validation sets")
     return TrainingPlan(
         stage=stage.name,
@@ -98,14 +99,14 @@ def plan_round_training(
         val=val,
         box_validation_score=box_validation_score(val, val_box_masks, round_training.save_by_metric),
         model_config=_round_model_config(model, previous_model, final.init_from),
-        training=_with_weak_box_priors(round_training.as_dict(), targets, labelled, box_lists, split_manifest, stage.name),
+        training=training_dict,
         image_size=image_size.as_dict(),
         initial_state=previous_model.model.state_dict() if final.init_from == "best" else None,
         sample_weights=labelled_sampling_weights(len(weak), len(labelled), final.labelled_share),
         previous_model=previous_model,
         guard=final.round_guard,
         starts_from=previous_model.metadata,
-        **weak_holdout_scoring(holdout_images, box_lists, split_manifest, labelled, round_training.as_dict()),
+        **weak_holdout_scoring(holdout_images, box_lists, split_manifest, labelled, training_dict),
         metadata={"split_fingerprint": split_fingerprint(split_manifest), "round": stage.number, "weak_targets": targets},
     )
 
