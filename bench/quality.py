@@ -67,9 +67,15 @@ def eval_iou(report: dict) -> float:
 
 
 def round_record(report: dict) -> dict:
-    """What a round handed on and why: its eval IoU, and the guard's comparison with its start."""
+    """What a round handed on and why: its eval IoU, the guard's comparison with its start, and the two
+    parts of its selection score (to see which of them tracks eval)."""
     return {"eval": eval_iou(report), "handed_on": "start" if report.get("kept_initial_weights") else "trained",
-            "vs_start": report.get("guard_difference"), "standard_error": report.get("guard_standard_error")}  # fmt: skip
+            "vs_start": report.get("guard_difference"), "standard_error": report.get("guard_standard_error"), **selection_parts(report)}  # fmt: skip
+
+
+def selection_parts(report: dict) -> dict:
+    """A stage's validation score on baseline_val and box agreement on weak_holdout (None where absent)."""
+    return {"validation": report.get("best_validation_score"), "box_agreement": (report.get("weak_holdout") or {}).get("box_agreement")}
 
 
 def run_once(regime: str, seed: int, args) -> dict:
@@ -82,7 +88,8 @@ def run_once(regime: str, seed: int, args) -> dict:
     params = f"dataset={dataset},seed={seed},data_engineering.split.eval_fraction={args.eval_fraction}" + (f",{args.params}" if args.params else "")
     start = time.perf_counter()
     kedro_run(project, "--pipeline=baseline", f"--params={params}", log=project / "baseline.log")
-    row = {"regime": regime, "seed": seed, "baseline": eval_iou(read(project, dataset, "baseline_metrics.json")), "rounds": {}}
+    baseline = read(project, dataset, "baseline_metrics.json")
+    row = {"regime": regime, "seed": seed, "baseline": eval_iou(baseline), "baseline_selection": selection_parts(baseline), "rounds": {}}
     for variant in VARIANTS:  # round 2 of a variant starts from what round 1 of the same variant handed on
         rounds = []
         for number in ROUNDS:

@@ -52,3 +52,30 @@ def test_active_learning_rows_of_separate_runs_merge_and_a_ranking_is_judged_aga
     assert out.split("crack typical")[1].split("\n")[0].endswith("loses to random")
     with pytest.raises(SystemExit, match="first model scored"):  # rows of two different first models never merge
         bench.merged([rows[0], {**rows[2], "labelled": 0.3}])
+
+
+def test_a_round_record_keeps_both_parts_of_the_selection_score_beside_eval():
+    quality = bench_module("quality")
+    report = {"metrics": {"model": {"polygons": {"mean_iou": 0.31}}}, "kept_initial_weights": True, "guard_difference": -0.04,
+              "guard_standard_error": 0.01, "best_validation_score": 0.42, "weak_holdout": {"box_agreement": 0.55, "frames": 9}}  # fmt: skip
+    assert quality.round_record(report) == {"eval": 0.31, "handed_on": "start", "vs_start": -0.04, "standard_error": 0.01,
+                                            "validation": 0.42, "box_agreement": 0.55}  # fmt: skip
+    assert quality.selection_parts({"best_validation_score": 0.4}) == {"validation": 0.4, "box_agreement": None}
+
+
+def test_round_moves_are_measured_from_what_the_round_before_handed_on(capsys):
+    rounds_only = bench_module("rounds_only")
+    row = {"regime": "crack", "seed": 1, "baseline": 0.10, "baseline_selection": {"validation": 0.20, "box_agreement": 0.30},
+           "rounds": {"both": [{"eval": 0.15, "handed_on": "trained", "validation": 0.25, "box_agreement": 0.20},
+                               {"eval": 0.15, "handed_on": "start", "validation": 0.25, "box_agreement": 0.20},
+                               {"eval": 0.12, "handed_on": "trained", "validation": 0.30, "box_agreement": 0.10}]}}  # fmt: skip
+    moves = rounds_only.round_moves(row, "both")
+    assert [round(m["eval"], 3) for m in moves] == [0.05, 0.0, -0.03]  # round 3 against round 1, which round 2 handed on
+    assert [round(m["box_agreement"], 3) for m in moves] == [-0.1, 0.0, -0.1]
+    no_holdout = {**row, "rounds": {"both": [{"eval": 0.2, "handed_on": "trained", "validation": 0.3, "box_agreement": None}]}}
+    assert rounds_only.round_moves(no_holdout, "both") == []
+    rounds_only.signals([row, no_holdout, {"regime": "crack", "seed": 2, "baseline": 0.1, "rounds": {"both": []}}], "both")
+    out = capsys.readouterr().out
+    assert "1 of 3 rows left out" in out
+    assert "2 rounds handed on their trained weights; moved the same way as eval: validation 1, box_agreement 1, combined 1" in out
+    assert "handed on while eval fell by more than 0.01: 1; crack seed 1 round 3 (-0.030)" in out

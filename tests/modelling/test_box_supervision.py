@@ -155,15 +155,22 @@ def test_the_fill_term_is_off_without_a_measured_range():
     assert "fill" in BoxSupervisionLoss(fill=1.0, fill_range=(0.05, 0.3))(*args)[1]
 
 
-def test_the_fill_range_and_projection_coverage_are_measured_on_the_hand_drawn_masks_of_the_boxes():
-    from sewer_segmentation.modelling.plan import box_shares, with_measured_box_priors
-
+def vertical_lines() -> tuple[list[Sample], dict]:
+    """Six hand-labelled samples at 20 x 20, each a vertical line of 1..6 px wide and 10..5 px long in one
+    10 x 10 box (drawn on the 40 x 40 frame)."""
     samples, boxes = [], {}
-    for i, width in enumerate((1, 2, 3, 4, 5, 6)):  # a vertical line of `width` px and 10 - i px long in a 10 x 10 box
+    for i, width in enumerate((1, 2, 3, 4, 5, 6)):
         target = np.zeros((20, 20), np.float32)
         target[5 + i : 15, 5 : 5 + width] = 1.0
         samples.append(Sample(f"f{i}", np.zeros((20, 20, 3), np.uint8), target))
         boxes[f"f{i}"] = FrameBoxes(np.array([[10, 10, 30, 30]]), 40, 40)  # a box of the full 40 x 40 frame: 5..15 at 20 x 20
+    return samples, boxes
+
+
+def test_the_fill_range_and_projection_coverage_are_measured_on_the_hand_drawn_masks_of_the_boxes():
+    from sewer_segmentation.modelling.plan import box_shares, with_measured_box_priors
+
+    samples, boxes = vertical_lines()
     shares = box_shares(samples, boxes)
     assert shares[:, 0] == pytest.approx([0.1, 0.18, 0.24, 0.28, 0.3, 0.3])  # pixels
     assert shares[:, 1] == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6, 0.5])  # rows
@@ -178,6 +185,24 @@ def test_the_fill_range_and_projection_coverage_are_measured_on_the_hand_drawn_m
     off = {"box_loss": {"fill": 0.0, "projection": 0.0}}
     assert with_measured_box_priors(off, samples, boxes, "round_1") is off  # nothing to measure for terms that are off
     assert with_measured_box_priors(training, samples[:2], boxes, "round_1") is training  # too few boxes: left unset
+
+
+def test_the_holdout_reach_reuses_the_coverage_measured_for_the_loss_and_measures_it_where_the_loss_did_not(monkeypatch):
+    from sewer_segmentation.data import boxes as boxes_module
+    from sewer_segmentation.modelling import plan
+
+    samples, boxes = vertical_lines()
+    monkeypatch.setattr(boxes_module, "frame_boxes", lambda *_args: boxes)
+    monkeypatch.setattr(plan, "holdout_boxes", lambda *_args: {})
+    unset = {"box_loss": {"projection": 0.0, "projection_coverage": None, "projection_quantile": 0.5}}  # e.g. weak_targets refined
+    assert plan.weak_holdout_scoring({}, None, None, samples, unset)["box_reach"] == pytest.approx(0.55)
+    assert plan.weak_holdout_scoring({}, None, None, samples[:2], unset)["box_reach"] == 1.0  # too few boxes: taken to be tight
+
+    def never(*_args):
+        raise AssertionError("the boxes were measured a second time")
+
+    monkeypatch.setattr(plan, "box_shares", never)
+    assert plan.weak_holdout_scoring({}, None, None, samples, {"box_loss": {"projection_coverage": 0.55}})["box_reach"] == 0.55
 
 
 def test_a_box_no_polygon_reaches_is_false_not_loose_and_leaves_the_coverage_alone():

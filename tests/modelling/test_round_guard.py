@@ -155,4 +155,5 @@ def test_a_start_saved_with_its_agreement_counted_to_another_reach_is_scored_aga
     nodes.apply_round_guard(trained, plan, "combined", {})
     assert len(calls) == 1 and calls[0][0] is plan.previous_model
     assert trained.metadata["kept_initial_weights"]  # the fresh score (0.9) beats the trained 0.5; the stale 0.1 would not
+    assert trained.metadata["weak_holdout"]["box_agreement"] == pytest.approx(0.9)  # the start is handed on with its fresh score
     assert trained.metadata["start_selection_score"] == pytest.approx(selection_score("combined", 0.6, 0.9))

@@ -75,6 +75,11 @@ def test_box_agreements_counted_up_to_different_reaches_are_flagged():
 
     # a baseline saved before reaches were recorded (counted to 1) and a round counted to 0.93
     md, _ = build_rounds_report(holdout(round_metrics(1, 0.65), 0.93), holdout(stage(0.60)), {})
-    assert "**The box agreements were counted up to different reaches** (baseline 1.00, round_1 0.93)" in md.split("| stage |")[0]
-    same, _ = build_rounds_report(holdout(round_metrics(1, 0.65), 0.93), holdout(stage(0.60), 0.93), {})
+    assert "**The box agreements were counted up to different reaches** (baseline 1.000, round_1 0.930)" in md.split("| stage |")[0]
+    same, _ = build_rounds_report(holdout(round_metrics(1, 0.65), 0.93), holdout(stage(0.60), 0.9301), {})
     assert "different reaches" not in same
+    # a stage without weak_holdout frames has no agreement to compare
+    empty = {**stage(0.60), "weak_holdout": {"frames": 0, "box_agreement": None, "per_frame": {}, "reach": 1.0}}
+    for baseline in (empty, stage(0.60)):
+        md, _ = build_rounds_report(holdout(round_metrics(1, 0.65), 0.93), baseline, {})
+        assert "different reaches" not in md

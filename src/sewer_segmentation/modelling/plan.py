@@ -94,10 +94,10 @@ def weak_holdout_scoring(images, box_lists, manifest, labelled: list[Sample], tr
     from sewer_segmentation.data.boxes import frame_boxes  # noqa: PLC0415 - cv2, only where boxes are read
 
     box_loss = dict(training.get("box_loss") or {})
-    if box_loss.get("projection_coverage") is None:  # not yet measured for the loss (or the loss is off): measure it here
-        reach = measured_reach(box_shares(labelled, frame_boxes(box_lists, manifest, [s.image_id for s in labelled])), box_loss)
-    else:
-        reach = float(box_loss["projection_coverage"])
+    shares = np.empty((0, 3))
+    if box_loss.get("projection_coverage") is None:  # not set by the user nor measured for the loss: measure it here
+        shares = box_shares(labelled, frame_boxes(box_lists, manifest, [s.image_id for s in labelled]))
+    reach = measured_reach(shares, box_loss)
     return {"holdout_images": dict(images), "holdout_boxes": holdout_boxes(images, box_lists, manifest), "box_reach": reach or 1.0}
 
 

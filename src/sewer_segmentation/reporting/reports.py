@@ -106,10 +106,11 @@ def reach_warning(stages: dict[str, dict], names: list[str]) -> str | None:
     """A warning when the stages' box agreements were counted up to different reaches (a project upgraded
     mid-way, or ``box_loss`` overrides in a round's ``training_overrides``): that column then compares
     unlike things. Each round's guard scores its start at its own reach, so the guard is unaffected."""
-    reaches = {n: (stages[n].get("weak_holdout") or {}).get("reach", 1.0) for n in names if stages[n].get("weak_holdout")}
-    if len({round(r, 2) for r in reaches.values()}) < 2:
+    scored = {n: stages[n]["weak_holdout"] for n in names if (stages[n].get("weak_holdout") or {}).get("box_agreement") is not None}
+    reaches = {n: float(holdout.get("reach", 1.0)) for n, holdout in scored.items()}  # saved before reaches were recorded: 1
+    if not reaches or max(reaches.values()) - min(reaches.values()) <= 0.005:
         return None
-    listed = ", ".join(f"{n} {r:.2f}" for n, r in reaches.items())
+    listed = ", ".join(f"{n} {r:.3f}" for n, r in reaches.items())
     return (f"**The box agreements were counted up to different reaches** ({listed}): compare that column only between stages "
             "with the same reach (docs/training.md, section 4).")
 
