@@ -72,6 +72,10 @@ def compare(new_rows: list[dict], old_rows: list[dict], variant: str, old_varian
         print(f"| {new['regime']} | {new['seed']} | {new['baseline']:.3f} / {old['baseline']:.3f} | {new_final:.3f} / {old_final:.3f} | "
               f"{gains['new'][-1]:+.3f} | {gains['old'][-1]:+.3f} |")  # fmt: skip
     print(f"mean final − baseline: new {statistics.fmean(gains['new']):+.3f}" + (f", old {statistics.fmean(gains['old']):+.3f}" if gains["old"] else ""))
+    for regime in dict.fromkeys(row["regime"] for row in new_rows):
+        mine = [row["rounds"][variant][-1]["eval"] - row["baseline"] for row in new_rows if row["regime"] == regime]
+        print(f"{regime}: new final − baseline {statistics.fmean(mine):+.3f} ± {statistics.stdev(mine) if len(mine) > 1 else 0:.3f} "
+              f"over {len(mine)} runs, worst {min(mine):+.3f}")  # fmt: skip
 
 
 def round_moves(row: dict, variant: str) -> list[dict]:

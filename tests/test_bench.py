@@ -79,3 +79,17 @@ def test_round_moves_are_measured_from_what_the_round_before_handed_on(capsys):
     assert "1 of 3 rows left out" in out
     assert "2 rounds handed on their trained weights; moved the same way as eval: validation 1, box_agreement 1, combined 1" in out
     assert "handed on while eval fell by more than 0.01: 1; crack seed 1 round 3 (-0.030)" in out
+
+
+def test_compare_pairs_runs_of_two_variants_and_sums_each_regime(capsys):
+    rounds_only = bench_module("rounds_only")
+
+    def row(regime, seed, baseline, final, variant):
+        return {"regime": regime, "seed": seed, "baseline": baseline, "rounds": {variant: [{"eval": final}]}}
+
+    new = [row("crack", 1, 0.10, 0.16, "both"), row("crack", 2, 0.20, 0.22, "both"), row("hard", 1, 0.5, 0.48, "both")]
+    rounds_only.compare(new, [row("crack", 1, 0.10, 0.13, "boxes")], "both", "boxes")
+    out = capsys.readouterr().out
+    assert "| crack | 1 | 0.100 / 0.100 | 0.160 / 0.130 | +0.060 | +0.030 |" in out
+    assert "crack: new final − baseline +0.040 ± 0.028 over 2 runs, worst +0.020" in out
+    assert "hard: new final − baseline -0.020 ± 0.000 over 1 runs, worst -0.020" in out
