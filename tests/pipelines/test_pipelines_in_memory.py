@@ -135,6 +135,9 @@ def test_the_baseline_stage_trains_on_baseline_train_and_reports_eval(baseline):
     assert isinstance(model, TrainedModel) and model.metadata["stage"] == "baseline" and model.metadata["steps"] == 6
     assert metrics["stage"] == "baseline" and metrics["eval_images"] == len(data["eval_images"])
     assert set(metrics["metrics"]) == {"model", "box_mask", "all_background"}
+    per_image = metrics["eval_iou_per_image"]  # what a later stage's drop on eval is compared with, image by image
+    assert sorted(per_image) == sorted(data["eval_images"])
+    assert sum(per_image.values()) / len(per_image) == pytest.approx(metrics["metrics"]["model"]["polygons"]["mean_iou"], abs=1e-4)
     assert data["baseline.learning_curves"].ndim == 3 and data["baseline.prediction_gallery"].ndim == 3
     assert "model.polygons.mean_iou" in data["baseline.mlflow_metrics"]
 

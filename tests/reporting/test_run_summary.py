@@ -41,6 +41,22 @@ def test_a_round_below_the_baseline_on_eval_is_said_in_the_summary():
     assert below_baseline_lines({"round_2": stage(0.73)}, stage(0.72)) == [] and below_baseline_lines({"round_2": stage(0.1)}, None) == []
 
 
+def test_a_drop_on_eval_comes_with_the_noise_of_the_eval_images():
+    def stage(per_image):
+        return {"metrics": {"model": {"polygons": {"mean_iou": sum(per_image.values()) / len(per_image)}}}, "eval_iou_per_image": per_image}
+
+    base = stage({"a": 0.6, "b": 0.7, "c": 0.8, "d": 0.5})
+    noisy = stage({"a": 0.5, "b": 0.75, "c": 0.7, "d": 0.55})  # differences -0.1, +0.05, -0.1, +0.05: mean -0.025, se 0.043
+    line = below_baseline_lines({"round_1": noisy}, base)[0]
+    assert "0.625 vs 0.650 (-0.025 ± 0.043 over 4 eval images: within 2 standard errors) (it was chosen" in line
+    steady = stage({"a": 0.55, "b": 0.64, "c": 0.75, "d": 0.46})  # every image about 0.05 lower
+    assert "over 4 eval images: beyond 2 standard errors" in below_baseline_lines({"round_1": steady}, base)[0]
+    from sewer_segmentation.reporting.reports import regression_warnings
+
+    warned = regression_warnings({"baseline": base, "round_1": steady}, ["baseline", "round_1"])
+    assert any("**round_1 is worse than the baseline on eval**: mean IoU 0.600 vs 0.650 (-0.050 ± 0.004 over 4 eval images" in w for w in warned)
+
+
 def test_the_next_command_follows_what_ran():
     assert next_commands(["__default__"], 1, False)[0] == "kedro run --pipeline=refine --params=round:2"
     assert next_commands(["refine"], 3, False)[0] == "kedro run --pipeline=refine --params=round:4"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sewer_segmentation.modelling.round_guard import paired_standard_error
 from sewer_segmentation.reporting.plots import line_chart
 from sewer_segmentation.stage import Stage
 
@@ -79,6 +80,20 @@ def below_boxes_warning(name: str, stage: dict) -> str | None:
             "or more hand-labelled images.")  # fmt: skip
 
 
+def eval_difference_text(stage: dict, reference: dict) -> str:
+    """`` (-0.016 ± 0.029 over 29 eval images: within 2 standard errors)``: the stage's mean eval IoU minus
+    the reference's with the standard error of the per-image differences, so a drop can be told from the
+    noise of the eval set; empty where per-image scores were not saved (stages from before 2026-12-06)."""
+    mine, theirs = stage.get("eval_iou_per_image") or {}, reference.get("eval_iou_per_image") or {}
+    error = paired_standard_error(mine, theirs)
+    if error is None:
+        return ""
+    common = set(mine) & set(theirs)
+    difference = float(np.mean([mine[i] - theirs[i] for i in common]))
+    verdict = "within 2 standard errors" if abs(difference) <= 2 * error else "beyond 2 standard errors"
+    return f" ({difference:+.3f} ± {error:.3f} over {len(common)} eval images: {verdict})"
+
+
 def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:
     """Stages below their box masks on validation, rounds that did not improve on validation, and rounds
     whose eval IoU fell below the baseline's (reported, never used to choose anything)."""
@@ -98,7 +113,8 @@ def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:
         elif stage.get("improved_on_validation") is False:
             lines.append(f"**{name} did not improve on {start} ({signal})**.")
         if base is not None and eval_score(stage) < eval_score(base) - WORSE_THAN_BASELINE:
-            lines.append(f"**{name} is worse than the baseline on eval**: mean IoU {eval_score(stage):.3f} vs {eval_score(base):.3f}.")
+            lines.append(f"**{name} is worse than the baseline on eval**: mean IoU {eval_score(stage):.3f} vs {eval_score(base):.3f}"
+                         f"{eval_difference_text(stage, base)}.")  # fmt: skip
     return lines
 
 

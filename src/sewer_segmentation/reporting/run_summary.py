@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
+from sewer_segmentation.reporting.reports import eval_difference_text
+
 
 def output_folders(paths: list[str], project: Path) -> tuple[list[str], list[str], list[str]]:
     """Output file and folder paths -> (the distinct folders they fall in, the Markdown reports among
@@ -82,14 +84,16 @@ def _eval_iou(metrics: dict) -> float | None:
 def below_baseline_lines(stages: dict[str, dict], baseline: dict | None) -> list[str]:
     """A line for each round of this run whose eval IoU is below the baseline's: rounds are chosen on
     validation and the weak_holdout boxes, never on eval, so eval is where a round that hurt shows."""
-    reference = _eval_iou(baseline or stages.get("baseline") or {})
+    base = baseline or stages.get("baseline") or {}
+    reference = _eval_iou(base)
     if reference is None:
         return []
     lines = []
     for stage, metrics in stages.items():
         score = _eval_iou(metrics)
         if stage != "baseline" and score is not None and score < reference:
-            lines.append(f"{stage} IS WORSE THAN THE BASELINE ON EVAL: {score:.3f} vs {reference:.3f} (it was chosen on validation and the "
+            lines.append(f"{stage} IS WORSE THAN THE BASELINE ON EVAL: {score:.3f} vs {reference:.3f}{eval_difference_text(metrics, base)} "
+                         "(it was chosen on validation and the "
                          "weak_holdout boxes; rounds.md compares every stage; `kedro run --pipeline=predict "
                          "--params=predict_model=baseline` predicts with the baseline)")  # fmt: skip
     return lines

@@ -204,6 +204,8 @@ def evaluate_predictions(
         "eval_images": len(model_masks),
         "threshold": 0.5,
         "metrics": summary,
+        # per eval image, so that two stages' eval IoUs can be compared with the noise of these images
+        "eval_iou_per_image": {str(i): round(float(v), 5) for i, v in zip(per_image["image_id"], per_image["model.polygons.iou"], strict=True)},
     }
     model_iou = summary["model"]["polygons"]["mean_iou"]
     box_iou = summary["box_mask"]["polygons"]["mean_iou"]
