@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sewer_segmentation"
 #: so there is no circle and no import back up. docs/architecture.md draws the same layers.
 LAYERS = [
     {"__init__", "errors"},  # leaves: no project import
-    {"stage", "progress", "schema"},  # stage names, progress bars, the base of every parameter model
+    {"stage", "progress", "schema", "stats"},  # stage names, progress bars, the base of every parameter model, paired noise
     {"io", "reporting", "resolvers"},  # files, images, locks, saved stages; plots and reports
     {"data"},  # raw layouts, annotations, splits, samples, the synthetic generator
     {"modelling"},  # networks, losses, training, inference

@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from sewer_segmentation.modelling.box_agreement import selection_score
 from sewer_segmentation.modelling.inference import TrainedModel
 from sewer_segmentation.modelling.plan import TrainingPlan
-from sewer_segmentation.modelling.round_guard import decide, paired_standard_error, selection_standard_error
+from sewer_segmentation.modelling.round_guard import decide, selection_standard_error
 from sewer_segmentation.params import FinalTrainingParams
 from sewer_segmentation.params import RoundGuardParams as RoundGuard
+from sewer_segmentation.stats import paired_standard_error
 
 
 def test_the_standard_error_comes_from_the_items_both_models_scored():

@@ -23,10 +23,7 @@ Numpy only; importable without Kedro or torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-
-import numpy as np
 
 from sewer_segmentation.modelling.config import RoundGuardParams
 
@@ -42,16 +39,6 @@ class GuardDecision:
 
     def as_record(self) -> dict:
         return {"guard_difference": self.difference, "guard_standard_error": self.standard_error, "guard_reason": self.reason}
-
-
-def paired_standard_error(trained: Mapping[str, float], start: Mapping[str, float]) -> float | None:
-    """Standard error of the mean per-item difference ``trained - start`` over the items both scored;
-    None with fewer than 2 such items (the noise cannot be estimated)."""
-    common = sorted(set(trained) & set(start))
-    if len(common) < 2:
-        return None
-    differences = np.array([float(trained[k]) - float(start[k]) for k in common])
-    return float(differences.std(ddof=1) / math.sqrt(len(differences)))
 
 
 def selection_standard_error(signal: str, validation: float | None, holdout: float | None) -> float | None:

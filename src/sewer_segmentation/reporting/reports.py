@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sewer_segmentation.modelling.round_guard import paired_standard_error
 from sewer_segmentation.reporting.plots import line_chart
 from sewer_segmentation.stage import Stage
+from sewer_segmentation.stats import paired_standard_error
 
 #: Eval IoU below the baseline's by more than this is flagged at the top of the report.
 WORSE_THAN_BASELINE = 0.01

@@ -19,8 +19,9 @@ from sewer_segmentation.modelling.box_agreement import box_agreement, selection_
 from sewer_segmentation.modelling.evaluation import best_and_worst_gallery, flatten_for_mlflow, learning_curves, score_predictors
 from sewer_segmentation.modelling.inference import TrainedModel, predict_split
 from sewer_segmentation.modelling.plan import TrainingPlan
-from sewer_segmentation.modelling.round_guard import decide, paired_standard_error, selection_standard_error
+from sewer_segmentation.modelling.round_guard import decide, selection_standard_error
 from sewer_segmentation.params import InferenceParams, ModelSelectionParams
+from sewer_segmentation.stats import paired_standard_error
 
 logger = logging.getLogger(__name__)
 
