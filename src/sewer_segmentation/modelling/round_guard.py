@@ -17,7 +17,7 @@ the guard compares the two scores:
 
 The guard never sees eval. A round handed on with a lower score than its start is still flagged.
 
-Numpy only; importable without Kedro or torch.
+Importable without Kedro or torch (its noise estimate is in ``stats.py``).
 """
 
 from __future__ import annotations
