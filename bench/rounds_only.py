@@ -59,11 +59,12 @@ def compare(new_rows: list[dict], old_rows: list[dict], variant: str, old_varian
     figures; the finals are shown too."""
     print(f"| regime | seed | baseline new / old | final ({variant} / {old_variant}) new / old | final − baseline new | old |")
     print("|---|---|---|---|---|---|")
-    gains = {"new": [], "old": []}
+    gains, by_regime = {"new": [], "old": []}, {}
     for new in new_rows:
         old = next((o for o in old_rows if (o["regime"], o["seed"]) == (new["regime"], new["seed"])), None)
         new_final = new["rounds"][variant][-1]["eval"]
         gains["new"].append(new_final - new["baseline"])
+        by_regime.setdefault(new["regime"], []).append(gains["new"][-1])
         if old is None:
             print(f"| {new['regime']} | {new['seed']} | {new['baseline']:.3f} / | {new_final:.3f} / | {gains['new'][-1]:+.3f} | |")
             continue
@@ -72,8 +73,7 @@ def compare(new_rows: list[dict], old_rows: list[dict], variant: str, old_varian
         print(f"| {new['regime']} | {new['seed']} | {new['baseline']:.3f} / {old['baseline']:.3f} | {new_final:.3f} / {old_final:.3f} | "
               f"{gains['new'][-1]:+.3f} | {gains['old'][-1]:+.3f} |")  # fmt: skip
     print(f"mean final − baseline: new {statistics.fmean(gains['new']):+.3f}" + (f", old {statistics.fmean(gains['old']):+.3f}" if gains["old"] else ""))
-    for regime in dict.fromkeys(row["regime"] for row in new_rows):
-        mine = [row["rounds"][variant][-1]["eval"] - row["baseline"] for row in new_rows if row["regime"] == regime]
+    for regime, mine in by_regime.items():
         print(f"{regime}: new final − baseline {statistics.fmean(mine):+.3f} ± {statistics.stdev(mine) if len(mine) > 1 else 0:.3f} "
               f"over {len(mine)} runs, worst {min(mine):+.3f}")  # fmt: skip
 
