@@ -63,6 +63,26 @@ def test_a_round_record_keeps_both_parts_of_the_selection_score_beside_eval():
     assert quality.selection_parts({"best_validation_score": 0.4}) == {"validation": 0.4, "box_agreement": None}
 
 
+def quality_row(regime: str, seed: int, baseline: float, both: float, ceiling: float) -> dict:
+    """A row of ``bench/quality.py --variants both``: no refined, boxes or joint column."""
+    rounds = [{"eval": both, "handed_on": "trained", "vs_start": 0.01}] * 2
+    return {"regime": regime, "seed": seed, "box_masks": 0.3, "baseline": baseline, "both": both, "ceiling": ceiling, "rounds": {"both": rounds}}
+
+
+def test_the_quality_tables_of_a_run_of_the_default_variant_alone_judge_its_acceptance(capsys):
+    quality = bench_module("quality")
+    rows = [quality_row("crack", 1, 0.10, 0.17, 0.20), quality_row("crack", 2, 0.12, 0.19, 0.22),
+            quality_row("hard", 1, 0.50, 0.49, 0.50), quality_row("hard", 2, 0.52, 0.52, 0.52)]  # fmt: skip
+    lines, closed, default_gain = quality.summarize(rows)
+    assert lines[0] == "| regime | seeds | box_masks | baseline | both | ceiling |"  # the columns every row has
+    assert set(closed) == {"both"} and closed["both"] == pytest.approx(0.07 / 0.10)  # hard has no clear gap: left out
+    assert default_gain == pytest.approx({"crack": 0.07, "hard": -0.005})
+    quality.print_tables(rows)
+    out = capsys.readouterr().out
+    assert "crack: final - baseline +0.070 (>= +0.05)" in out and "gain closed (both) +0.70 (>= 0.5)" in out and "| crack | both |" in out
+    assert "refined" not in out and "joint" not in out
+
+
 def test_round_moves_are_measured_from_what_the_round_before_handed_on(capsys):
     rounds_only = bench_module("rounds_only")
     row = {"regime": "crack", "seed": 1, "baseline": 0.10, "baseline_selection": {"validation": 0.20, "box_agreement": 0.30},

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, box_entropy, k_center_greedy, rank_frames, typical_picks
+from sewer_segmentation.modelling.acquisition import METHODS, box_area, box_disagreement, box_entropy, k_center_greedy, rank_frames, typical_picks
 
 
 def test_box_entropy_is_highest_where_the_model_is_unsure_inside_the_boxes():
@@ -81,7 +81,7 @@ def test_typical_keeps_one_frame_per_group_and_fills_the_budget_from_covered_clu
 def test_every_ranking_gives_exactly_the_budget_with_no_two_frames_of_one_cluster(method):
     rng = np.random.default_rng(0)
     scores = pd.DataFrame({"image_id": [f"f{i:02d}" for i in range(30)], "uncertainty": rng.random(30), "disagreement": rng.random(30),
-                           "uncertain_pixels": rng.random(30) * 100, "cluster": [i // 2 for i in range(30)]})  # fmt: skip
+                           "uncertain_pixels": rng.random(30) * 100, "box_area": rng.integers(0, 500, 30), "cluster": [i // 2 for i in range(30)]})  # fmt: skip
     features = {f"f{i:02d}": rng.standard_normal(8) for i in range(30)}
     chosen = rank_frames(scores, 6, method, features, np.zeros((1, 8)), seed=3)
     assert list(chosen.columns) == ["frame", "score", "reason"] and len(chosen) == 6
@@ -122,5 +122,33 @@ def test_the_parameter_accepts_exactly_the_rankings_there_are():
 
 
 def test_an_unknown_method_is_refused_by_name():
-    with pytest.raises(ValueError, match="uncertainty, uncertain_pixels, disagreement, diversity, hybrid, typical, random"):
+    with pytest.raises(ValueError, match="uncertainty, uncertain_pixels, disagreement, diversity, hybrid, typical, stratified, random"):
         rank_frames(pd.DataFrame(columns=["image_id", "uncertainty", "cluster"]), 1, "entropy")
+
+
+def test_box_area_counts_the_pixels_of_overlapping_boxes_once():
+    assert box_area(np.array([[0, 0, 4, 5]]), (10, 10)) == 20
+    assert box_area(np.array([[0, 0, 4, 5], [2, 0, 6, 5]]), (10, 10)) == 30  # 10 shared pixels counted once
+    assert box_area(np.array([[8, 8, 14, 14]]), (10, 10)) == 4  # clipped to the frame
+    assert box_area(np.zeros((0, 4)), (10, 10)) == 0
+
+
+def test_stratified_takes_the_most_uncertain_frame_of_each_box_size_not_only_the_small_boxes():
+    # Small boxes are the most uncertain on the mean: uncertainty takes only them, stratified one of each size.
+    scores = pd.DataFrame({"image_id": list("abcdef"), "uncertainty": [0.9, 0.8, 0.5, 0.4, 0.3, 0.1],
+                           "box_area": [10, 12, 100, 110, 1000, 1200], "cluster": range(6)})  # fmt: skip
+    assert list(rank_frames(scores, 3, "uncertainty").frame) == ["a", "b", "c"]
+    chosen = rank_frames(scores, 3, "stratified")
+    assert list(chosen.frame) == ["a", "c", "e"]  # one per stratum, the most uncertain of each, most uncertain first
+    assert list(chosen.score) == [0.9, 0.5, 0.3]
+    with pytest.raises(ValueError, match="box_area"):
+        rank_frames(scores.drop(columns="box_area"), 3, "stratified")
+
+
+def test_stratified_fills_the_budget_when_a_stratum_holds_only_taken_clusters():
+    scores = pd.DataFrame({"image_id": list("abcd"), "uncertainty": [0.9, 0.8, 0.7, 0.1], "box_area": [10, 11, 500, 501],
+                           "cluster": [1, 1, 2, 2]})  # fmt: skip
+    # Strata {a, b}, {c}, {d}: a and c; d shares c's cluster and b a's, so two frames only.
+    assert list(rank_frames(scores, 3, "stratified").frame) == ["a", "c"]
+    scores["cluster"] = [1, 1, 2, 3]
+    assert list(rank_frames(scores, 3, "stratified").frame) == ["a", "c", "d"]

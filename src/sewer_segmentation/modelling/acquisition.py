@@ -17,6 +17,11 @@ Three families, as in active learning for segmentation, each measured against ra
   the largest cluster no labelled frame is in (k-center reaches for the frames farthest from everything,
   outliers as often as new kinds of defect). ``hybrid`` spreads the budget by k-center over the
   ``candidate_factor`` x budget most uncertain frames.
+- **stratified**: uncertainty without the small-box bias. The frames are split by the area their boxes
+  cover into ``budget`` strata of equal size, and each stratum gives its most uncertain frame (mean
+  entropy inside the boxes): the picks keep the pool's spread of defect sizes, as random frames do, and
+  each is the one the model knows least among frames of its size (stratified sampling with an
+  uncertainty pick per stratum).
 
 Every method takes at most one frame per near-duplicate cluster (or group of the split manifest).
 ``random`` is the reference the bench compares them with.
@@ -35,7 +40,7 @@ import torch
 from sewer_segmentation.data.samples import normalization_for, to_model_input
 from sewer_segmentation.modelling.box_agreement import frame_agreement, thresholded
 
-METHODS = ("uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "typical", "random")
+METHODS = ("uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "typical", "stratified", "random")
 EPS = 1e-6
 
 
@@ -51,6 +56,35 @@ def box_entropy(probability: np.ndarray, boxes: np.ndarray, total: bool = False)
         inside[y0:y1, x0:x1] = True
     counted = entropy[inside] if inside.any() else entropy
     return float(counted.sum() if total else counted.mean())
+
+
+def box_area(boxes: np.ndarray, shape: tuple[int, int]) -> int:
+    """Pixels of a ``shape`` (height, width) frame inside at least one of the ``K x 4`` boxes: overlapping
+    boxes count their shared pixels once."""
+    inside = np.zeros(shape, bool)
+    for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
+        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    return int(inside.sum())
+
+
+def stratified_rows(table: pd.DataFrame, budget: int) -> list[int]:
+    """Rows of ``table`` (sorted by uncertainty, most uncertain first; columns ``box_area``, ``cluster``):
+    the pool split by box area into ``budget`` strata of equal size, the most uncertain row of each whose
+    cluster is not taken yet, then (strata whose clusters were all taken) the most uncertain rows left."""
+    by_area = table.sort_values(["box_area", "image_id"], kind="stable").index.to_numpy()
+    rank = {row: position for position, row in enumerate(table.index)}  # 0: the most uncertain
+    taken, rows = set(), []
+    for stratum in np.array_split(by_area, min(budget, len(by_area))):
+        for row in sorted(stratum, key=rank.__getitem__):
+            if table.cluster[row] not in taken:
+                taken.add(table.cluster[row])
+                rows.append(int(row))
+                break
+    for row in table.index:
+        if len(rows) < budget and table.cluster[row] not in taken:
+            taken.add(table.cluster[row])
+            rows.append(int(row))
+    return sorted(rows, key=rank.__getitem__)
 
 
 def box_disagreement(probability: np.ndarray, boxes: np.ndarray, threshold: float = 0.5, reach: float = 1.0) -> float:
@@ -160,19 +194,21 @@ REASONS = {
     "typical": "typical: the densest frame of its feature cluster (entropy {:.3f})",
     "diversity": "unlike the labelled frames (entropy {:.3f})",
     "hybrid": "uncertain and unlike the labelled frames (entropy {:.3f})",
+    "stratified": "the most uncertain of the frames whose boxes are about its size (entropy {:.3f})",
 }
 
 
 def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mapping[str, np.ndarray] | None = None,
                 labelled_features: np.ndarray | None = None, seed: int = 0, candidate_factor: int = 3) -> pd.DataFrame:  # fmt: skip
     """``budget`` frames of ``scores`` (columns ``image_id``, ``cluster``, ``uncertainty`` and the method's
-    own score column, named as the method, ``SCORED``) by ``method``, at most one per cluster: ``frame``, ``score`` (the
+    own score column, named as the method, ``SCORED``; ``stratified`` also ``box_area``) by ``method``, at most one per cluster: ``frame``, ``score`` (the
     score the method ranks by, else the entropy), ``reason``, in pick order."""
     if method not in METHODS:
         raise ValueError(f"unknown ranking {method!r}; choose one of {', '.join(METHODS)}")
     column = method if method in SCORED else "uncertainty"
-    if column not in scores:
-        raise ValueError(f"the {method} ranking needs a {column!r} column of scores")
+    for needed in (column, "box_area") if method == "stratified" else (column,):
+        if needed not in scores:
+            raise ValueError(f"the {method} ranking needs a {needed!r} column of scores")
     table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     if method in SCORED or method == "random":
         order, taken, rows = (table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))), set(), []
@@ -184,6 +220,8 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
         by_name = table.sort_values("image_id", kind="stable").index  # k-means sees the frames in a stable order
         pool = np.stack([features[i] for i in table.image_id[by_name]])
         rows = [int(by_name[r]) for r in typical_picks(pool, budget, labelled_features, table.cluster[by_name].to_numpy(), seed=seed)]
+    elif method == "stratified":
+        rows = stratified_rows(table, budget)
     else:
         candidates = table if method == "diversity" else table.head(max(budget, candidate_factor * budget))
         if candidates.cluster.nunique() < min(budget, table.cluster.nunique()):  # near-duplicates among the candidates

@@ -232,9 +232,10 @@ class SuggestParams(Section):
     """``suggest``: which weak-pool frames to hand-label next (``modelling/acquisition.py``)."""
 
     budget: int = Field(12, ge=1, description="frames to suggest (at most one per near-duplicate cluster or group)")
-    method: Literal["uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "typical", "random"] = Field(
+    method: Literal["uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "typical", "stratified", "random"] = Field(
         "uncertain_pixels", description="uncertainty (mean box entropy), uncertain_pixels (total box entropy), "
         "disagreement (the model's mask against the frame's own boxes), "
         "diversity (k-center on encoder features), hybrid (k-center among the most uncertain), "
-        "typical (TypiClust: the densest frame of each cluster no labelled frame is in), random")
+        "typical (TypiClust: the densest frame of each cluster no labelled frame is in), "
+        "stratified (the most uncertain frame of each box-area stratum), random")
     candidate_factor: int = Field(3, ge=1, description="hybrid: k-center among this many times budget most uncertain frames")
