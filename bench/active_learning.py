@@ -36,7 +36,7 @@ import torch
 from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.data.synthetic import config_for_regime, generate_frames
 from sewer_segmentation.io.imaging import mask_iou, resize_image, resize_mask
-from sewer_segmentation.modelling.acquisition import METHODS, box_area, box_disagreement, box_entropy, pooled_features, rank_frames
+from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, box_entropy, box_share, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import predict_probabilities
 from sewer_segmentation.modelling.training import train_model
 from sewer_segmentation.params import ModelParams, TrainingParams
@@ -104,7 +104,7 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
                            "uncertainty": [box_entropy(p, np.asarray(f.boxes)) for p, (_, f) in zip(probabilities, pool, strict=True)],
                            "uncertain_pixels": [box_entropy(p, np.asarray(f.boxes), total=True) for p, (_, f) in zip(probabilities, pool, strict=True)],
                            "disagreement": [box_disagreement(p, np.asarray(f.boxes)) for p, (_, f) in zip(probabilities, pool, strict=True)],
-                           "box_area": [box_area(np.asarray(f.boxes), f.truth.shape) for _, f in pool]})  # fmt: skip
+                           "box_share": [box_share(np.asarray(f.boxes), f.truth.shape) for _, f in pool]})  # fmt: skip
     loaders = {f.name: (lambda image=f.image: image) for _, f in pool + parts["labelled"]}
     features = pooled_features(first, loaders, model_config, (SIZE["height"], SIZE["width"]))
     labelled = np.stack([features[f.name] for _, f in parts["labelled"]])

@@ -1,8 +1,9 @@
-"""Does the weak pool pay? The whole method, two rounds, on several synthetic regimes and seeds, every way of using it.
+"""Does the weak pool pay? The whole method, two rounds, on several synthetic regimes and seeds, each way of using it.
 
-    python bench/quality.py                # 4 regimes x 3 seeds (about 2 hours on a 2-core CPU)
+    python bench/quality.py                # 4 regimes x 3 seeds (11 to 21 minutes each on a 2-core CPU: 2 to 4 hours)
     python bench/quality.py --regimes loose  # thin defects in loose boxes (not in the default four)
     python bench/quality.py --quick        # crack and deposition, 1 seed (development)
+    python bench/quality.py --variants both  # the default way and the ceiling only (about 1 hour): its acceptance
     python bench/quality.py --regimes crack --seeds 1 2 --params final_training.round_guard.rule=better
 
 Defaults tuned on one generator fail on real data; this bench checks every default on regimes that
@@ -27,12 +28,15 @@ In a fresh project copy, with every default of the project except the dataset an
    guard, the last weights (the round's oracle);
 4. **joint**: a baseline trained on the polygons and the weak pool's boxes together from the start.
 
+Steps 2 and 4 run the ways ``--variants`` names (default: all four).
+
 Every figure is eval mean IoU against the hand-drawn polygons (never used to choose anything), mean ± sd
 over seeds, then ``gain closed = Σ(final − baseline) / Σ(ceiling − baseline)`` per variant over the regimes
 whose gap (ceiling − baseline) exceeds 2 sd of the baseline, and the acceptance checks of the
 box-supervision issue for the default variant (``both``).
 
-``--rows FILE`` appends each finished (regime, seed) as a JSON line; ``--summarize FILE`` prints the tables
+``--variants`` runs some of the ways only (the ceiling always runs, in the first one's round 1; the tables
+show the columns every row has). ``--rows FILE`` appends each finished (regime, seed) as a JSON line; ``--summarize FILE`` prints the tables
 of such a file without training (a stopped bench keeps its finished runs).
 """
 
@@ -152,6 +156,8 @@ def summarize(rows: list[dict]) -> tuple[list[str], dict, dict]:
                 gains[v][0] += stats[v][0] - stats["baseline"][0]
                 gains[v][1] += gap
     closed = {v: (num / den if den else float("nan")) for v, (num, den) in gains.items()}
+    partial = [c for c in COLUMNS if c not in columns and any(c in r for r in rows)]
+    lines += [f"left out, not in every row: {', '.join(partial)}"] if partial else []
     return lines + ["", f"regimes with a clear gap (ceiling - baseline > 2 sd): {', '.join(clear) or 'none'}"], closed, default_gain
 
 

@@ -81,6 +81,8 @@ def test_the_quality_tables_of_a_run_of_the_default_variant_alone_judge_its_acce
     out = capsys.readouterr().out
     assert "crack: final - baseline +0.070 (>= +0.05)" in out and "gain closed (both) +0.70 (>= 0.5)" in out and "| crack | both |" in out
     assert "refined" not in out and "joint" not in out
+    full = {**rows[0], "refined": 0.15, "joint": 0.12}  # a row of a run of every way: its extra columns are named as left out
+    assert "left out, not in every row: refined, joint" in quality.summarize([full, *rows[1:]])[0]
 
 
 def test_round_moves_are_measured_from_what_the_round_before_handed_on(capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sewer_segmentation.modelling.acquisition import METHODS, box_area, box_disagreement, box_entropy, k_center_greedy, rank_frames, typical_picks
+from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, box_entropy, box_share, k_center_greedy, rank_frames, typical_picks
 
 
 def test_box_entropy_is_highest_where_the_model_is_unsure_inside_the_boxes():
@@ -81,7 +81,7 @@ def test_typical_keeps_one_frame_per_group_and_fills_the_budget_from_covered_clu
 def test_every_ranking_gives_exactly_the_budget_with_no_two_frames_of_one_cluster(method):
     rng = np.random.default_rng(0)
     scores = pd.DataFrame({"image_id": [f"f{i:02d}" for i in range(30)], "uncertainty": rng.random(30), "disagreement": rng.random(30),
-                           "uncertain_pixels": rng.random(30) * 100, "box_area": rng.integers(0, 500, 30), "cluster": [i // 2 for i in range(30)]})  # fmt: skip
+                           "uncertain_pixels": rng.random(30) * 100, "box_share": rng.random(30), "cluster": [i // 2 for i in range(30)]})  # fmt: skip
     features = {f"f{i:02d}": rng.standard_normal(8) for i in range(30)}
     chosen = rank_frames(scores, 6, method, features, np.zeros((1, 8)), seed=3)
     assert list(chosen.columns) == ["frame", "score", "reason"] and len(chosen) == 6
@@ -126,29 +126,41 @@ def test_an_unknown_method_is_refused_by_name():
         rank_frames(pd.DataFrame(columns=["image_id", "uncertainty", "cluster"]), 1, "entropy")
 
 
-def test_box_area_counts_the_pixels_of_overlapping_boxes_once():
-    assert box_area(np.array([[0, 0, 4, 5]]), (10, 10)) == 20
-    assert box_area(np.array([[0, 0, 4, 5], [2, 0, 6, 5]]), (10, 10)) == 30  # 10 shared pixels counted once
-    assert box_area(np.array([[8, 8, 14, 14]]), (10, 10)) == 4  # clipped to the frame
-    assert box_area(np.zeros((0, 4)), (10, 10)) == 0
+def test_box_share_counts_the_pixels_of_overlapping_boxes_once_and_never_wraps_around_the_frame():
+    assert box_share(np.array([[0, 0, 4, 5]]), (10, 10)) == pytest.approx(0.20)
+    assert box_share(np.array([[0, 0, 4, 5], [2, 0, 6, 5]]), (10, 10)) == pytest.approx(0.30)  # 10 shared pixels counted once
+    assert box_share(np.array([[8, 8, 14, 14]]), (10, 10)) == pytest.approx(0.04)  # clipped to the frame
+    assert box_share(np.array([[-5, -5, -1, -1]]), (10, 10)) == 0.0  # wholly outside: no pixel, not 81 wrapped ones
+    assert box_share(np.array([[-2, 0, 2, 10]]), (10, 10)) == pytest.approx(0.20)
+    assert box_share(np.zeros((0, 4)), (10, 10)) == 0.0
+    assert box_entropy(np.full((10, 10), 0.5), np.array([[-2, 0, 2, 10]]), total=True) == pytest.approx(20.0)  # the same pixels
 
 
 def test_stratified_takes_the_most_uncertain_frame_of_each_box_size_not_only_the_small_boxes():
     # Small boxes are the most uncertain on the mean: uncertainty takes only them, stratified one of each size.
+    # In each pair the most uncertain frame has the larger box, so "the smallest of each stratum" would fail.
     scores = pd.DataFrame({"image_id": list("abcdef"), "uncertainty": [0.9, 0.8, 0.5, 0.4, 0.3, 0.1],
-                           "box_area": [10, 12, 100, 110, 1000, 1200], "cluster": range(6)})  # fmt: skip
+                           "box_share": [0.012, 0.010, 0.11, 0.10, 0.6, 0.5], "cluster": range(6)})  # fmt: skip
     assert list(rank_frames(scores, 3, "uncertainty").frame) == ["a", "b", "c"]
     chosen = rank_frames(scores, 3, "stratified")
     assert list(chosen.frame) == ["a", "c", "e"]  # one per stratum, the most uncertain of each, most uncertain first
-    assert list(chosen.score) == [0.9, 0.5, 0.3]
-    with pytest.raises(ValueError, match="box_area"):
-        rank_frames(scores.drop(columns="box_area"), 3, "stratified")
+    assert list(chosen.score) == [0.9, 0.5, 0.3] and chosen.reason.str.startswith("the most uncertain").all()
+    with pytest.raises(ValueError, match="box_share"):
+        rank_frames(scores.drop(columns="box_share"), 3, "stratified")
 
 
-def test_stratified_fills_the_budget_when_a_stratum_holds_only_taken_clusters():
-    scores = pd.DataFrame({"image_id": list("abcd"), "uncertainty": [0.9, 0.8, 0.7, 0.1], "box_area": [10, 11, 500, 501],
-                           "cluster": [1, 1, 2, 2]})  # fmt: skip
-    # Strata {a, b}, {c}, {d}: a and c; d shares c's cluster and b a's, so two frames only.
-    assert list(rank_frames(scores, 3, "stratified").frame) == ["a", "c"]
-    scores["cluster"] = [1, 1, 2, 3]
-    assert list(rank_frames(scores, 3, "stratified").frame) == ["a", "c", "d"]
+def test_stratified_fills_the_budget_from_other_strata_when_one_holds_only_taken_clusters():
+    scores = pd.DataFrame({"image_id": list("abcd"), "uncertainty": [0.9, 0.8, 0.7, 0.1], "box_share": [0.10, 0.11, 0.50, 0.12],
+                           "cluster": [1, 2, 1, 3]})  # fmt: skip
+    # Strata by size {a, b}, {d}, {c}: a, then d; c shares a's cluster, so b (the most uncertain left) fills the budget.
+    chosen = rank_frames(scores, 3, "stratified")
+    assert list(chosen.frame) == ["a", "b", "d"]
+    assert "near-duplicates" in chosen.reason[1] and "near-duplicates" not in chosen.reason[0] + chosen.reason[2]
+    scores["cluster"] = [1, 1, 1, 1]
+    assert list(rank_frames(scores, 3, "stratified").frame) == ["a"]  # one cluster: one frame
+
+
+def test_every_ranking_of_an_empty_pool_is_empty():
+    empty = pd.DataFrame(columns=["image_id", "uncertainty", "uncertain_pixels", "disagreement", "box_share", "cluster"])
+    for method in ("uncertainty", "uncertain_pixels", "disagreement", "stratified", "random"):
+        assert rank_frames(empty, 3, method).empty

@@ -15,7 +15,7 @@ from sewer_segmentation.modelling.plan import TrainingPlan
 from sewer_segmentation.modelling.round_guard import decide, selection_standard_error
 from sewer_segmentation.params import FinalTrainingParams
 from sewer_segmentation.params import RoundGuardParams as RoundGuard
-from sewer_segmentation.stats import paired_standard_error
+from sewer_segmentation.stats import paired_difference, paired_standard_error
 
 
 def test_the_standard_error_comes_from_the_items_both_models_scored():
@@ -24,6 +24,7 @@ def test_the_standard_error_comes_from_the_items_both_models_scored():
     differences = [0.1, 0.0, 0.2]
     expected = torch.tensor(differences, dtype=torch.float64).std().item() / math.sqrt(3)
     assert paired_standard_error(trained, start) == pytest.approx(expected)
+    assert paired_difference(trained, start) == pytest.approx((0.1, expected, 3))  # the mean of the same 3 differences
     assert paired_standard_error({"a": 0.5}, {"a": 0.1}) is None  # one image: the noise is unknown
     assert paired_standard_error({"a": 0.5, "b": 0.6}, {"a": 0.4, "b": 0.5}) == pytest.approx(0.0)  # the same gain on each
 

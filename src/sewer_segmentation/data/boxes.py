@@ -41,6 +41,16 @@ def boxes_from_mask(mask: np.ndarray) -> np.ndarray:
     return np.stack([x, y, x + w, y + h], axis=1).astype(np.int64).reshape(count - 1, 4)
 
 
+def inside_boxes(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean ``shape`` (height, width) mask of the pixels inside at least one of the ``K x 4`` boxes (x0,
+    y0, x1, y1, end-exclusive), each clipped to the frame (a negative coordinate never wraps around)."""
+    height, width = shape
+    inside = np.zeros((height, width), bool)
+    for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
+        inside[min(max(y0, 0), height) : min(max(y1, 0), height), min(max(x0, 0), width) : min(max(x1, 0), width)] = True
+    return inside
+
+
 def yolo_pixel_boxes(boxes, height: int, width: int) -> np.ndarray:
     """YOLO boxes (normalized centre/size) as pixel boxes ``K x 4``, rounded as the box mask is drawn and
     clipped to the frame; boxes left empty by the clipping are dropped."""

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sewer_segmentation.data.boxes import inside_boxes
 from sewer_segmentation.data.samples import normalization_for, to_model_input
 from sewer_segmentation.modelling.box_agreement import frame_agreement, thresholded
 
@@ -51,40 +52,39 @@ def box_entropy(probability: np.ndarray, boxes: np.ndarray, total: bool = False)
     of them it settles; the mean favours frames whose boxes are small)."""
     p = np.clip(np.asarray(probability, np.float64), EPS, 1 - EPS)
     entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    inside = np.zeros(p.shape, bool)
-    for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
-        inside[y0:y1, x0:x1] = True
+    inside = inside_boxes(boxes, p.shape)
     counted = entropy[inside] if inside.any() else entropy
     return float(counted.sum() if total else counted.mean())
 
 
-def box_area(boxes: np.ndarray, shape: tuple[int, int]) -> int:
-    """Pixels of a ``shape`` (height, width) frame inside at least one of the ``K x 4`` boxes: overlapping
-    boxes count their shared pixels once."""
-    inside = np.zeros(shape, bool)
-    for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
-        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
-    return int(inside.sum())
+def box_share(boxes: np.ndarray, shape: tuple[int, int]) -> float:
+    """The share of a ``shape`` (height, width) frame inside at least one of the ``K x 4`` boxes
+    (overlapping boxes count their shared pixels once): a defect's size that does not depend on the
+    camera's resolution."""
+    return float(inside_boxes(boxes, shape).mean())
 
 
-def stratified_rows(table: pd.DataFrame, budget: int) -> list[int]:
-    """Rows of ``table`` (sorted by uncertainty, most uncertain first; columns ``box_area``, ``cluster``):
-    the pool split by box area into ``budget`` strata of equal size, the most uncertain row of each whose
-    cluster is not taken yet, then (strata whose clusters were all taken) the most uncertain rows left."""
-    by_area = table.sort_values(["box_area", "image_id"], kind="stable").index.to_numpy()
+def stratified_rows(table: pd.DataFrame, budget: int) -> tuple[list[int], set[int]]:
+    """Rows of ``table`` (sorted by uncertainty, most uncertain first; columns ``box_share``, ``cluster``),
+    most uncertain first: the pool split by box share into ``budget`` strata of equal size, the most
+    uncertain row of each whose cluster is not taken yet; then, for strata whose clusters were all taken,
+    the most uncertain rows left (the second set: those rows)."""
+    by_size = table.sort_values(["box_share", "image_id"], kind="stable").index.to_numpy()
     rank = {row: position for position, row in enumerate(table.index)}  # 0: the most uncertain
     taken, rows = set(), []
-    for stratum in np.array_split(by_area, min(budget, len(by_area))):
+    for stratum in np.array_split(by_size, min(budget, len(by_size))) if len(by_size) else []:
         for row in sorted(stratum, key=rank.__getitem__):
             if table.cluster[row] not in taken:
                 taken.add(table.cluster[row])
                 rows.append(int(row))
                 break
+    filled = set()
     for row in table.index:
         if len(rows) < budget and table.cluster[row] not in taken:
             taken.add(table.cluster[row])
             rows.append(int(row))
-    return sorted(rows, key=rank.__getitem__)
+            filled.add(int(row))
+    return sorted(rows, key=rank.__getitem__), filled
 
 
 def box_disagreement(probability: np.ndarray, boxes: np.ndarray, threshold: float = 0.5, reach: float = 1.0) -> float:
@@ -195,21 +195,24 @@ REASONS = {
     "diversity": "unlike the labelled frames (entropy {:.3f})",
     "hybrid": "uncertain and unlike the labelled frames (entropy {:.3f})",
     "stratified": "the most uncertain of the frames whose boxes are about its size (entropy {:.3f})",
+    "stratified_fill": "uncertain (entropy {:.3f}); its stratum's frames were all near-duplicates of frames picked",
 }
 
 
 def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mapping[str, np.ndarray] | None = None,
                 labelled_features: np.ndarray | None = None, seed: int = 0, candidate_factor: int = 3) -> pd.DataFrame:  # fmt: skip
     """``budget`` frames of ``scores`` (columns ``image_id``, ``cluster``, ``uncertainty`` and the method's
-    own score column, named as the method, ``SCORED``; ``stratified`` also ``box_area``) by ``method``, at most one per cluster: ``frame``, ``score`` (the
-    score the method ranks by, else the entropy), ``reason``, in pick order."""
+    own score column, named as the method, ``SCORED``; ``stratified`` also ``box_share``) by ``method``, at
+    most one per cluster: ``frame``, ``score`` (the score the method ranks by, else the entropy),
+    ``reason``, in pick order."""
     if method not in METHODS:
         raise ValueError(f"unknown ranking {method!r}; choose one of {', '.join(METHODS)}")
     column = method if method in SCORED else "uncertainty"
-    for needed in (column, "box_area") if method == "stratified" else (column,):
+    for needed in (column, "box_share") if method == "stratified" else (column,):
         if needed not in scores:
             raise ValueError(f"the {method} ranking needs a {needed!r} column of scores")
     table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    filled: set[int] = set()  # stratified: picks that filled the budget outside their stratum
     if method in SCORED or method == "random":
         order, taken, rows = (table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))), set(), []
         for i in order:
@@ -221,12 +224,13 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
         pool = np.stack([features[i] for i in table.image_id[by_name]])
         rows = [int(by_name[r]) for r in typical_picks(pool, budget, labelled_features, table.cluster[by_name].to_numpy(), seed=seed)]
     elif method == "stratified":
-        rows = stratified_rows(table, budget)
+        rows, filled = stratified_rows(table, budget)
     else:
         candidates = table if method == "diversity" else table.head(max(budget, candidate_factor * budget))
         if candidates.cluster.nunique() < min(budget, table.cluster.nunique()):  # near-duplicates among the candidates
             candidates = table
         pool = np.stack([features[i] for i in candidates.image_id])
         rows = [int(candidates.index[r]) for r in k_center_greedy(pool, budget, labelled_features, candidates.cluster.to_numpy())]
-    listed = [{"frame": table.image_id[i], "score": round(float(table[column][i]), 5), "reason": REASONS[method].format(table[column][i])} for i in rows]
+    reasons = {i: REASONS[f"{method}_fill" if i in filled else method] for i in rows}
+    listed = [{"frame": table.image_id[i], "score": round(float(table[column][i]), 5), "reason": reasons[i].format(table[column][i])} for i in rows]
     return pd.DataFrame(listed, columns=["frame", "score", "reason"])

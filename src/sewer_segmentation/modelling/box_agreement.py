@@ -26,6 +26,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sewer_segmentation.data.boxes import inside_boxes
+
 #: Ways a stage's model is scored when stages and rounds are compared (``model_selection.signal``).
 SIGNALS = ("validation", "box_agreement", "combined")
 
@@ -37,11 +39,10 @@ def frame_agreement(mask: np.ndarray, boxes: np.ndarray, reach: float = 1.0) -> 
     if not 0 < reach <= 1:
         raise ValueError(f"reach must be in (0, 1], got {reach}")
     mask = np.asarray(mask, bool)
-    inside = np.zeros_like(mask)
+    inside = inside_boxes(boxes, mask.shape)
     coverages = []
     for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
-        crop = mask[y0:y1, x0:x1]
-        inside[y0:y1, x0:x1] = True
+        crop = mask[max(y0, 0) : y1, max(x0, 0) : x1]
         if crop.size:
             coverages.append(min(1.0, (crop.any(axis=1).mean() + crop.any(axis=0).mean()) / 2 / reach))
     predicted = int(mask.sum())

@@ -14,7 +14,7 @@ import numpy as np
 
 from sewer_segmentation.reporting.plots import line_chart
 from sewer_segmentation.stage import Stage
-from sewer_segmentation.stats import paired_standard_error
+from sewer_segmentation.stats import paired_difference
 
 #: Eval IoU below the baseline's by more than this is flagged at the top of the report.
 WORSE_THAN_BASELINE = 0.01
@@ -84,14 +84,12 @@ def eval_difference_text(stage: dict, reference: dict) -> str:
     """`` (-0.016 ± 0.029 over 29 eval images: within 2 standard errors)``: the stage's mean eval IoU minus
     the reference's with the standard error of the per-image differences, so a drop can be told from the
     noise of the eval set; empty where per-image scores were not saved (stages from before 2026-12-06)."""
-    mine, theirs = stage.get("eval_iou_per_image") or {}, reference.get("eval_iou_per_image") or {}
-    error = paired_standard_error(mine, theirs)
-    if error is None:
+    paired = paired_difference(stage.get("eval_iou_per_image") or {}, reference.get("eval_iou_per_image") or {})
+    if paired is None:
         return ""
-    common = set(mine) & set(theirs)
-    difference = float(np.mean([mine[i] - theirs[i] for i in common]))
+    difference, error, images = paired
     verdict = "within 2 standard errors" if abs(difference) <= 2 * error else "beyond 2 standard errors"
-    return f" ({difference:+.3f} ± {error:.3f} over {len(common)} eval images: {verdict})"
+    return f" ({difference:+.3f} ± {error:.3f} over {images} eval images: {verdict})"
 
 
 def regression_warnings(stages: dict[str, dict], names: list[str]) -> list[str]:

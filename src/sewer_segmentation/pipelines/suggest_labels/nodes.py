@@ -12,7 +12,7 @@ import pandas as pd
 from sewer_segmentation.data.boxes import frame_boxes
 from sewer_segmentation.data.review import binarize
 from sewer_segmentation.errors import BadInputError
-from sewer_segmentation.modelling.acquisition import box_area, box_disagreement, box_entropy, pooled_features, rank_frames
+from sewer_segmentation.modelling.acquisition import box_disagreement, box_entropy, box_share, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import TrainedModel, predict_frames
 from sewer_segmentation.params import ExportReviewParams, InferenceParams, SuggestParams
 from sewer_segmentation.pipelines.export_review.nodes import tool_files
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 def score_weak_pool(model: TrainedModel, weak_images, train_images, box_lists: pd.DataFrame, split_manifest: pd.DataFrame,
                     inference: InferenceParams) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """Per weak frame: its near-duplicate cluster (or group), the model's uncertainty inside its boxes, its
-    mask's disagreement with them and the area the boxes cover (in the frame's pixels); and the encoder's
+    mask's disagreement with them and the share of the frame its boxes cover; and the encoder's
     pooled features of the weak frames and of baseline_train (the frames already labelled)."""
     if not weak_images:
         raise BadInputError("the weak pool is empty: there is no box-only frame to suggest")
@@ -38,10 +38,10 @@ def score_weak_pool(model: TrainedModel, weak_images, train_images, box_lists: p
         probability, its_boxes = prediction.probability, boxes[prediction.image_id].boxes
         rows.append({"image_id": prediction.image_id, "cluster": str(clusters[prediction.image_id]),
                      "uncertainty": box_entropy(probability, its_boxes), "uncertain_pixels": box_entropy(probability, its_boxes, total=True),
-                     "disagreement": box_disagreement(probability, its_boxes, reach=reach), "box_area": box_area(its_boxes, probability.shape)})  # fmt: skip
+                     "disagreement": box_disagreement(probability, its_boxes, reach=reach), "box_share": box_share(its_boxes, probability.shape)})  # fmt: skip
     size = (int(model.image_size["height"]), int(model.image_size["width"]))
     features = pooled_features(model.model, {**weak_images, **train_images}, model.model_config, size)
-    scores = pd.DataFrame(rows, columns=["image_id", "cluster", "uncertainty", "uncertain_pixels", "disagreement", "box_area"])
+    scores = pd.DataFrame(rows, columns=["image_id", "cluster", "uncertainty", "uncertain_pixels", "disagreement", "box_share"])
     return scores, {"pool": features, "labelled": sorted(train_images)}
 
 
