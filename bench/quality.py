@@ -3,7 +3,7 @@
     python bench/quality.py                # 4 regimes x 3 seeds (11 to 21 minutes each on a 2-core CPU: 2 to 4 hours)
     python bench/quality.py --regimes loose  # thin defects in loose boxes (not in the default four)
     python bench/quality.py --quick        # crack and deposition, 1 seed (development)
-    python bench/quality.py --variants both  # the default way and the ceiling only (about 1 hour): its acceptance
+    python bench/quality.py --variants both  # the default way and the ceiling only (about 1 hour): the acceptance
     python bench/quality.py --regimes crack --seeds 1 2 --params final_training.round_guard.rule=better
 
 Defaults tuned on one generator fail on real data; this bench checks every default on regimes that
