@@ -158,3 +158,13 @@ def test_a_bad_signal_or_holdout_fraction_stops_the_run_before_anything_is_writt
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert message in result.output
     assert not (kedro_project / "data/03_primary/tiny").exists()
+
+
+def test_a_box_off_the_frame_is_clipped_not_wrapped_around():
+    dot = np.zeros((10, 10), bool)
+    dot[5, 5] = True
+    # Wholly above and left of the frame: no pixel of it, so no coverage to count (slicing with -1 would have
+    # wrapped around to rows and columns 0..8, where the dot reaches 1 of 9) and the dot lies outside it.
+    assert frame_agreement(dot, np.array([[-5, -5, -1, -1]])) == (1.0, 1.0)
+    coverage, outside = frame_agreement(np.ones((10, 10), bool), np.array([[-2, 0, 2, 10]]))  # inside: columns 0 and 1
+    assert coverage == 1.0 and outside == pytest.approx(0.8)

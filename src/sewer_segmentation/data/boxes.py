@@ -41,13 +41,20 @@ def boxes_from_mask(mask: np.ndarray) -> np.ndarray:
     return np.stack([x, y, x + w, y + h], axis=1).astype(np.int64).reshape(count - 1, 4)
 
 
-def inside_boxes(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean ``shape`` (height, width) mask of the pixels inside at least one of the ``K x 4`` boxes (x0,
-    y0, x1, y1, end-exclusive), each clipped to the frame (a negative coordinate never wraps around)."""
+def clipped_boxes(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The ``K x 4`` boxes (x0, y0, x1, y1, end-exclusive) clipped to a ``shape`` (height, width) frame, so
+    that slicing with them never wraps around (a negative coordinate would count from the far edge); a box
+    wholly outside becomes empty."""
     height, width = shape
-    inside = np.zeros((height, width), bool)
-    for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
-        inside[min(max(y0, 0), height) : min(max(y1, 0), height), min(max(x0, 0), width) : min(max(x1, 0), width)] = True
+    return np.clip(np.asarray(boxes, np.int64).reshape(-1, 4), 0, [width, height, width, height])
+
+
+def inside_boxes(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean ``shape`` (height, width) mask of the pixels inside at least one of the boxes (clipped to
+    the frame)."""
+    inside = np.zeros(shape, bool)
+    for x0, y0, x1, y1 in clipped_boxes(boxes, shape):
+        inside[y0:y1, x0:x1] = True
     return inside
 
 

@@ -17,8 +17,8 @@ Three families, as in active learning for segmentation, each measured against ra
   the largest cluster no labelled frame is in (k-center reaches for the frames farthest from everything,
   outliers as often as new kinds of defect). ``hybrid`` spreads the budget by k-center over the
   ``candidate_factor`` x budget most uncertain frames.
-- **stratified**: uncertainty without the small-box bias. The frames are split by the area their boxes
-  cover into ``budget`` strata of equal size, and each stratum gives its most uncertain frame (mean
+- **stratified**: uncertainty without the small-box bias. The frames are split by the share of the frame
+  their boxes cover into ``budget`` strata of equal size, and each stratum gives its most uncertain frame (mean
   entropy inside the boxes): the picks keep the pool's spread of defect sizes, as random frames do, and
   each is the one the model knows least among frames of its size (stratified sampling with an
   uncertainty pick per stratum).
@@ -64,27 +64,28 @@ def box_share(boxes: np.ndarray, shape: tuple[int, int]) -> float:
     return float(inside_boxes(boxes, shape).mean())
 
 
-def stratified_rows(table: pd.DataFrame, budget: int) -> tuple[list[int], set[int]]:
-    """Rows of ``table`` (sorted by uncertainty, most uncertain first; columns ``box_share``, ``cluster``),
-    most uncertain first: the pool split by box share into ``budget`` strata of equal size, the most
-    uncertain row of each whose cluster is not taken yet; then, for strata whose clusters were all taken,
-    the most uncertain rows left (the second set: those rows)."""
-    by_size = table.sort_values(["box_share", "image_id"], kind="stable").index.to_numpy()
-    rank = {row: position for position, row in enumerate(table.index)}  # 0: the most uncertain
-    taken, rows = set(), []
-    for stratum in np.array_split(by_size, min(budget, len(by_size))) if len(by_size) else []:
-        for row in sorted(stratum, key=rank.__getitem__):
-            if table.cluster[row] not in taken:
-                taken.add(table.cluster[row])
-                rows.append(int(row))
-                break
-    filled = set()
-    for row in table.index:
+def first_per_cluster(table: pd.DataFrame, order, budget: int, taken: set) -> list[int]:
+    """Up to ``budget`` rows of ``table`` in ``order``, each the first of its ``cluster`` not in ``taken``
+    (which grows with the picks): never two frames of one near-duplicate cluster."""
+    rows: list[int] = []
+    for row in order:
         if len(rows) < budget and table.cluster[row] not in taken:
             taken.add(table.cluster[row])
             rows.append(int(row))
-            filled.add(int(row))
-    return sorted(rows, key=rank.__getitem__), filled
+    return rows
+
+
+def stratified_rows(table: pd.DataFrame, budget: int) -> tuple[list[int], set[int]]:
+    """Rows of ``table`` (indexed 0..n-1 from the most uncertain frame down, as ``rank_frames`` sorts it;
+    columns ``box_share``, ``cluster``), most uncertain first: the pool split by box share into ``budget`` strata of equal size, the most
+    uncertain row of each whose cluster is not taken yet; then, for strata whose clusters were all taken,
+    the most uncertain rows left (the second set: those rows)."""
+    by_size = table.sort_values(["box_share", "image_id"], kind="stable").index.to_numpy()
+    taken: set = set()
+    strata = np.array_split(by_size, min(budget, len(by_size))) if len(by_size) else []
+    rows = [row for stratum in strata for row in first_per_cluster(table, sorted(stratum), 1, taken)]  # sorted: most uncertain first
+    filled = first_per_cluster(table, table.index, budget - len(rows), taken)
+    return sorted(rows + filled), set(filled)
 
 
 def box_disagreement(probability: np.ndarray, boxes: np.ndarray, threshold: float = 0.5, reach: float = 1.0) -> float:
@@ -214,11 +215,8 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
     table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     filled: set[int] = set()  # stratified: picks that filled the budget outside their stratum
     if method in SCORED or method == "random":
-        order, taken, rows = (table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))), set(), []
-        for i in order:
-            if len(rows) < budget and table.cluster[i] not in taken:
-                taken.add(table.cluster[i])
-                rows.append(int(i))
+        order = table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))
+        rows = first_per_cluster(table, order, budget, set())
     elif method == "typical":
         by_name = table.sort_values("image_id", kind="stable").index  # k-means sees the frames in a stable order
         pool = np.stack([features[i] for i in table.image_id[by_name]])

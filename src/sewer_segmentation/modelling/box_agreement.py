@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sewer_segmentation.data.boxes import inside_boxes
+from sewer_segmentation.data.boxes import clipped_boxes, inside_boxes
 
 #: Ways a stage's model is scored when stages and rounds are compared (``model_selection.signal``).
 SIGNALS = ("validation", "box_agreement", "combined")
@@ -41,8 +41,8 @@ def frame_agreement(mask: np.ndarray, boxes: np.ndarray, reach: float = 1.0) -> 
     mask = np.asarray(mask, bool)
     inside = inside_boxes(boxes, mask.shape)
     coverages = []
-    for x0, y0, x1, y1 in np.asarray(boxes, np.int64).reshape(-1, 4):
-        crop = mask[max(y0, 0) : y1, max(x0, 0) : x1]
+    for x0, y0, x1, y1 in clipped_boxes(boxes, mask.shape):
+        crop = mask[y0:y1, x0:x1]
         if crop.size:
             coverages.append(min(1.0, (crop.any(axis=1).mean() + crop.any(axis=0).mean()) / 2 / reach))
     predicted = int(mask.sum())

@@ -237,5 +237,5 @@ class SuggestParams(Section):
         "disagreement (the model's mask against the frame's own boxes), "
         "diversity (k-center on encoder features), hybrid (k-center among the most uncertain), "
         "typical (TypiClust: the densest frame of each cluster no labelled frame is in), "
-        "stratified (the most uncertain frame of each box-area stratum), random")
+        "stratified (the most uncertain frame of each box-size stratum), random")
     candidate_factor: int = Field(3, ge=1, description="hybrid: k-center among this many times budget most uncertain frames")
