@@ -3,15 +3,21 @@
     python bench/active_learning.py                 # crack and hard, seeds 1-5, every ranking (about 2 hours on 2 cores)
     python bench/active_learning.py --quick         # one seed, fewer steps: for development
     python bench/active_learning.py --methods typical random --seeds 4   # some rankings only
+    python bench/active_learning.py --supervision boxes --methods random uncertain_pixels   # models also train on the pool's boxes
     python bench/active_learning.py --summarize bench/results/active_learning.jsonl
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
 into eval (96 frames), validation (6), a first hand-labelled set (12) and the weak pool (the rest, with
 their detector boxes). A model trained on the 12 ranks the pool; each method picks ``--budget`` frames
-(12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed,
-steps and validation. Eval mean IoU of each, and of the first model, is one JSON line per (regime, seed)
-in ``--rows``; the summary prints mean ± sd over the seeds and whether each ranking beat random by more
-than one sd of the seeds (the acceptance of the next-labels issue). Rows of one (regime, seed) written by
+(12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed
+and steps. Every model keeps its last weights (``--weights validated``: the best on the 6 validation
+frames, as the pipeline keeps; on so few frames that choice is noise that hides the ranking's effect, see
+``bench/checkpoint_noise.py``). With ``--supervision boxes`` every model also trains on the weak pool's
+boxes (joint training, as ``baseline_training.joint`` runs it), as the pipeline's newest model has; the
+frames picked leave the box-only set when their masks join. Eval mean IoU of each, and of the first
+model, is one JSON line per (regime, seed) in ``--rows``; the summary prints mean ± sd over the seeds and
+whether each ranking beat random by more than one sd of the seeds (the acceptance of the next-labels
+issue). Rows of one (regime, seed) written by
 separate runs (``--methods``) are merged, and the merge refuses rows whose first models scored differently.
 The first model of a (regime, seed, settings) is kept in ``bench/.cache/active_learning/`` so that a run of
 more ``--methods`` does not train it again; the key holds the model and training settings, not the code:
@@ -33,13 +39,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sewer_segmentation.data.boxes import FrameBoxes
 from sewer_segmentation.data.samples import Sample
 from sewer_segmentation.data.synthetic import config_for_regime, generate_frames
 from sewer_segmentation.io.imaging import mask_iou, resize_image, resize_mask
 from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, box_entropy, box_share, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import predict_probabilities
+from sewer_segmentation.modelling.plan import labelled_sampling_weights, with_measured_box_priors
 from sewer_segmentation.modelling.training import train_model
-from sewer_segmentation.params import ModelParams, TrainingParams
+from sewer_segmentation.params import JointParams, ModelParams, TrainingParams
 
 SIZE = {"height": 128, "width": 160}
 SPLIT = {"eval": 96, "val": 6, "labelled": 12}
@@ -80,24 +88,47 @@ def eval_iou(model, model_config: dict, frames: list) -> float:
     return statistics.fmean(mask_iou((p >= 0.5).astype(np.uint8) * 255, f.truth) for p, (_, f) in zip(probabilities, frames, strict=True))
 
 
-def train(train_frames: list, val_frames: list, model_config: dict, training: dict, seed: int, root: Path):
-    return train_model(samples(train_frames), samples(val_frames), model_config, training, SIZE, seed, "active_learning", root).model
+def box_samples(frames: list) -> list[Sample]:
+    """Box-only frames as joint training sees them: an empty target of weight 0, their boxes as the label."""
+    out = []
+    for _, f in frames:
+        empty = np.zeros(f.truth.shape, np.float32)
+        out.append(Sample(f.name, f.image, empty, empty.copy(), np.asarray(f.boxes, np.float32).reshape(-1, 4), box_supervised=True))
+    return out
 
 
-def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, methods: tuple[str, ...] = METHODS, fresh: bool = False) -> dict:
+def train(train_frames: list, val_frames: list, model_config: dict, training: dict, seed: int, root: Path, box_frames: list = (),
+          keep_last: bool = False):  # fmt: skip
+    """A model trained on ``train_frames``' true masks and, when given, ``box_frames``' boxes (joint training
+    as the pipeline runs it: half of every batch hand-labelled, box priors measured on the labelled frames)."""
+    labelled, weak = samples(train_frames), box_samples(box_frames)
+    weights = labelled_sampling_weights(len(weak), len(labelled), JointParams().labelled_share)
+    if weak:
+        boxes = {f.name: FrameBoxes(np.asarray(f.boxes).reshape(-1, 4), *f.truth.shape) for _, f in train_frames}
+        training = with_measured_box_priors(training, labelled, boxes, "active_learning")
+    return train_model(weak + labelled, samples(val_frames), model_config, training, SIZE, seed, "active_learning", root,
+                       sample_weights=weights, keep_last=keep_last).model  # fmt: skip
+
+
+def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, methods: tuple[str, ...] = METHODS, fresh: bool = False,
+             supervision: str = "labels", weights: str = "last") -> dict:  # fmt: skip
     start = time.perf_counter()
     parts = split_frames(regime, seed)
     model_config = ModelParams().as_dict()
     training = {**TrainingParams().as_dict(), "steps": steps, "progress_bar": False}
-    settings = hashlib.sha256(json.dumps([model_config, training, SPLIT, SIZE], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    weak = parts["pool"] if supervision == "boxes" else []  # the pool's boxes train every model, or nothing does
+    keep_last = weights == "last"
+    key = [model_config, training, SPLIT, SIZE] + ([supervision] if weak else []) + (["last"] if keep_last else [])
+    settings = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     cached = CACHE / f"first-{regime}-{seed}-{settings}.pt"  # the first model of a (regime, seed), for runs of more --methods
     if cached.exists() and not fresh:
         first = torch.load(cached, weights_only=False)
     else:
-        first = train(parts["labelled"], parts["val"], model_config, training, seed, root)
+        first = train(parts["labelled"], parts["val"], model_config, training, seed, root, weak, keep_last)
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.save(first, cached)
-    row = {"regime": regime, "seed": seed, "steps": steps, "budget": budget, "labelled": eval_iou(first, model_config, parts["eval"])}
+    row = {"regime": regime, "seed": seed, "steps": steps, "budget": budget, "supervision": supervision, "weights": weights,
+           "labelled": eval_iou(first, model_config, parts["eval"])}
     pool = parts["pool"]
     probabilities = predict_probabilities(first, [f.image for _, f in pool], model_config, SIZE)
     scores = pd.DataFrame({"image_id": [f.name for _, f in pool], "cluster": [key for key, _ in pool],
@@ -111,18 +142,29 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
     by_name = {f.name: (key, f) for key, f in pool}
     for method in methods:
         chosen = rank_frames(scores, budget, method, features, labelled, seed=seed)
-        model = train(parts["labelled"] + [by_name[name] for name in chosen.frame], parts["val"], model_config, training, seed, root)
+        picked = set(chosen.frame)
+        model = train(parts["labelled"] + [by_name[name] for name in chosen.frame], parts["val"], model_config, training, seed, root,
+                      [(k, f) for k, f in weak if f.name not in picked], keep_last)  # fmt: skip
         row[method] = eval_iou(model, model_config, parts["eval"])
         row[f"{method}_frames"] = list(chosen.frame)
     row["seconds"] = time.perf_counter() - start
     return row
 
 
+#: How a row's models trained, beside the defaults (rows written before an option have no key for it).
+SETTING_NAMES = {"boxes": "with the pool's boxes", "last": "last weights"}
+
+
+def setting(row: dict) -> tuple[str, str]:
+    """(supervision, weights kept) of a row's models: rows of other settings are other first models."""
+    return row.get("supervision", "labels"), row.get("weights", "validated")
+
+
 def merged(rows: list[dict]) -> list[dict]:
     """One row per (regime, seed, steps, budget): the methods of several runs side by side."""
     out: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["regime"], row["seed"], row["steps"], row["budget"])
+        key = (row["regime"], row["seed"], row["steps"], row["budget"], *setting(row))
         if key in out and abs(out[key]["labelled"] - row["labelled"]) > 1e-6:
             raise SystemExit(f"{key}: the first model scored {out[key]['labelled']:.6f} and {row['labelled']:.6f} in two runs; not merged")
         out[key] = {**out.get(key, {}), **row}
@@ -135,8 +177,9 @@ def summarize(rows: list[dict]) -> None:
     print("| regime | seeds | 12 labelled | " + " | ".join(f"+{rows[0]['budget']} {m}" for m in methods) + " |")
     print("|---|---|---|" + "---|" * len(methods))
     verdicts = []
-    for regime in sorted({r["regime"] for r in rows}):
-        runs = [r for r in rows if r["regime"] == regime]
+    for regime, *how in sorted({(r["regime"], *setting(r)) for r in rows}):
+        runs = [r for r in rows if (r["regime"], *setting(r)) == (regime, *how)]
+        name = ", ".join([regime] + [SETTING_NAMES[value] for value in how if value in SETTING_NAMES])
 
         def cell(values: list[float], runs: list = runs) -> str:
             if not values:
@@ -144,7 +187,7 @@ def summarize(rows: list[dict]) -> None:
             spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
             return f"{statistics.fmean(values):.3f}{spread}" + (f" ({len(values)})" if len(values) != len(runs) else "")
 
-        print(f"| {regime} | {len(runs)} | {cell([r['labelled'] for r in runs])} | " + " | ".join(cell([r[m] for r in runs if m in r]) for m in methods) + " |")
+        print(f"| {name} | {len(runs)} | {cell([r['labelled'] for r in runs])} | " + " | ".join(cell([r[m] for r in runs if m in r]) for m in methods) + " |")
         for method in [m for m in methods if m != "random"]:
             both = [r for r in runs if method in r and "random" in r]
             if len(both) < 2:
@@ -152,7 +195,7 @@ def summarize(rows: list[dict]) -> None:
             gain = statistics.fmean(r[method] for r in both) - statistics.fmean(r["random"] for r in both)
             sd = statistics.stdev(r["random"] for r in both)
             paired = [r[method] - r["random"] for r in both]
-            verdicts.append(f"{regime} {method}: {gain:+.3f} vs random over {len(both)} seeds (sd of random {sd:.3f}, sd of the paired "
+            verdicts.append(f"{name} {method}: {gain:+.3f} vs random over {len(both)} seeds (sd of random {sd:.3f}, sd of the paired "
                             f"differences {statistics.stdev(paired):.3f}; won {sum(p > 0 for p in paired)} of {len(both)}) -> "
                             f"{'beats' if gain > sd else 'loses to' if gain < -sd else 'ties'} random")  # fmt: skip
     print("\n".join(verdicts))
@@ -164,6 +207,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     parser.add_argument("--steps", type=int, default=250, help="optimizer steps of every training (the default budget)")
     parser.add_argument("--budget", type=int, default=12)
+    parser.add_argument("--supervision", choices=["labels", "boxes"], default="labels",
+                        help="boxes: every model also trains on the weak pool's boxes (joint training), as the pipeline's models do")
+    parser.add_argument("--weights", choices=["validated", "last"], default="last",
+                        help="last: every model keeps its last weights; validated: its best on the 6 validation frames, as the pipeline "
+                             "does (a checkpoint choice on 6 frames moves eval by up to 0.2: docs/labelling.md)")
     parser.add_argument("--fresh", action="store_true", help="train the first model again instead of reading it from bench/.cache")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="the rankings to train (default: all)")
     parser.add_argument("--quick", action="store_true", help="one seed, 60 steps: for development")
@@ -178,7 +226,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for seed in seeds:
             for regime in args.regimes:
-                rows.append(run_once(regime, seed, steps, args.budget, Path(root), tuple(args.methods), args.fresh))
+                rows.append(run_once(regime, seed, steps, args.budget, Path(root), tuple(args.methods), args.fresh, args.supervision, args.weights))
                 if not args.quick:
                     args.rows.parent.mkdir(parents=True, exist_ok=True)
                     with args.rows.open("a") as out:

@@ -54,6 +54,33 @@ def test_active_learning_rows_of_separate_runs_merge_and_a_ranking_is_judged_aga
         bench.merged([rows[0], {**rows[2], "labelled": 0.3}])
 
 
+def test_active_learning_rows_of_other_training_settings_stay_apart(capsys):
+    bench = bench_module("active_learning")
+    base = {"steps": 250, "budget": 12, "regime": "hard", "seed": 1}
+    rows = [{**base, "labelled": 0.40, "random": 0.50}, {**base, "labelled": 0.40, "random": 0.52, "seed": 2},  # rows of before the option
+            {**base, "supervision": "boxes", "labelled": 0.55, "random": 0.60}, {**base, "supervision": "boxes", "labelled": 0.56, "random": 0.61, "seed": 2},
+            {**base, "supervision": "labels", "weights": "last", "labelled": 0.45, "random": 0.58}]  # fmt: skip
+    assert len(bench.merged(rows)) == 5  # other first models: not merged, and not refused as a clash either
+    bench.summarize(rows)
+    out = capsys.readouterr().out
+    assert "| hard | 2 | 0.400 ± 0.000 | 0.510 ± 0.014 |" in out and "| hard, with the pool's boxes | 2 | 0.555 ± 0.007 | 0.605 ± 0.007 |" in out
+    assert "| hard, last weights | 1 | 0.450 | 0.580 |" in out
+
+
+def test_active_learning_box_only_frames_train_through_their_boxes_alone():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    bench = bench_module("active_learning")
+    truth = np.zeros((8, 10), np.uint8)
+    truth[2:4, 3:6] = 255
+    frame = SimpleNamespace(name="f1", image=np.zeros((8, 10, 3), np.uint8), truth=truth, boxes=[(2, 1, 7, 5)])
+    (sample,) = bench.box_samples([("cluster", frame)])
+    assert sample.box_supervised and sample.boxes.tolist() == [[2.0, 1.0, 7.0, 5.0]]
+    assert not sample.target.any() and not sample.weight.any()  # the true mask is never seen: only the box teaches
+
+
 def test_a_round_record_keeps_both_parts_of_the_selection_score_beside_eval():
     quality = bench_module("quality")
     report = {"metrics": {"model": {"polygons": {"mean_iou": 0.31}}}, "kept_initial_weights": True, "guard_difference": -0.04,

@@ -1,0 +1,54 @@
+"""How much of a ``bench/active_learning.py`` result is which frames, and how much the training's luck.
+
+    python bench/checkpoint_noise.py hard:4 --rows bench/results/active_learning_second_cpu.jsonl
+
+For each REGIME:SEED, the frames a row's rankings picked (``random`` and ``uncertain_pixels``) are trained
+again, beside the 12 first labels, with three training seeds (the row's own first), keeping either the best
+weights on the 6 validation frames (as the row did) or the last weights. One JSON line per training: the
+spread over training seeds of the same frames is luck, not the ranking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from active_learning import SIZE, eval_iou, merged, samples, split_frames
+
+from sewer_segmentation.modelling.training import train_model
+from sewer_segmentation.params import ModelParams, TrainingParams
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="REGIME:SEED, e.g. hard:4")
+    parser.add_argument("--rows", type=Path, required=True, help="rows of bench/active_learning.py that name the frames picked")
+    parser.add_argument("--methods", nargs="+", default=["random", "uncertain_pixels"])
+    parser.add_argument("--train-seeds", nargs="+", type=int, default=[101, 102], help="besides the row's own seed")
+    parser.add_argument("--steps", type=int, default=250)
+    args = parser.parse_args()
+    rows = merged([json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()])
+    model_config = ModelParams().as_dict()
+    training = {**TrainingParams().as_dict(), "steps": args.steps, "progress_bar": False}
+    with tempfile.TemporaryDirectory() as root:
+        for regime, seed in ((name, int(number)) for name, number in (run.split(":") for run in args.runs)):
+            row = next(r for r in rows if r["regime"] == regime and r["seed"] == seed)
+            parts = split_frames(regime, seed)
+            by_name = {f.name: (key, f) for key, f in parts["pool"]}
+            for method in args.methods:
+                frames = parts["labelled"] + [by_name[name] for name in row[f"{method}_frames"]]
+                for train_seed in (seed, *args.train_seeds):
+                    for keep_last in (False, True):
+                        start = time.perf_counter()
+                        model = train_model(samples(frames), samples(parts["val"]), model_config, training, SIZE, train_seed, "noise", root,
+                                            keep_last=keep_last).model  # fmt: skip
+                        print(json.dumps({"regime": regime, "seed": seed, "method": method, "row": row[method], "train_seed": train_seed,
+                                          "weights": "last" if keep_last else "validated", "eval": eval_iou(model, model_config, parts["eval"]),
+                                          "seconds": round(time.perf_counter() - start)}), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
