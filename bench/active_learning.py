@@ -10,11 +10,13 @@ Per regime and seed, synthetic frames at the training size (160x128) are split b
 into eval (96 frames), validation (6), a first hand-labelled set (12) and the weak pool (the rest, with
 their detector boxes). A model trained on the 12 ranks the pool; each method picks ``--budget`` frames
 (12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed
-and steps. Every model keeps its last weights (``--weights validated``: the best on the 6 validation
-frames, as the pipeline keeps; on so few frames that choice is noise that hides the ranking's effect, see
-``bench/checkpoint_noise.py``). With ``--supervision boxes`` every model also trains on the weak pool's
-boxes (joint training, as ``baseline_training.joint`` runs it), as the pipeline's newest model has; the
-frames picked leave the box-only set when their masks join. Eval mean IoU of each, and of the first
+and steps. Every model keeps its last weights (the default; ``--weights validated`` keeps the best on the
+6 validation frames, as the pipeline does: on so few frames that choice is noise larger than a ranking's
+effect, see ``bench/checkpoint_noise.py``). With ``--supervision boxes`` every model also trains on the
+weak pool's boxes (joint training, as ``baseline_training.joint`` runs it), the nearest a bench training
+comes to the pipeline's newest model, whose rounds trained on them; the frames picked leave the box-only
+set when their masks join. The first models of the default settings before these options (labels,
+validated) keep their cache key, so older cached models are reused. Eval mean IoU of each, and of the first
 model, is one JSON line per (regime, seed) in ``--rows``; the summary prints mean ± sd over the seeds and
 whether each ranking beat random by more than one sd of the seeds (the acceptance of the next-labels
 issue). Rows of one (regime, seed) written by
@@ -208,7 +210,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=250, help="optimizer steps of every training (the default budget)")
     parser.add_argument("--budget", type=int, default=12)
     parser.add_argument("--supervision", choices=["labels", "boxes"], default="labels",
-                        help="boxes: every model also trains on the weak pool's boxes (joint training), as the pipeline's models do")
+                        help="boxes: every model also trains on the weak pool's boxes (joint training), as the pipeline's round models have")
     parser.add_argument("--weights", choices=["validated", "last"], default="last",
                         help="last: every model keeps its last weights; validated: its best on the 6 validation frames, as the pipeline "
                              "does (a checkpoint choice on 6 frames moves eval by up to 0.2: docs/labelling.md)")

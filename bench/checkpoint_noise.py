@@ -1,11 +1,12 @@
 """How much of a ``bench/active_learning.py`` result is which frames, and how much the training's luck.
 
-    python bench/checkpoint_noise.py hard:4 --rows bench/results/active_learning_second_cpu.jsonl
+    python bench/checkpoint_noise.py hard:4 --rows bench/results/active_learning_second_cpu.jsonl > noise.jsonl
 
 For each REGIME:SEED, the frames a row's rankings picked (``random`` and ``uncertain_pixels``) are trained
-again, beside the 12 first labels, with three training seeds (the row's own first), keeping either the best
-weights on the 6 validation frames (as the row did) or the last weights. One JSON line per training: the
-spread over training seeds of the same frames is luck, not the ranking.
+again, beside the 12 first labels and with the row's steps, with three training seeds (the row's own
+first), keeping either the best weights on the 6 validation frames or the last weights. One JSON line per
+training on stdout: the spread over training seeds of the same frames is luck, not the ranking. Rows of
+``--supervision boxes`` are not retrained (their box-only frames would be missing).
 """
 
 from __future__ import annotations
@@ -16,26 +17,33 @@ import tempfile
 import time
 from pathlib import Path
 
-from active_learning import SIZE, eval_iou, merged, samples, split_frames
+from active_learning import METHODS, SIZE, eval_iou, merged, samples, setting, split_frames
 
 from sewer_segmentation.modelling.training import train_model
 from sewer_segmentation.params import ModelParams, TrainingParams
+
+
+def picked_row(rows: list[dict], regime: str, seed: int, methods: list[str]) -> dict:
+    """The one row of (regime, seed) trained on hand labels alone that names every method's picks."""
+    found = [r for r in rows if (r["regime"], r["seed"]) == (regime, seed) and setting(r)[0] == "labels" and all(f"{m}_frames" in r for m in methods)]
+    if len(found) != 1:
+        raise SystemExit(f"{regime}:{seed}: {len(found)} rows trained on hand labels alone name the picks of {', '.join(methods)}; need exactly one")
+    return found[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="REGIME:SEED, e.g. hard:4")
     parser.add_argument("--rows", type=Path, required=True, help="rows of bench/active_learning.py that name the frames picked")
-    parser.add_argument("--methods", nargs="+", default=["random", "uncertain_pixels"])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["random", "uncertain_pixels"], help="whose picks to train again")
     parser.add_argument("--train-seeds", nargs="+", type=int, default=[101, 102], help="besides the row's own seed")
-    parser.add_argument("--steps", type=int, default=250)
     args = parser.parse_args()
     rows = merged([json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()])
     model_config = ModelParams().as_dict()
-    training = {**TrainingParams().as_dict(), "steps": args.steps, "progress_bar": False}
     with tempfile.TemporaryDirectory() as root:
         for regime, seed in ((name, int(number)) for name, number in (run.split(":") for run in args.runs)):
-            row = next(r for r in rows if r["regime"] == regime and r["seed"] == seed)
+            row = picked_row(rows, regime, seed, args.methods)
+            training = {**TrainingParams().as_dict(), "steps": row["steps"], "progress_bar": False}
             parts = split_frames(regime, seed)
             by_name = {f.name: (key, f) for key, f in parts["pool"]}
             for method in args.methods:

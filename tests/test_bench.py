@@ -81,6 +81,17 @@ def test_active_learning_box_only_frames_train_through_their_boxes_alone():
     assert not sample.target.any() and not sample.weight.any()  # the true mask is never seen: only the box teaches
 
 
+def test_checkpoint_noise_retrains_the_one_hand_label_row_that_names_the_picks():
+    noise = bench_module("checkpoint_noise")
+    base = {"regime": "hard", "seed": 4, "steps": 250, "budget": 12, "random_frames": ["a"], "uncertain_pixels_frames": ["b"]}
+    labels, boxes = {**base, "weights": "validated"}, {**base, "supervision": "boxes", "random_frames": ["c"]}
+    assert noise.picked_row([boxes, labels], "hard", 4, ["random", "uncertain_pixels"]) is labels  # box rows lack the box-only frames
+    with pytest.raises(SystemExit, match="hard:4: 2 rows"):
+        noise.picked_row([labels, {**labels, "weights": "last"}], "hard", 4, ["random"])
+    with pytest.raises(SystemExit, match="hard:5: 0 rows"):
+        noise.picked_row([labels], "hard", 5, ["random"])
+
+
 def test_a_round_record_keeps_both_parts_of_the_selection_score_beside_eval():
     quality = bench_module("quality")
     report = {"metrics": {"model": {"polygons": {"mean_iou": 0.31}}}, "kept_initial_weights": True, "guard_difference": -0.04,
