@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from active_learning import METHODS, SIZE, eval_iou, merged, samples, setting, split_frames
+from active_learning import METHODS, eval_iou, merged, setting, split_frames, train
 
-from sewer_segmentation.modelling.training import train_model
 from sewer_segmentation.params import ModelParams, TrainingParams
 
 
@@ -51,8 +50,7 @@ def main() -> None:
                 for train_seed in (seed, *args.train_seeds):
                     for keep_last in (False, True):
                         start = time.perf_counter()
-                        model = train_model(samples(frames), samples(parts["val"]), model_config, training, SIZE, train_seed, "noise", root,
-                                            keep_last=keep_last).model  # fmt: skip
+                        model = train(frames, parts["val"], model_config, training, train_seed, Path(root), keep_last=keep_last)
                         print(json.dumps({"regime": regime, "seed": seed, "method": method, "row": row[method], "train_seed": train_seed,
                                           "weights": "last" if keep_last else "validated", "eval": eval_iou(model, model_config, parts["eval"]),
                                           "seconds": round(time.perf_counter() - start)}), flush=True)  # fmt: skip
