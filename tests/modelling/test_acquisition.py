@@ -122,7 +122,7 @@ def test_the_parameter_accepts_exactly_the_rankings_there_are():
 
 
 def test_an_unknown_method_is_refused_by_name():
-    with pytest.raises(ValueError, match="uncertainty, uncertain_pixels, disagreement, diversity, hybrid, typical, stratified, random"):
+    with pytest.raises(ValueError, match="uncertainty, uncertain_pixels, disagreement, diversity, hybrid, uncertain_clusters, typical, stratified, random"):
         rank_frames(pd.DataFrame(columns=["image_id", "uncertainty", "cluster"]), 1, "entropy")
 
 
@@ -164,3 +164,25 @@ def test_every_ranking_of_an_empty_pool_is_empty():
     empty = pd.DataFrame(columns=["image_id", "uncertainty", "uncertain_pixels", "disagreement", "box_share", "cluster"])
     for method in ("uncertainty", "uncertain_pixels", "disagreement", "stratified", "random"):
         assert rank_frames(empty, 3, method).empty
+
+
+def test_uncertain_clusters_takes_the_most_uncertain_frame_of_each_kind_among_the_most_uncertain_only():
+    # a, b, c look alike and are the most uncertain; d, e, f are another kind; g is unlike all but nearly certain
+    names = list("abcdefg")
+    scores = pd.DataFrame({"image_id": names, "uncertainty": [0.5] * 7, "uncertain_pixels": [100.0, 90, 80, 50, 40, 30, 1],
+                           "cluster": [1, 2, 3, 4, 5, 6, 7]})  # fmt: skip
+    blob = {"a": [0, 0], "b": [0.1, 0], "c": [0, 0.1], "d": [10, 10], "e": [10.1, 10], "f": [10, 10.1], "g": [100, -100]}
+    features = {name: np.array(vector, float) for name, vector in blob.items()}
+    chosen = rank_frames(scores, 2, "uncertain_clusters", features, candidate_factor=3, seed=0)
+    assert list(chosen.frame) == ["a", "d"]  # uncertain_pixels alone takes a and b, diversity would reach for g
+    assert list(chosen.score) == [100.0, 50.0] and "feature cluster" in chosen.reason[0]
+    assert list(rank_frames(scores, 2, "uncertain_pixels").frame) == ["a", "b"]
+
+
+def test_uncertain_clusters_draws_its_candidates_one_per_near_duplicate_cluster():
+    # b and c are copies of a: the three most uncertain rows are one candidate, so d and e are candidates too
+    scores = pd.DataFrame({"image_id": list("abcde"), "uncertainty": [0.5] * 5, "uncertain_pixels": [100.0, 99, 98, 50, 40],
+                           "cluster": [1, 1, 1, 2, 3]})  # fmt: skip
+    features = {"a": np.zeros(2), "b": np.zeros(2), "c": np.zeros(2), "d": np.array([5.0, 0]), "e": np.array([0, 5.0])}
+    chosen = rank_frames(scores, 3, "uncertain_clusters", features, candidate_factor=1)
+    assert list(chosen.frame) == ["a", "d", "e"]

@@ -16,7 +16,12 @@ Three families, as in active learning for segmentation, each measured against ra
   features into as many clusters as labelled frames plus budget, and each pick is the densest frame of
   the largest cluster no labelled frame is in (k-center reaches for the frames farthest from everything,
   outliers as often as new kinds of defect). ``hybrid`` spreads the budget by k-center over the
-  ``candidate_factor`` x budget most uncertain frames.
+  ``candidate_factor`` x budget most uncertain frames (mean entropy). ``uncertain_clusters`` keeps the
+  summed entropy in charge and only stops it spending the budget on one kind of frame (the top-k-then-
+  cluster batch of Zhdanov, "Diverse mini-batch active learning", 2019, and of Citovsky et al.'s
+  cluster-margin, NeurIPS 2021): k-means splits the ``candidate_factor`` x budget frames with the most
+  uncertain pixels into budget clusters of the encoder's features, and each cluster gives its most uncertain
+  frame.
 - **stratified**: uncertainty without the small-box bias. The frames are split by the share of the frame
   their boxes cover into ``budget`` strata of equal size, and each stratum gives its most uncertain frame (mean
   entropy inside the boxes): the picks keep the pool's spread of defect sizes, as random frames do, and
@@ -41,7 +46,8 @@ from sewer_segmentation.data.boxes import inside_boxes
 from sewer_segmentation.data.samples import normalization_for, to_model_input
 from sewer_segmentation.modelling.box_agreement import frame_agreement, thresholded
 
-METHODS = ("uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "typical", "stratified", "random")
+METHODS = ("uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "uncertain_clusters", "typical", "stratified",
+           "random")
 EPS = 1e-6
 
 
@@ -184,9 +190,22 @@ def typical_picks(pool: np.ndarray, budget: int, labelled: np.ndarray | None = N
     return picks
 
 
-#: The rankings that order frames by a score column of their own name (``next_to_label.csv``'s ``score``); the
-#: k-means and k-center rankings and random list the entropy inside the boxes.
+def uncertain_cluster_picks(pool: np.ndarray, budget: int, seed: int = 0) -> list[int]:
+    """Indices of up to ``budget`` rows of ``pool`` (N x D, rows most uncertain first): k-means (seeded) splits
+    the rows into ``budget`` clusters and each gives its first (most uncertain) row; the picks in that order."""
+    from sklearn.cluster import KMeans  # noqa: PLC0415
+
+    if len(pool) <= budget:
+        return list(range(len(pool)))
+    assignment = KMeans(n_clusters=budget, n_init=10, random_state=seed).fit_predict(pool)
+    return sorted(int(np.flatnonzero(assignment == c)[0]) for c in np.unique(assignment))
+
+
+#: The rankings that order frames by a score column of their own name (``next_to_label.csv``'s ``score``);
+#: ``uncertain_clusters`` lists the entropy summed over the boxes it ranks its candidates by, the other
+#: k-means and k-center rankings and random the mean entropy inside the boxes.
 SCORED = ("uncertainty", "uncertain_pixels", "disagreement")
+SCORE_COLUMN = {**{method: method for method in SCORED}, "uncertain_clusters": "uncertain_pixels"}
 REASONS = {
     "uncertainty": "uncertain: mean entropy {:.3f} inside its boxes",
     "uncertain_pixels": "uncertain: entropy summed over its boxes {:.0f}",
@@ -195,6 +214,7 @@ REASONS = {
     "typical": "typical: the densest frame of its feature cluster (entropy {:.3f})",
     "diversity": "unlike the labelled frames (entropy {:.3f})",
     "hybrid": "uncertain and unlike the labelled frames (entropy {:.3f})",
+    "uncertain_clusters": "the most uncertain of its feature cluster (entropy summed over its boxes {:.0f})",
     "stratified": "the most uncertain of the frames whose boxes are about its size (entropy {:.3f})",
     "stratified_fill": "uncertain (entropy {:.3f}); its stratum's frames were all near-duplicates of frames picked",
 }
@@ -203,12 +223,12 @@ REASONS = {
 def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mapping[str, np.ndarray] | None = None,
                 labelled_features: np.ndarray | None = None, seed: int = 0, candidate_factor: int = 3) -> pd.DataFrame:  # fmt: skip
     """``budget`` frames of ``scores`` (columns ``image_id``, ``cluster``, ``uncertainty`` and the method's
-    own score column, named as the method, ``SCORED``; ``stratified`` also ``box_share``) by ``method``, at
-    most one per cluster: ``frame``, ``score`` (the score the method ranks by, else the entropy),
-    ``reason``, in pick order."""
+    score column, ``SCORE_COLUMN``; ``stratified`` also ``box_share``) by ``method``, at most one per
+    cluster: ``frame``, ``score`` (the score the method ranks by, else the mean entropy), ``reason``, in
+    pick order."""
     if method not in METHODS:
         raise ValueError(f"unknown ranking {method!r}; choose one of {', '.join(METHODS)}")
-    column = method if method in SCORED else "uncertainty"
+    column = SCORE_COLUMN.get(method, "uncertainty")
     for needed in (column, "box_share") if method == "stratified" else (column,):
         if needed not in scores:
             raise ValueError(f"the {method} ranking needs a {needed!r} column of scores")
@@ -223,6 +243,10 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
         rows = [int(by_name[r]) for r in typical_picks(pool, budget, labelled_features, table.cluster[by_name].to_numpy(), seed=seed)]
     elif method == "stratified":
         rows, filled = stratified_rows(table, budget)
+    elif method == "uncertain_clusters":  # one frame per near-duplicate cluster among the candidates, then k-means
+        candidates = first_per_cluster(table, table.index, max(budget, candidate_factor * budget), set())
+        pool = np.stack([features[i] for i in table.image_id[candidates]]) if candidates else np.empty((0, 1))
+        rows = [candidates[r] for r in uncertain_cluster_picks(pool, budget, seed=seed)]
     else:
         candidates = table if method == "diversity" else table.head(max(budget, candidate_factor * budget))
         if candidates.cluster.nunique() < min(budget, table.cluster.nunique()):  # near-duplicates among the candidates
