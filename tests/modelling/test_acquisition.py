@@ -186,3 +186,10 @@ def test_uncertain_clusters_draws_its_candidates_one_per_near_duplicate_cluster(
     features = {"a": np.zeros(2), "b": np.zeros(2), "c": np.zeros(2), "d": np.array([5.0, 0]), "e": np.array([0, 5.0])}
     chosen = rank_frames(scores, 3, "uncertain_clusters", features, candidate_factor=1)
     assert list(chosen.frame) == ["a", "d", "e"]
+
+
+def test_uncertain_clusters_fills_the_budget_when_the_features_of_its_candidates_are_identical():
+    # four black frames in four near-duplicate clusters: one k-means cluster, but the budget is 3
+    scores = pd.DataFrame({"image_id": list("abcd"), "uncertainty": [0.5] * 4, "uncertain_pixels": [40.0, 30, 20, 10], "cluster": [1, 2, 3, 4]})
+    features = {name: np.zeros(4) for name in "abcd"}
+    assert list(rank_frames(scores, 3, "uncertain_clusters", features).frame) == ["a", "b", "c"]

@@ -192,13 +192,22 @@ def typical_picks(pool: np.ndarray, budget: int, labelled: np.ndarray | None = N
 
 def uncertain_cluster_picks(pool: np.ndarray, budget: int, seed: int = 0) -> list[int]:
     """Indices of up to ``budget`` rows of ``pool`` (N x D, rows most uncertain first): k-means (seeded) splits
-    the rows into ``budget`` clusters and each gives its first (most uncertain) row; the picks in that order."""
+    the rows into ``budget`` clusters and each gives its first (most uncertain) row; the picks in that order.
+    Identical rows (black frames) can leave k-means fewer clusters than asked: the most uncertain rows left
+    fill the budget."""
+    import warnings  # noqa: PLC0415
+
     from sklearn.cluster import KMeans  # noqa: PLC0415
+    from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415
 
     if len(pool) <= budget:
         return list(range(len(pool)))
-    assignment = KMeans(n_clusters=budget, n_init=10, random_state=seed).fit_predict(pool)
-    return sorted(int(np.flatnonzero(assignment == c)[0]) for c in np.unique(assignment))
+    with warnings.catch_warnings():  # fewer distinct rows than clusters: handled below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assignment = KMeans(n_clusters=budget, n_init=10, random_state=seed).fit_predict(pool)
+    picks = {int(np.flatnonzero(assignment == c)[0]) for c in np.unique(assignment)}
+    picks |= set([row for row in range(len(pool)) if row not in picks][: budget - len(picks)])
+    return sorted(picks)
 
 
 #: The rankings that order frames by a score column of their own name (``next_to_label.csv``'s ``score``);
