@@ -5,6 +5,7 @@
     python bench/active_learning.py --methods typical random --seeds 4   # some rankings only
     python bench/active_learning.py --supervision boxes --methods random uncertain_pixels   # models also train on the pool's boxes
     python bench/active_learning.py --summarize bench/results/active_learning.jsonl
+    python bench/active_learning.py --summarize bench/results/active_learning_last_weights*.jsonl   # several files, merged
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
 into eval (96 frames), validation (6), a first hand-labelled set (12) and the weak pool (the rest, with
@@ -218,10 +219,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="the rankings to train (default: all)")
     parser.add_argument("--quick", action="store_true", help="one seed, 60 steps: for development")
     parser.add_argument("--rows", type=Path, default=Path("bench/results/active_learning.jsonl"))
-    parser.add_argument("--summarize", type=Path, help="print the table of a rows file and stop")
+    parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of rows files (merged per regime and seed) and stop")
     args = parser.parse_args()
     if args.summarize:
-        summarize([json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()])
+        summarize([json.loads(line) for path in args.summarize for line in path.read_text().splitlines() if line.strip()])
         return
     seeds, steps = (args.seeds[:1], 60) if args.quick else (args.seeds, args.steps)
     rows = []

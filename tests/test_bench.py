@@ -67,6 +67,22 @@ def test_active_learning_rows_of_other_training_settings_stay_apart(capsys):
     assert "| hard, last weights | 1 | 0.450 | 0.580 |" in out
 
 
+def test_active_learning_summarizes_several_rows_files_as_one_table(tmp_path, monkeypatch, capsys):
+    import json  # noqa: PLC0415
+
+    bench = bench_module("active_learning")
+    base = {"steps": 250, "budget": 12, "regime": "crack", "weights": "last"}
+    first = [{**base, "seed": s, "labelled": 0.1, "random": r} for s, r in ((1, 0.10), (2, 0.12))]
+    later = [{**base, "seed": s, "labelled": 0.1, "typical": t} for s, t in ((1, 0.30), (2, 0.32))]  # a later --methods run, its own file
+    for name, rows in (("a.jsonl", first), ("b.jsonl", later)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(sys, "argv", ["active_learning.py", "--summarize", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")])
+    bench.main()
+    out = capsys.readouterr().out
+    assert "| crack, last weights | 2 | 0.100 ± 0.000 | 0.310 ± 0.014 | 0.110 ± 0.014 |" in out
+    assert "crack, last weights typical: +0.200 vs random over 2 seeds" in out
+
+
 def test_active_learning_box_only_frames_train_through_their_boxes_alone():
     from types import SimpleNamespace
 

@@ -122,7 +122,7 @@ def test_the_parameter_accepts_exactly_the_rankings_there_are():
 
 
 def test_an_unknown_method_is_refused_by_name():
-    with pytest.raises(ValueError, match="uncertainty, uncertain_pixels, disagreement, diversity, hybrid, uncertain_clusters, typical, stratified, random"):
+    with pytest.raises(ValueError, match=", ".join(METHODS)):
         rank_frames(pd.DataFrame(columns=["image_id", "uncertainty", "cluster"]), 1, "entropy")
 
 
@@ -193,3 +193,11 @@ def test_uncertain_clusters_fills_the_budget_when_the_features_of_its_candidates
     scores = pd.DataFrame({"image_id": list("abcd"), "uncertainty": [0.5] * 4, "uncertain_pixels": [40.0, 30, 20, 10], "cluster": [1, 2, 3, 4]})
     features = {name: np.zeros(4) for name in "abcd"}
     assert list(rank_frames(scores, 3, "uncertain_clusters", features).frame) == ["a", "b", "c"]
+
+
+def test_largest_boxes_takes_the_frames_whose_boxes_cover_most_whatever_the_model_thinks():
+    scores = pd.DataFrame({"image_id": list("abcd"), "uncertainty": [0.9, 0.1, 0.5, 0.2], "uncertain_pixels": [900.0, 10, 50, 20],
+                           "box_share": [0.01, 0.30, 0.20, 0.25], "cluster": [1, 2, 3, 3]})  # fmt: skip
+    chosen = rank_frames(scores, 3, "largest_boxes")
+    assert list(chosen.frame) == ["b", "d", "a"]  # c shares d's cluster
+    assert list(chosen.score) == [0.30, 0.25, 0.01] and chosen.reason[0] == "its boxes cover 30.0% of the frame"

@@ -28,6 +28,10 @@ Three families, as in active learning for segmentation, each measured against ra
   each is the one the model knows least among frames of its size (stratified sampling with an
   uncertainty pick per stratum).
 
+- **largest_boxes**: the frames whose boxes cover most of the frame, no model asked: the control that says
+  how much of the entropy's gain is only the size of the defects it picks (the summed entropy grows with
+  the box area).
+
 Every method takes at most one frame per near-duplicate cluster (or group of the split manifest).
 ``random`` is the reference the bench compares them with.
 
@@ -47,7 +51,7 @@ from sewer_segmentation.data.samples import normalization_for, to_model_input
 from sewer_segmentation.modelling.box_agreement import frame_agreement, thresholded
 
 METHODS = ("uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "uncertain_clusters", "typical", "stratified",
-           "random")
+           "largest_boxes", "random")
 EPS = 1e-6
 
 
@@ -211,10 +215,11 @@ def uncertain_cluster_picks(pool: np.ndarray, budget: int, seed: int = 0) -> lis
 
 
 #: The rankings that order frames by a score column of their own name (``next_to_label.csv``'s ``score``);
-#: ``uncertain_clusters`` lists the entropy summed over the boxes it ranks its candidates by, the other
+#: ``uncertain_clusters`` lists the entropy summed over the boxes it ranks its candidates by, ``largest_boxes``
+#: the share of the frame its boxes cover (``box_share``), the other
 #: k-means and k-center rankings and random the mean entropy inside the boxes.
 SCORED = ("uncertainty", "uncertain_pixels", "disagreement")
-SCORE_COLUMN = {**{method: method for method in SCORED}, "uncertain_clusters": "uncertain_pixels"}
+SCORE_COLUMN = {**{method: method for method in SCORED}, "uncertain_clusters": "uncertain_pixels", "largest_boxes": "box_share"}
 REASONS = {
     "uncertainty": "uncertain: mean entropy {:.3f} inside its boxes",
     "uncertain_pixels": "uncertain: entropy summed over its boxes {:.0f}",
@@ -224,6 +229,7 @@ REASONS = {
     "diversity": "unlike the labelled frames (entropy {:.3f})",
     "hybrid": "uncertain and unlike the labelled frames (entropy {:.3f})",
     "uncertain_clusters": "the most uncertain of its feature cluster (entropy summed over its boxes {:.0f})",
+    "largest_boxes": "its boxes cover {:.1%} of the frame",
     "stratified": "the most uncertain of the frames whose boxes are about its size (entropy {:.3f})",
     "stratified_fill": "uncertain (entropy {:.3f}); its stratum's frames were all near-duplicates of frames picked",
 }
@@ -243,7 +249,7 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
             raise ValueError(f"the {method} ranking needs a {needed!r} column of scores")
     table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     filled: set[int] = set()  # stratified: picks that filled the budget outside their stratum
-    if method in SCORED or method == "random":
+    if method in SCORED or method in ("random", "largest_boxes"):
         order = table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))
         rows = first_per_cluster(table, order, budget, set())
     elif method == "typical":

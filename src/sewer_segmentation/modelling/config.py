@@ -233,11 +233,12 @@ class SuggestParams(Section):
 
     budget: int = Field(12, ge=1, description="frames to suggest (at most one per near-duplicate cluster or group)")
     method: Literal["uncertainty", "uncertain_pixels", "disagreement", "diversity", "hybrid", "uncertain_clusters", "typical", "stratified",
-                    "random"] = Field(
+                    "largest_boxes", "random"] = Field(
         "uncertain_pixels", description="uncertainty (mean box entropy), uncertain_pixels (total box entropy), "
         "disagreement (the model's mask against the frame's own boxes), "
         "diversity (k-center on encoder features), hybrid (k-center among the most uncertain), "
         "uncertain_clusters (k-means on the features of the frames with the most uncertain pixels, the most uncertain of each cluster), "
         "typical (TypiClust: the densest frame of each cluster no labelled frame is in), "
-        "stratified (the most uncertain frame of each box-size stratum), random")
+        "stratified (the most uncertain frame of each box-size stratum), largest_boxes (the frames whose boxes cover most, no model asked), "
+        "random")
     candidate_factor: int = Field(3, ge=1, description="hybrid and uncertain_clusters: their candidates, this many times budget most uncertain frames")
