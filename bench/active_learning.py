@@ -6,6 +6,7 @@
     python bench/active_learning.py --supervision boxes --methods random uncertain_pixels   # models also train on the pool's boxes
     python bench/active_learning.py --summarize bench/results/active_learning.jsonl
     python bench/active_learning.py --summarize bench/results/active_learning_last_weights*.jsonl   # several files, merged
+    python bench/active_learning.py --summarize ROWS --defects   # and how large the picked frames' defects are
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
 into eval (96 frames), validation (6), a first hand-labelled set (12) and the weak pool (the rest, with
@@ -44,7 +45,7 @@ import torch
 
 from sewer_segmentation.data.boxes import FrameBoxes
 from sewer_segmentation.data.samples import Sample
-from sewer_segmentation.data.synthetic import config_for_regime, generate_frames
+from sewer_segmentation.data.synthetic import config_for_regime, generate_frames, truth_polygons
 from sewer_segmentation.io.imaging import mask_iou, resize_image, resize_mask
 from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, box_entropy, box_share, pooled_features, rank_frames
 from sewer_segmentation.modelling.inference import predict_probabilities
@@ -204,6 +205,37 @@ def summarize(rows: list[dict]) -> None:
     print("\n".join(verdicts))
 
 
+def defect_sizes(frames: list) -> dict[str, tuple[int, int]]:
+    """Per frame: its defect pixels and the corners of the polygons an annotator would draw round them
+    (``synthetic.truth_polygons``): what a hand label costs grows with the corners, not with the frame count."""
+    return {f.name: (int((f.truth > 0).sum()), sum(len(p) for p in truth_polygons(f.truth))) for _, f in frames}
+
+
+def picked_defects(rows: list[dict], split=split_frames) -> list[str]:
+    """A table of the frames each ranking picked: defect pixels and polygon corners per frame, mean over the
+    seeds (each (regime, seed)'s frames generated again by ``split``), beside the weak pool's mean. A ranking
+    that picks larger defects gets more labelled pixels per frame, and costs more clicks."""
+    rows = merged(rows)
+    methods = [m for m in METHODS if any(f"{m}_frames" in r for r in rows)]
+    table: dict[tuple, dict[str, list]] = {}
+    for row in sorted(rows, key=lambda r: (r["regime"], r["seed"])):
+        sizes = defect_sizes(split(row["regime"], row["seed"])["pool"])
+        cells = table.setdefault((row["regime"], *setting(row)), {})
+        cells.setdefault("pool", []).append(np.mean(list(sizes.values()), axis=0))
+        for method in [m for m in methods if f"{m}_frames" in row]:
+            cells.setdefault(method, []).append(np.mean([sizes[name] for name in row[f"{method}_frames"]], axis=0))
+    lines = ["| regime | weak pool | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for (regime, *how), cells in sorted(table.items()):
+        name = ", ".join([regime] + [SETTING_NAMES[value] for value in how if value in SETTING_NAMES])
+
+        def cell(values: list, seeds: int = len(cells["pool"])) -> str:
+            pixels, corners = np.mean(values, axis=0) if values else (None, None)
+            return "–" if pixels is None else f"{pixels:,.0f} px, {corners:.1f} corners" + (f" ({len(values)})" if len(values) != seeds else "")
+
+        lines.append(f"| {name} | {cell(cells['pool'])} | " + " | ".join(cell(cells.get(m, [])) for m in methods) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--regimes", nargs="+", default=["crack", "hard"])
@@ -220,9 +252,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, 60 steps: for development")
     parser.add_argument("--rows", type=Path, default=Path("bench/results/active_learning.jsonl"))
     parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of rows files (merged per regime and seed) and stop")
+    parser.add_argument("--defects", action="store_true", help="with --summarize: also the defect pixels and polygon corners of the picked frames")
     args = parser.parse_args()
     if args.summarize:
-        summarize([json.loads(line) for path in args.summarize for line in path.read_text().splitlines() if line.strip()])
+        rows = [json.loads(line) for path in args.summarize for line in path.read_text().splitlines() if line.strip()]
+        summarize(rows)
+        if args.defects:
+            print("\nPer picked frame, mean over the seeds:\n" + "\n".join(picked_defects(rows)))
         return
     seeds, steps = (args.seeds[:1], 60) if args.quick else (args.seeds, args.steps)
     rows = []

@@ -83,6 +83,31 @@ def test_active_learning_summarizes_several_rows_files_as_one_table(tmp_path, mo
     assert "crack, last weights typical: +0.200 vs random over 2 seeds" in out
 
 
+def test_active_learning_measures_the_defects_of_the_frames_each_ranking_picked():
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    bench = bench_module("active_learning")
+
+    def frame(name, side):  # a square defect of side x side pixels (4 polygon corners), or none
+        truth = np.zeros((40, 40), np.uint8)
+        truth[5 : 5 + side, 5 : 5 + side] = 255
+        return name, SimpleNamespace(name=name, truth=truth)
+
+    def split(regime, seed):
+        return {"pool": [frame("big", 20), frame("small", 4), frame("none", 0), frame("mid", 10)]}
+
+    base = {"steps": 250, "budget": 2, "regime": "crack", "labelled": 0.1, "weights": "last"}
+    rows = [{**base, "seed": 1, "random": 0.1, "random_frames": ["small", "none"], "uncertain_pixels": 0.2, "uncertain_pixels_frames": ["big", "mid"]},
+            {**base, "seed": 2, "random": 0.1, "random_frames": ["big", "none"]}]  # fmt: skip
+    header, _, line = bench.picked_defects(rows, split)
+    assert header == "| regime | weak pool | uncertain_pixels | random |"
+    # pool: (400 + 16 + 0 + 100) / 4 = 129 px, 3 corners; uncertain_pixels on seed 1 only: 250 px, 4 corners
+    # random: seed 1 (16 + 0) / 2 = 8 px, seed 2 (400 + 0) / 2 = 200 px: 104 px; 2 corners per frame
+    assert line == "| crack, last weights | 129 px, 3.0 corners | 250 px, 4.0 corners (1) | 104 px, 2.0 corners |"
+
+
 def test_active_learning_box_only_frames_train_through_their_boxes_alone():
     from types import SimpleNamespace
 
