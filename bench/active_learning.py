@@ -51,8 +51,12 @@ from sewer_segmentation.modelling.acquisition import METHODS, box_disagreement, 
 from sewer_segmentation.modelling.inference import predict_probabilities
 from sewer_segmentation.modelling.plan import labelled_sampling_weights, with_measured_box_priors
 from sewer_segmentation.modelling.training import train_model
-from sewer_segmentation.params import JointParams, ModelParams, TrainingParams
+from sewer_segmentation.params import JointParams, ModelParams, SuggestParams, TrainingParams
 
+#: Random frames of the default ranking's labelling cost: an arm of the bench, not a ranking of the pipeline.
+SAME_COST = "random_same_cost"
+ARMS = (*METHODS, SAME_COST)
+DEFAULT = SuggestParams().method
 SIZE = {"height": 128, "width": 160}
 SPLIT = {"eval": 96, "val": 6, "labelled": 12}
 CACHE = Path("bench/.cache/active_learning")
@@ -114,6 +118,20 @@ def train(train_frames: list, val_frames: list, model_config: dict, training: di
                        sample_weights=weights, keep_last=keep_last).model  # fmt: skip
 
 
+def random_of_same_cost(scores: pd.DataFrame, budget: int, seed: int, corners: dict[str, int]) -> list[str]:
+    """Random frames, in the order ``random`` draws them (its ``budget`` frames come first), until their
+    polygon corners reach those of the default ranking's ``budget`` frames: the frames a person could label
+    in the time the ranking's frames take, if time goes with the corners clicked."""
+    target = sum(corners[name] for name in rank_frames(scores, budget, DEFAULT).frame)
+    picked, total = [], 0
+    for name in rank_frames(scores, len(scores), "random", seed=seed).frame:  # one per cluster, random's order
+        if total >= target:
+            break
+        picked.append(name)
+        total += corners[name]
+    return picked
+
+
 def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, methods: tuple[str, ...] = METHODS, fresh: bool = False,
              supervision: str = "labels", weights: str = "last") -> dict:  # fmt: skip
     start = time.perf_counter()
@@ -144,8 +162,12 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
     features = pooled_features(first, loaders, model_config, (SIZE["height"], SIZE["width"]))
     labelled = np.stack([features[f.name] for _, f in parts["labelled"]])
     by_name = {f.name: (key, f) for key, f in pool}
+    corners = {name: size[1] for name, size in defect_sizes(pool).items()}
     for method in methods:
-        chosen = rank_frames(scores, budget, method, features, labelled, seed=seed)
+        if method == SAME_COST:
+            chosen = pd.DataFrame({"frame": random_of_same_cost(scores, budget, seed, corners)})
+        else:
+            chosen = rank_frames(scores, budget, method, features, labelled, seed=seed)
         picked = set(chosen.frame)
         model = train(parts["labelled"] + [by_name[name] for name in chosen.frame], parts["val"], model_config, training, seed, root,
                       [(k, f) for k, f in weak if f.name not in picked], keep_last)  # fmt: skip
@@ -177,8 +199,9 @@ def merged(rows: list[dict]) -> list[dict]:
 
 def summarize(rows: list[dict]) -> None:
     rows = merged(rows)
-    methods = [m for m in METHODS if any(m in r for r in rows)]
-    print("| regime | seeds | 12 labelled | " + " | ".join(f"+{rows[0]['budget']} {m}" for m in methods) + " |")
+    methods = [m for m in ARMS if any(m in r for r in rows)]
+    heads = {SAME_COST: f"+ random, as many corners as +{rows[0]['budget']} {DEFAULT}"}
+    print("| regime | seeds | 12 labelled | " + " | ".join(heads.get(m, f"+{rows[0]['budget']} {m}") for m in methods) + " |")
     print("|---|---|---|" + "---|" * len(methods))
     verdicts = []
     for regime, *how in sorted({(r["regime"], *setting(r)) for r in rows}):
@@ -192,16 +215,18 @@ def summarize(rows: list[dict]) -> None:
             return f"{statistics.fmean(values):.3f}{spread}" + (f" ({len(values)})" if len(values) != len(runs) else "")
 
         print(f"| {name} | {len(runs)} | {cell([r['labelled'] for r in runs])} | " + " | ".join(cell([r[m] for r in runs if m in r]) for m in methods) + " |")
-        for method in [m for m in methods if m != "random"]:
-            both = [r for r in runs if method in r and "random" in r]
+        pairs = [(m, "random") for m in methods if m != "random"] + ([(DEFAULT, SAME_COST)] if SAME_COST in methods else [])
+        for method, reference in pairs:
+            both = [r for r in runs if method in r and reference in r]
             if len(both) < 2:
                 continue
-            gain = statistics.fmean(r[method] for r in both) - statistics.fmean(r["random"] for r in both)
-            sd = statistics.stdev(r["random"] for r in both)
-            paired = [r[method] - r["random"] for r in both]
-            verdicts.append(f"{name} {method}: {gain:+.3f} vs random over {len(both)} seeds (sd of random {sd:.3f}, sd of the paired "
-                            f"differences {statistics.stdev(paired):.3f}; won {sum(p > 0 for p in paired)} of {len(both)}) -> "
-                            f"{'beats' if gain > sd else 'loses to' if gain < -sd else 'ties'} random")  # fmt: skip
+            gain = statistics.fmean(r[method] for r in both) - statistics.fmean(r[reference] for r in both)
+            sd = statistics.stdev(r[reference] for r in both)
+            paired = [r[method] - r[reference] for r in both]
+            frames = f"; {statistics.fmean(len(r[f'{SAME_COST}_frames']) for r in both):.1f} frames" if SAME_COST in (method, reference) else ""
+            verdicts.append(f"{name} {method}: {gain:+.3f} vs {reference} over {len(both)} seeds (sd of {reference} {sd:.3f}, sd of the "
+                            f"paired differences {statistics.stdev(paired):.3f}; won {sum(p > 0 for p in paired)} of {len(both)}{frames}) -> "
+                            f"{'beats' if gain > sd else 'loses to' if gain < -sd else 'ties'} {reference}")  # fmt: skip
     print("\n".join(verdicts))
 
 
@@ -216,7 +241,7 @@ def picked_defects(rows: list[dict], split=split_frames) -> list[str]:
     seeds (each (regime, seed)'s frames generated again by ``split``), beside the weak pool's mean. A ranking
     that picks larger defects gets more labelled pixels per frame, and costs more clicks."""
     rows = merged(rows)
-    methods = [m for m in METHODS if any(f"{m}_frames" in r for r in rows)]
+    methods = [m for m in ARMS if any(f"{m}_frames" in r for r in rows)]
     table: dict[tuple, dict[str, list]] = {}
     for row in sorted(rows, key=lambda r: (r["regime"], r["seed"])):
         sizes = defect_sizes(split(row["regime"], row["seed"])["pool"])
@@ -248,7 +273,9 @@ def main() -> None:
                         help="last: every model keeps its last weights; validated: its best on the 6 validation frames, as the pipeline "
                              "does (a checkpoint choice on 6 frames moves eval by up to 0.2: docs/labelling.md)")
     parser.add_argument("--fresh", action="store_true", help="train the first model again instead of reading it from bench/.cache")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="the rankings to train (default: all)")
+    parser.add_argument("--methods", nargs="+", choices=ARMS, default=list(METHODS),
+                        help=f"the rankings to train (default: all); {SAME_COST}: random frames until their polygon corners reach the default "
+                             f"ranking's ({DEFAULT})")
     parser.add_argument("--quick", action="store_true", help="one seed, 60 steps: for development")
     parser.add_argument("--rows", type=Path, default=Path("bench/results/active_learning.jsonl"))
     parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of rows files (merged per regime and seed) and stop")

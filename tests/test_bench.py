@@ -108,6 +108,35 @@ def test_active_learning_measures_the_defects_of_the_frames_each_ranking_picked(
     assert line == "| crack, last weights | 129 px, 3.0 corners | 250 px, 4.0 corners (1) | 104 px, 2.0 corners |"
 
 
+def test_random_of_the_same_cost_extends_random_frames_until_their_corners_reach_the_default_rankings():
+    import pandas as pd  # noqa: PLC0415
+
+    from sewer_segmentation.modelling.acquisition import rank_frames  # noqa: PLC0415
+
+    bench = bench_module("active_learning")
+    names = [f"f{i:02d}" for i in range(20)]
+    scores = pd.DataFrame({"image_id": names, "cluster": names, "uncertainty": 0.5, "uncertain_pixels": [float(i) for i in range(20)]})
+    corners = {name: (40 if i >= 17 else 4) for i, name in enumerate(names)}  # the three most uncertain frames are long cracks
+    assert bench.DEFAULT == "uncertain_pixels"
+    picked = bench.random_of_same_cost(scores, 3, seed=5, corners=corners)
+    random_three = list(rank_frames(scores, 3, "random", seed=5).frame)
+    assert picked[:3] == random_three  # random's own frames first: the arms are paired
+    total = sum(corners[n] for n in picked)
+    assert total >= 120 > total - corners[picked[-1]] and len(set(picked)) == len(picked) > 3
+
+
+def test_the_summary_judges_the_default_against_random_frames_of_its_cost(capsys):
+    bench = bench_module("active_learning")
+    base = {"steps": 250, "budget": 12, "regime": "hard", "labelled": 0.4, "weights": "last"}
+    rows = [{**base, "seed": s, "random": 0.50, "uncertain_pixels": up, "random_same_cost": same, "random_same_cost_frames": ["a"] * n}
+            for s, up, same, n in ((1, 0.60, 0.58, 15), (2, 0.62, 0.63, 17))]  # fmt: skip
+    bench.summarize(rows)
+    out = capsys.readouterr().out
+    assert "+ random, as many corners as +12 uncertain_pixels" in out.split("\n")[0]
+    line = out.split("hard, last weights uncertain_pixels: ")[2].split("\n")[0]  # the second verdict: against the same cost
+    assert line.startswith("+0.005 vs random_same_cost over 2 seeds") and "16.0 frames" in line and line.endswith("ties random_same_cost")
+
+
 def test_active_learning_box_only_frames_train_through_their_boxes_alone():
     from types import SimpleNamespace
 
