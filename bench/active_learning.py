@@ -7,6 +7,7 @@
     python bench/active_learning.py --summarize bench/results/active_learning.jsonl
     python bench/active_learning.py --summarize bench/results/active_learning_last_weights*.jsonl   # several files, merged
     python bench/active_learning.py --summarize ROWS --defects   # and how large the picked frames' defects are
+    python bench/active_learning.py --methods largest_boxes random_same_cost   # the controls: defect size alone, random frames of the default's cost
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
 into eval (96 frames), validation (6), a first hand-labelled set (12) and the weak pool (the rest, with
