@@ -167,6 +167,7 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
     for method in methods:
         if method == SAME_COST:
             chosen = pd.DataFrame({"frame": random_of_same_cost(scores, budget, seed, corners)})
+            row[f"{SAME_COST}_of"] = DEFAULT  # the ranking whose cost it matched
         else:
             chosen = rank_frames(scores, budget, method, features, labelled, seed=seed)
         picked = set(chosen.frame)
@@ -201,7 +202,11 @@ def merged(rows: list[dict]) -> list[dict]:
 def summarize(rows: list[dict]) -> None:
     rows = merged(rows)
     methods = [m for m in ARMS if any(m in r for r in rows)]
-    heads = {SAME_COST: f"+ random, as many corners as +{rows[0]['budget']} {DEFAULT}"}
+    matched = {r.get(f"{SAME_COST}_of", "uncertain_pixels") for r in rows if SAME_COST in r}  # rows before the key: the default then
+    if len(matched) > 1:
+        raise SystemExit(f"{SAME_COST} rows matched the cost of different rankings ({', '.join(sorted(matched))}); summarize them apart")
+    of = matched.pop() if matched else DEFAULT
+    heads = {SAME_COST: f"+ random, as many corners as +{rows[0]['budget']} {of}"}
     print("| regime | seeds | 12 labelled | " + " | ".join(heads.get(m, f"+{rows[0]['budget']} {m}") for m in methods) + " |")
     print("|---|---|---|" + "---|" * len(methods))
     verdicts = []
@@ -216,7 +221,7 @@ def summarize(rows: list[dict]) -> None:
             return f"{statistics.fmean(values):.3f}{spread}" + (f" ({len(values)})" if len(values) != len(runs) else "")
 
         print(f"| {name} | {len(runs)} | {cell([r['labelled'] for r in runs])} | " + " | ".join(cell([r[m] for r in runs if m in r]) for m in methods) + " |")
-        pairs = [(m, "random") for m in methods if m != "random"] + ([(DEFAULT, SAME_COST)] if SAME_COST in methods else [])
+        pairs = [(m, "random") for m in methods if m != "random"] + ([(of, SAME_COST)] if SAME_COST in methods else [])
         for method, reference in pairs:
             both = [r for r in runs if method in r and reference in r]
             if len(both) < 2:

@@ -121,6 +121,7 @@ def test_random_of_the_same_cost_extends_random_frames_until_their_corners_reach
     picked = bench.random_of_same_cost(scores, 3, seed=5, corners=corners)
     random_three = list(rank_frames(scores, 3, "random", seed=5).frame)
     assert picked[:3] == random_three  # random's own frames first: the arms are paired
+    assert picked == list(rank_frames(scores, 20, "random", seed=5).frame)[: len(picked)]  # and then random's next ones
     total = sum(corners[n] for n in picked)
     assert total >= 120 > total - corners[picked[-1]] and len(set(picked)) == len(picked) > 3
 
@@ -135,6 +136,8 @@ def test_the_summary_judges_the_default_against_random_frames_of_its_cost(capsys
     assert "+ random, as many corners as +12 uncertain_pixels" in out.split("\n")[0]
     line = out.split("hard, last weights uncertain_pixels: ")[2].split("\n")[0]  # the second verdict: against the same cost
     assert line.startswith("+0.005 vs random_same_cost over 2 seeds") and "16.0 frames" in line and line.endswith("ties random_same_cost")
+    with pytest.raises(SystemExit, match="different rankings"):  # arms that matched two rankings' costs are not one column
+        bench.summarize([rows[0], {**rows[1], "random_same_cost_of": "uncertain_clusters"}])
 
 
 def test_active_learning_box_only_frames_train_through_their_boxes_alone():

@@ -122,7 +122,8 @@ def test_the_parameter_accepts_exactly_the_rankings_there_are():
 
 
 def test_an_unknown_method_is_refused_by_name():
-    with pytest.raises(ValueError, match=", ".join(METHODS)):
+    names = "uncertainty, uncertain_pixels, disagreement, diversity, hybrid, uncertain_clusters, typical, stratified, largest_boxes, random"
+    with pytest.raises(ValueError, match=names):
         rank_frames(pd.DataFrame(columns=["image_id", "uncertainty", "cluster"]), 1, "entropy")
 
 
@@ -162,7 +163,7 @@ def test_stratified_fills_the_budget_from_other_strata_when_one_holds_only_taken
 
 def test_every_ranking_of_an_empty_pool_is_empty():
     empty = pd.DataFrame(columns=["image_id", "uncertainty", "uncertain_pixels", "disagreement", "box_share", "cluster"])
-    for method in ("uncertainty", "uncertain_pixels", "disagreement", "stratified", "random"):
+    for method in ("uncertainty", "uncertain_pixels", "disagreement", "stratified", "uncertain_clusters", "largest_boxes", "random"):
         assert rank_frames(empty, 3, method).empty
 
 
@@ -192,7 +193,9 @@ def test_uncertain_clusters_fills_the_budget_when_the_features_of_its_candidates
     # four black frames in four near-duplicate clusters: one k-means cluster, but the budget is 3
     scores = pd.DataFrame({"image_id": list("abcd"), "uncertainty": [0.5] * 4, "uncertain_pixels": [40.0, 30, 20, 10], "cluster": [1, 2, 3, 4]})
     features = {name: np.zeros(4) for name in "abcd"}
-    assert list(rank_frames(scores, 3, "uncertain_clusters", features).frame) == ["a", "b", "c"]
+    chosen = rank_frames(scores, 3, "uncertain_clusters", features)
+    assert list(chosen.frame) == ["a", "b", "c"]
+    assert "feature cluster" in chosen.reason[0] and all("fewer clusters than the budget" in r for r in chosen.reason[1:])
 
 
 def test_largest_boxes_takes_the_frames_whose_boxes_cover_most_whatever_the_model_thinks():

@@ -1,12 +1,19 @@
 """Which weak-pool frames a hand label would teach the model most: the rankings of ``suggest_labels``.
 
-Three families, as in active learning for segmentation, each measured against random frames by
-``bench/active_learning.py`` (docs/labelling.md has the table):
+Three families, as in active learning for segmentation, and a control with no model, each measured
+against random frames by ``bench/active_learning.py`` (docs/labelling.md has the table):
 
 - **uncertainty**: the binary entropy of the model's probabilities inside the frame's boxes (where the
   defect is known to be; the wall far from any box says little), averaged over the box pixels
   (``uncertainty``) or summed (``uncertain_pixels``: the expected number of pixels the label settles; the
-  mean favours frames whose boxes are small).
+  mean favours frames whose boxes are small). ``stratified`` takes the mean without its small-box bias:
+  the frames are split by the share of the frame their boxes cover into ``budget`` strata of equal size,
+  and each stratum gives its most uncertain frame (mean entropy inside the boxes), so the picks keep the
+  pool's spread of defect sizes, as random frames do. ``uncertain_clusters`` keeps the summed entropy in
+  charge and only stops it spending the budget on one kind of frame (the top-k-then-cluster batch of
+  Zhdanov, "Diverse mini-batch active learning", 2019, and Citovsky et al.'s cluster-margin, NeurIPS
+  2021): k-means splits the ``candidate_factor`` x budget frames with the most uncertain pixels into
+  budget clusters of the encoder's features, and each cluster gives its most uncertain frame.
 - **error against the boxes**: ``disagreement``, 1 - the agreement of the model's mask with the frame's own
   boxes (rows and columns of a box it misses, mask outside every box; ``box_agreement``). Entropy finds
   where the model is unsure; the boxes show where it is wrong, sure or not.
@@ -16,21 +23,10 @@ Three families, as in active learning for segmentation, each measured against ra
   features into as many clusters as labelled frames plus budget, and each pick is the densest frame of
   the largest cluster no labelled frame is in (k-center reaches for the frames farthest from everything,
   outliers as often as new kinds of defect). ``hybrid`` spreads the budget by k-center over the
-  ``candidate_factor`` x budget most uncertain frames (mean entropy). ``uncertain_clusters`` keeps the
-  summed entropy in charge and only stops it spending the budget on one kind of frame (the top-k-then-
-  cluster batch of Zhdanov, "Diverse mini-batch active learning", 2019, and of Citovsky et al.'s
-  cluster-margin, NeurIPS 2021): k-means splits the ``candidate_factor`` x budget frames with the most
-  uncertain pixels into budget clusters of the encoder's features, and each cluster gives its most uncertain
-  frame.
-- **stratified**: uncertainty without the small-box bias. The frames are split by the share of the frame
-  their boxes cover into ``budget`` strata of equal size, and each stratum gives its most uncertain frame (mean
-  entropy inside the boxes): the picks keep the pool's spread of defect sizes, as random frames do, and
-  each is the one the model knows least among frames of its size (stratified sampling with an
-  uncertainty pick per stratum).
-
-- **largest_boxes**: the frames whose boxes cover most of the frame, no model asked: the control that says
-  how much of the entropy's gain is only the size of the defects it picks (the summed entropy grows with
-  the box area).
+  ``candidate_factor`` x budget most uncertain frames (mean entropy).
+- **no model**: ``largest_boxes``, the frames whose boxes cover most of the frame: the control that says
+  how much of the summed entropy's gain is only the size of the defects it picks (it grows with the box
+  area).
 
 Every method takes at most one frame per near-duplicate cluster (or group of the split manifest).
 ``random`` is the reference the bench compares them with.
@@ -194,24 +190,24 @@ def typical_picks(pool: np.ndarray, budget: int, labelled: np.ndarray | None = N
     return picks
 
 
-def uncertain_cluster_picks(pool: np.ndarray, budget: int, seed: int = 0) -> list[int]:
+def uncertain_cluster_picks(pool: np.ndarray, budget: int, seed: int = 0) -> tuple[list[int], list[int]]:
     """Indices of up to ``budget`` rows of ``pool`` (N x D, rows most uncertain first): k-means (seeded) splits
     the rows into ``budget`` clusters and each gives its first (most uncertain) row; the picks in that order.
     Identical rows (black frames) can leave k-means fewer clusters than asked: the most uncertain rows left
-    fill the budget."""
+    fill the budget (the second list: those rows)."""
     import warnings  # noqa: PLC0415
 
     from sklearn.cluster import KMeans  # noqa: PLC0415
     from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415
 
     if len(pool) <= budget:
-        return list(range(len(pool)))
+        return list(range(len(pool))), []
     with warnings.catch_warnings():  # fewer distinct rows than clusters: handled below
         warnings.simplefilter("ignore", ConvergenceWarning)
         assignment = KMeans(n_clusters=budget, n_init=10, random_state=seed).fit_predict(pool)
     picks = {int(np.flatnonzero(assignment == c)[0]) for c in np.unique(assignment)}
-    picks |= set([row for row in range(len(pool)) if row not in picks][: budget - len(picks)])
-    return sorted(picks)
+    fill = [row for row in range(len(pool)) if row not in picks][: budget - len(picks)]
+    return sorted(picks | set(fill)), fill
 
 
 #: The rankings that order frames by a score column of their own name (``next_to_label.csv``'s ``score``);
@@ -229,6 +225,7 @@ REASONS = {
     "diversity": "unlike the labelled frames (entropy {:.3f})",
     "hybrid": "uncertain and unlike the labelled frames (entropy {:.3f})",
     "uncertain_clusters": "the most uncertain of its feature cluster (entropy summed over its boxes {:.0f})",
+    "uncertain_clusters_fill": "uncertain (entropy summed over its boxes {:.0f}); its candidates' features held fewer clusters than the budget",
     "largest_boxes": "its boxes cover {:.1%} of the frame",
     "stratified": "the most uncertain of the frames whose boxes are about its size (entropy {:.3f})",
     "stratified_fill": "uncertain (entropy {:.3f}); its stratum's frames were all near-duplicates of frames picked",
@@ -248,7 +245,7 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
         if needed not in scores:
             raise ValueError(f"the {method} ranking needs a {needed!r} column of scores")
     table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    filled: set[int] = set()  # stratified: picks that filled the budget outside their stratum
+    filled: set[int] = set()  # stratified, uncertain_clusters: picks that only filled the budget
     if method in SCORED or method in ("random", "largest_boxes"):
         order = table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))
         rows = first_per_cluster(table, order, budget, set())
@@ -261,7 +258,8 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
     elif method == "uncertain_clusters":  # one frame per near-duplicate cluster among the candidates, then k-means
         candidates = first_per_cluster(table, table.index, max(budget, candidate_factor * budget), set())
         pool = np.stack([features[i] for i in table.image_id[candidates]]) if candidates else np.empty((0, 1))
-        rows = [candidates[r] for r in uncertain_cluster_picks(pool, budget, seed=seed)]
+        picks, fill = uncertain_cluster_picks(pool, budget, seed=seed)
+        rows, filled = [candidates[r] for r in picks], {candidates[r] for r in fill}
     else:
         candidates = table if method == "diversity" else table.head(max(budget, candidate_factor * budget))
         if candidates.cluster.nunique() < min(budget, table.cluster.nunique()):  # near-duplicates among the candidates
