@@ -163,9 +163,9 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
     features = pooled_features(first, loaders, model_config, (SIZE["height"], SIZE["width"]))
     labelled = np.stack([features[f.name] for _, f in parts["labelled"]])
     by_name = {f.name: (key, f) for key, f in pool}
-    corners = {name: size[1] for name, size in defect_sizes(pool).items()}
     for method in methods:
         if method == SAME_COST:
+            corners = {name: size[1] for name, size in defect_sizes(pool).items()}
             chosen = pd.DataFrame({"frame": random_of_same_cost(scores, budget, seed, corners)})
             row[f"{SAME_COST}_of"] = DEFAULT  # the ranking whose cost it matched
         else:
@@ -186,6 +186,11 @@ SETTING_NAMES = {"boxes": "with the pool's boxes", "last": "last weights"}
 def setting(row: dict) -> tuple[str, str]:
     """(supervision, weights kept) of a row's models: rows of other settings are other first models."""
     return row.get("supervision", "labels"), row.get("weights", "validated")
+
+
+def setting_name(regime: str, how: tuple[str, ...]) -> str:
+    """A table row's name: the regime and the settings other than the defaults (``crack, last weights``)."""
+    return ", ".join([regime] + [SETTING_NAMES[value] for value in how if value in SETTING_NAMES])
 
 
 def merged(rows: list[dict]) -> list[dict]:
@@ -212,7 +217,7 @@ def summarize(rows: list[dict]) -> None:
     verdicts = []
     for regime, *how in sorted({(r["regime"], *setting(r)) for r in rows}):
         runs = [r for r in rows if (r["regime"], *setting(r)) == (regime, *how)]
-        name = ", ".join([regime] + [SETTING_NAMES[value] for value in how if value in SETTING_NAMES])
+        name = setting_name(regime, how)
 
         def cell(values: list[float], runs: list = runs) -> str:
             if not values:
@@ -257,7 +262,7 @@ def picked_defects(rows: list[dict], split=split_frames) -> list[str]:
             cells.setdefault(method, []).append(np.mean([sizes[name] for name in row[f"{method}_frames"]], axis=0))
     lines = ["| regime | weak pool | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for (regime, *how), cells in sorted(table.items()):
-        name = ", ".join([regime] + [SETTING_NAMES[value] for value in how if value in SETTING_NAMES])
+        name = setting_name(regime, how)
 
         def cell(values: list, seeds: int = len(cells["pool"])) -> str:
             pixels, corners = np.mean(values, axis=0) if values else (None, None)

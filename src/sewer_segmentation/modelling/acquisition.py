@@ -210,12 +210,12 @@ def uncertain_cluster_picks(pool: np.ndarray, budget: int, seed: int = 0) -> tup
     return sorted(picks | set(fill)), fill
 
 
-#: The rankings that order frames by a score column of their own name (``next_to_label.csv``'s ``score``);
-#: ``uncertain_clusters`` lists the entropy summed over the boxes it ranks its candidates by, ``largest_boxes``
-#: the share of the frame its boxes cover (``box_share``), the other
-#: k-means and k-center rankings and random the mean entropy inside the boxes.
-SCORED = ("uncertainty", "uncertain_pixels", "disagreement")
-SCORE_COLUMN = {**{method: method for method in SCORED}, "uncertain_clusters": "uncertain_pixels", "largest_boxes": "box_share"}
+#: The score column each ranking ranks by (``next_to_label.csv``'s ``score``): ``uncertain_clusters`` its
+#: candidates; the other k-means and k-center rankings and random list the mean entropy inside the boxes.
+SCORE_COLUMN = {"uncertainty": "uncertainty", "uncertain_pixels": "uncertain_pixels", "disagreement": "disagreement",
+                "uncertain_clusters": "uncertain_pixels", "largest_boxes": "box_share"}  # fmt: skip
+#: The rankings that take the frames in their score's order, one per cluster.
+IN_SCORE_ORDER = ("uncertainty", "uncertain_pixels", "disagreement", "largest_boxes")
 REASONS = {
     "uncertainty": "uncertain: mean entropy {:.3f} inside its boxes",
     "uncertain_pixels": "uncertain: entropy summed over its boxes {:.0f}",
@@ -246,7 +246,7 @@ def rank_frames(scores: pd.DataFrame, budget: int, method: str, features: Mappin
             raise ValueError(f"the {method} ranking needs a {needed!r} column of scores")
     table = scores.sort_values([column, "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     filled: set[int] = set()  # stratified, uncertain_clusters: picks that only filled the budget
-    if method in SCORED or method in ("random", "largest_boxes"):
+    if method in IN_SCORE_ORDER or method == "random":
         order = table.index if method != "random" else np.random.default_rng(seed).permutation(len(table))
         rows = first_per_cluster(table, order, budget, set())
     elif method == "typical":
