@@ -8,11 +8,12 @@
     python bench/active_learning.py --summarize bench/results/active_learning_last_weights*.jsonl   # several files, merged
     python bench/active_learning.py --summarize ROWS --defects   # and how large the picked frames' defects are
     python bench/active_learning.py --methods largest_boxes random_same_cost   # the controls: defect size alone, random frames of the default's cost
+    python bench/active_learning.py --first-labels 48 --methods random uncertain_pixels   # a warmer start: the first model trains on 48
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
-into eval (96 frames), validation (6), a first hand-labelled set (12) and the weak pool (the rest, with
-their detector boxes). A model trained on the 12 ranks the pool; each method picks ``--budget`` frames
-(12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed
+into eval (96 frames), validation (6), a first hand-labelled set (12, or ``--first-labels``) and the weak pool
+(the rest, with their detector boxes). A model trained on the 12 ranks the pool; each method picks
+``--budget`` frames (12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed
 and steps. Every model keeps its last weights (the default; ``--weights validated`` keeps the best on the
 6 validation frames, as the pipeline does: on so few frames that choice is noise larger than a ranking's
 effect, see ``bench/checkpoint_noise.py``). With ``--supervision boxes`` every model also trains on the
@@ -59,7 +60,7 @@ SAME_COST = "random_same_cost"
 ARMS = (*METHODS, SAME_COST)
 DEFAULT = SuggestParams().method
 SIZE = {"height": 128, "width": 160}
-SPLIT = {"eval": 96, "val": 6, "labelled": 12}
+SPLIT = {"eval": 96, "val": 6, "labelled": 12}  # "labelled": the first hand labels (``--first-labels``)
 CACHE = Path("bench/.cache/active_learning")
 
 
@@ -74,16 +75,19 @@ def at_training_size(frame):
                    boxes=boxes)  # fmt: skip
 
 
-def split_frames(regime: str, seed: int) -> dict[str, list]:
-    """Frames of one dataset split by near-duplicate cluster (a copy stays with its source)."""
+def split_frames(regime: str, seed: int, first_labels: int = SPLIT["labelled"]) -> dict[str, list]:
+    """Frames of one dataset split by near-duplicate cluster (a copy stays with its source). Eval and
+    validation come first, so they are the same frames whatever ``first_labels``, and a larger first set
+    holds a smaller one."""
+    sizes = {**SPLIT, "labelled": first_labels}
     frames = [at_training_size(f) for f in generate_frames(config_for_regime(regime, num_images=300, seed=seed, **SIZE)) if f.kind != "junk"]
     clusters: dict[str, list] = {}
     for frame in frames:
         clusters.setdefault(frame.duplicate_of or frame.name, []).append(frame)
     order = np.random.default_rng([seed, 7]).permutation(sorted(clusters))
-    out: dict[str, list] = {name: [] for name in (*SPLIT, "pool")}
+    out: dict[str, list] = {name: [] for name in (*sizes, "pool")}
     for key in order:
-        split = next((name for name, size in SPLIT.items() if len(out[name]) < size), "pool")
+        split = next((name for name, size in sizes.items() if len(out[name]) < size), "pool")
         out[split] += [(key, f) for f in clusters[key]]
     return out
 
@@ -134,14 +138,14 @@ def random_of_same_cost(scores: pd.DataFrame, budget: int, seed: int, corners: d
 
 
 def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, methods: tuple[str, ...] = METHODS, fresh: bool = False,
-             supervision: str = "labels", weights: str = "last") -> dict:  # fmt: skip
+             supervision: str = "labels", weights: str = "last", first_labels: int = SPLIT["labelled"]) -> dict:  # fmt: skip
     start = time.perf_counter()
-    parts = split_frames(regime, seed)
+    parts = split_frames(regime, seed, first_labels)
     model_config = ModelParams().as_dict()
     training = {**TrainingParams().as_dict(), "steps": steps, "progress_bar": False}
     weak = parts["pool"] if supervision == "boxes" else []  # the pool's boxes train every model, or nothing does
     keep_last = weights == "last"
-    key = [model_config, training, SPLIT, SIZE] + ([supervision] if weak else []) + (["last"] if keep_last else [])
+    key = [model_config, training, {**SPLIT, "labelled": first_labels}, SIZE] + ([supervision] if weak else []) + (["last"] if keep_last else [])
     settings = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     cached = CACHE / f"first-{regime}-{seed}-{settings}.pt"  # the first model of a (regime, seed), for runs of more --methods
     if cached.exists() and not fresh:
@@ -151,7 +155,7 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.save(first, cached)
     row = {"regime": regime, "seed": seed, "steps": steps, "budget": budget, "supervision": supervision, "weights": weights,
-           "labelled": eval_iou(first, model_config, parts["eval"])}
+           "first_labels": first_labels, "labelled": eval_iou(first, model_config, parts["eval"])}
     pool = parts["pool"]
     probabilities = predict_probabilities(first, [f.image for _, f in pool], model_config, SIZE)
     scores = pd.DataFrame({"image_id": [f.name for _, f in pool], "cluster": [key for key, _ in pool],
@@ -183,14 +187,16 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
 SETTING_NAMES = {"boxes": "with the pool's boxes", "last": "last weights"}
 
 
-def setting(row: dict) -> tuple[str, str]:
-    """(supervision, weights kept) of a row's models: rows of other settings are other first models."""
-    return row.get("supervision", "labels"), row.get("weights", "validated")
+def setting(row: dict) -> tuple[str, str, int]:
+    """(supervision, weights kept, first hand labels) of a row's models: rows of other settings are other first models."""
+    return row.get("supervision", "labels"), row.get("weights", "validated"), row.get("first_labels", SPLIT["labelled"])
 
 
-def setting_name(regime: str, how: tuple[str, ...]) -> str:
-    """A table row's name: the regime and the settings other than the defaults (``crack, last weights``)."""
-    return ", ".join([regime] + [SETTING_NAMES[value] for value in how if value in SETTING_NAMES])
+def setting_name(regime: str, how: tuple) -> str:
+    """A table row's name: the regime and the settings other than the defaults (``crack, last weights, 48 first labels``)."""
+    supervision, weights, first_labels = how
+    first = [f"{first_labels} first labels"] if first_labels != SPLIT["labelled"] else []
+    return ", ".join([regime] + [SETTING_NAMES[value] for value in (supervision, weights) if value in SETTING_NAMES] + first)
 
 
 def merged(rows: list[dict]) -> list[dict]:
@@ -212,7 +218,7 @@ def summarize(rows: list[dict]) -> None:
         raise SystemExit(f"{SAME_COST} rows matched the cost of different rankings ({', '.join(sorted(matched))}); summarize them apart")
     of = matched.pop() if matched else DEFAULT
     heads = {SAME_COST: f"+ random, as many corners as +{rows[0]['budget']} {of}"}
-    print("| regime | seeds | 12 labelled | " + " | ".join(heads.get(m, f"+{rows[0]['budget']} {m}") for m in methods) + " |")
+    print("| regime | seeds | first labels only | " + " | ".join(heads.get(m, f"+{rows[0]['budget']} {m}") for m in methods) + " |")
     print("|---|---|---|" + "---|" * len(methods))
     verdicts = []
     for regime, *how in sorted({(r["regime"], *setting(r)) for r in rows}):
@@ -255,7 +261,7 @@ def picked_defects(rows: list[dict], split=split_frames) -> list[str]:
     methods = [m for m in ARMS if any(f"{m}_frames" in r for r in rows)]
     table: dict[tuple, dict[str, list]] = {}
     for row in sorted(rows, key=lambda r: (r["regime"], r["seed"])):
-        sizes = defect_sizes(split(row["regime"], row["seed"])["pool"])
+        sizes = defect_sizes(split(row["regime"], row["seed"], setting(row)[2])["pool"])
         cells = table.setdefault((row["regime"], *setting(row)), {})
         cells.setdefault("pool", []).append(np.mean(list(sizes.values()), axis=0))
         for method in [m for m in methods if f"{m}_frames" in row]:
@@ -278,6 +284,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     parser.add_argument("--steps", type=int, default=250, help="optimizer steps of every training (the default budget)")
     parser.add_argument("--budget", type=int, default=12)
+    parser.add_argument("--first-labels", type=int, default=SPLIT["labelled"],
+                        help="hand-labelled frames the first model trains on (the issue's cold start is 12; a team with more labels "
+                             "ranks with a stronger model)")
     parser.add_argument("--supervision", choices=["labels", "boxes"], default="labels",
                         help="boxes: every model also trains on the weak pool's boxes (joint training), as the pipeline's round models have")
     parser.add_argument("--weights", choices=["validated", "last"], default="last",
@@ -303,12 +312,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for seed in seeds:
             for regime in args.regimes:
-                rows.append(run_once(regime, seed, steps, args.budget, Path(root), tuple(args.methods), args.fresh, args.supervision, args.weights))
+                rows.append(run_once(regime, seed, steps, args.budget, Path(root), tuple(args.methods), args.fresh, args.supervision, args.weights,
+                                     args.first_labels))  # fmt: skip
                 if not args.quick:
                     args.rows.parent.mkdir(parents=True, exist_ok=True)
                     with args.rows.open("a") as out:
                         out.write(json.dumps(rows[-1]) + "\n")
-                print(f"{regime} seed {seed}: 12 labelled {rows[-1]['labelled']:.3f}, "
+                print(f"{regime} seed {seed}: {args.first_labels} labelled {rows[-1]['labelled']:.3f}, "
                       + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in args.methods) + f" ({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
     summarize(rows)
 

@@ -67,6 +67,26 @@ def test_active_learning_rows_of_other_training_settings_stay_apart(capsys):
     assert "| hard, last weights | 1 | 0.450 | 0.580 |" in out
 
 
+def test_active_learning_rows_of_a_warmer_start_are_other_first_models(capsys):
+    bench = bench_module("active_learning")
+    base = {"steps": 250, "budget": 12, "regime": "crack", "weights": "last", "labelled": 0.1, "random": 0.2}
+    rows = [{**base, "seed": 1}, {**base, "seed": 1, "first_labels": 12}, {**base, "seed": 1, "first_labels": 48, "labelled": 0.3}]
+    assert len(bench.merged(rows)) == 2  # rows before the option are the 12 of the cold start; 48 is another first model
+    bench.summarize(rows)
+    out = capsys.readouterr().out
+    assert "| crack, last weights | 1 | 0.100 | 0.200 |" in out and "| crack, last weights, 48 first labels | 1 | 0.300 | 0.200 |" in out
+
+
+def test_a_larger_first_set_holds_the_smaller_one_and_keeps_eval_and_validation():
+    bench = bench_module("active_learning")
+    small, large = bench.split_frames("crack", 3), bench.split_frames("crack", 3, first_labels=30)
+    names = {part: [f.name for _, f in frames] for part, frames in small.items()}
+    larger = {part: [f.name for _, f in frames] for part, frames in large.items()}
+    assert larger["eval"] == names["eval"] and larger["val"] == names["val"]  # the same yardstick for both starts
+    assert larger["labelled"][: len(names["labelled"])] == names["labelled"] and len(larger["labelled"]) >= 30
+    assert set(larger["pool"]) < set(names["pool"]) and set(larger["labelled"]).isdisjoint(larger["pool"])
+
+
 def test_active_learning_summarizes_several_rows_files_as_one_table(tmp_path, monkeypatch, capsys):
     import json  # noqa: PLC0415
 
@@ -95,7 +115,8 @@ def test_active_learning_measures_the_defects_of_the_frames_each_ranking_picked(
         truth[5 : 5 + side, 5 : 5 + side] = 255
         return name, SimpleNamespace(name=name, truth=truth)
 
-    def split(regime, seed):
+    def split(regime, seed, first_labels):
+        assert first_labels == 12  # rows before --first-labels: the cold start
         return {"pool": [frame("big", 20), frame("small", 4), frame("none", 0), frame("mid", 10)]}
 
     base = {"steps": 250, "budget": 2, "regime": "crack", "labelled": 0.1, "weights": "last"}
