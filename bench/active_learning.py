@@ -12,9 +12,9 @@
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
 into eval (96 frames), validation (6), a first hand-labelled set (12, or ``--first-labels``) and the weak pool
-(the rest, with their detector boxes). A model trained on the 12 ranks the pool; each method picks
-``--budget`` frames (12), whose true masks stand in for the human's, and a fresh model trains on the 24 with the same seed
-and steps. Every model keeps its last weights (the default; ``--weights validated`` keeps the best on the
+(the rest, with their detector boxes). A model trained on the first labels ranks the pool; each method picks
+``--budget`` frames (12), whose true masks stand in for the human's, and a fresh model trains on the first
+labels and the picked frames with the same seed and steps. Every model keeps its last weights (the default; ``--weights validated`` keeps the best on the
 6 validation frames, as the pipeline does: on so few frames that choice is noise larger than a ranking's
 effect, see ``bench/checkpoint_noise.py``). With ``--supervision boxes`` every model also trains on the
 weak pool's boxes (joint training, as ``baseline_training.joint`` runs it), the nearest a bench training
@@ -137,6 +137,13 @@ def random_of_same_cost(scores: pd.DataFrame, budget: int, seed: int, corners: d
     return picked
 
 
+def first_model_key(model_config: dict, training: dict, first_labels: int, supervision: str | None, keep_last: bool) -> str:
+    """The cache key of a first model: its settings, in the form older runs wrote (an option at its old
+    default adds nothing, so their cached models are read again)."""
+    key = [model_config, training, {**SPLIT, "labelled": first_labels}, SIZE] + ([supervision] if supervision else []) + (["last"] if keep_last else [])
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, methods: tuple[str, ...] = METHODS, fresh: bool = False,
              supervision: str = "labels", weights: str = "last", first_labels: int = SPLIT["labelled"]) -> dict:  # fmt: skip
     start = time.perf_counter()
@@ -145,8 +152,9 @@ def run_once(regime: str, seed: int, steps: int, budget: int, root: Path, method
     training = {**TrainingParams().as_dict(), "steps": steps, "progress_bar": False}
     weak = parts["pool"] if supervision == "boxes" else []  # the pool's boxes train every model, or nothing does
     keep_last = weights == "last"
-    key = [model_config, training, {**SPLIT, "labelled": first_labels}, SIZE] + ([supervision] if weak else []) + (["last"] if keep_last else [])
-    settings = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    if len({key for key, _ in parts["pool"]}) < budget:
+        raise SystemExit(f"{regime} seed {seed}: {first_labels} first labels leave fewer than {budget} clusters in the weak pool")
+    settings = first_model_key(model_config, training, first_labels, supervision if weak else None, keep_last)
     cached = CACHE / f"first-{regime}-{seed}-{settings}.pt"  # the first model of a (regime, seed), for runs of more --methods
     if cached.exists() and not fresh:
         first = torch.load(cached, weights_only=False)
@@ -301,6 +309,8 @@ def main() -> None:
     parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of rows files (merged per regime and seed) and stop")
     parser.add_argument("--defects", action="store_true", help="with --summarize: also the defect pixels and polygon corners of the picked frames")
     args = parser.parse_args()
+    if args.first_labels < 1:
+        parser.error("--first-labels: the first model needs at least one hand-labelled frame")
     if args.summarize:
         rows = [json.loads(line) for path in args.summarize for line in path.read_text().splitlines() if line.strip()]
         summarize(rows)

@@ -84,7 +84,21 @@ def test_a_larger_first_set_holds_the_smaller_one_and_keeps_eval_and_validation(
     larger = {part: [f.name for _, f in frames] for part, frames in large.items()}
     assert larger["eval"] == names["eval"] and larger["val"] == names["val"]  # the same yardstick for both starts
     assert larger["labelled"][: len(names["labelled"])] == names["labelled"] and len(larger["labelled"]) >= 30
-    assert set(larger["pool"]) < set(names["pool"]) and set(larger["labelled"]).isdisjoint(larger["pool"])
+    assert set(larger["pool"]) < set(names["pool"]) and set(larger["labelled"]).isdisjoint(larger["eval"] + larger["val"])
+
+
+def test_the_cold_start_keeps_the_cache_key_of_the_runs_before_first_labels(tmp_path):
+    import hashlib  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    bench = bench_module("active_learning")
+    model, training = {"arch": "unet", "encoder_weights": None}, {"steps": 250}
+    before = hashlib.sha256(json.dumps([model, training, bench.SPLIT, bench.SIZE, "last"], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert bench.first_model_key(model, training, 12, None, keep_last=True) == before  # cached first models are read again
+    assert bench.first_model_key(model, training, 48, None, keep_last=True) != before
+    assert bench.first_model_key(model, training, 12, "boxes", keep_last=True) != before
+    with pytest.raises(SystemExit, match="fewer than 12 clusters"):  # too many first labels: no pool to rank, said before any training
+        bench.run_once("crack", 3, steps=1, budget=12, root=tmp_path, first_labels=280)
 
 
 def test_active_learning_summarizes_several_rows_files_as_one_table(tmp_path, monkeypatch, capsys):
@@ -115,9 +129,8 @@ def test_active_learning_measures_the_defects_of_the_frames_each_ranking_picked(
         truth[5 : 5 + side, 5 : 5 + side] = 255
         return name, SimpleNamespace(name=name, truth=truth)
 
-    def split(regime, seed, first_labels):
-        assert first_labels == 12  # rows before --first-labels: the cold start
-        return {"pool": [frame("big", 20), frame("small", 4), frame("none", 0), frame("mid", 10)]}
+    def split(regime, seed, first_labels):  # a larger first set leaves a smaller pool
+        return {"pool": [frame("big", 20), frame("small", 4), frame("none", 0), frame("mid", 10)][: 4 if first_labels == 12 else 2]}
 
     base = {"steps": 250, "budget": 2, "regime": "crack", "labelled": 0.1, "weights": "last"}
     rows = [{**base, "seed": 1, "random": 0.1, "random_frames": ["small", "none"], "uncertain_pixels": 0.2, "uncertain_pixels_frames": ["big", "mid"]},
@@ -127,6 +140,9 @@ def test_active_learning_measures_the_defects_of_the_frames_each_ranking_picked(
     # pool: (400 + 16 + 0 + 100) / 4 = 129 px, 3 corners; uncertain_pixels on seed 1 only: 250 px, 4 corners
     # random: seed 1 (16 + 0) / 2 = 8 px, seed 2 (400 + 0) / 2 = 200 px: 104 px; 2 corners per frame
     assert line == "| crack, last weights | 129 px, 3.0 corners | 250 px, 4.0 corners (1) | 104 px, 2.0 corners |"
+    warmer = {**base, "seed": 1, "first_labels": 48, "random": 0.2, "random_frames": ["small"]}  # its pool: big and small only
+    *_, cold, warm = bench.picked_defects([*rows, warmer], split)
+    assert cold == line and warm == "| crack, last weights, 48 first labels | 208 px, 4.0 corners | – | 16 px, 4.0 corners |"
 
 
 def test_random_of_the_same_cost_extends_random_frames_until_their_corners_reach_the_default_rankings():
