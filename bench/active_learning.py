@@ -11,19 +11,19 @@
     python bench/active_learning.py --first-labels 48 --methods random uncertain_pixels   # a warmer start: the first model trains on 48
 
 Per regime and seed, synthetic frames at the training size (160x128) are split by near-duplicate cluster
-into eval (96 frames), validation (6), a first hand-labelled set (12, or ``--first-labels``) and the weak pool
-(the rest, with their detector boxes). A model trained on the first labels ranks the pool; each method picks
-``--budget`` frames (12), whose true masks stand in for the human's, and a fresh model trains on the first
-labels and the picked frames with the same seed and steps. Every model keeps its last weights (the default; ``--weights validated`` keeps the best on the
-6 validation frames, as the pipeline does: on so few frames that choice is noise larger than a ranking's
-effect, see ``bench/checkpoint_noise.py``). With ``--supervision boxes`` every model also trains on the
-weak pool's boxes (joint training, as ``baseline_training.joint`` runs it), the nearest a bench training
-comes to the pipeline's newest model, whose rounds trained on them; the frames picked leave the box-only
-set when their masks join. The first models of the default settings before these options (labels,
-validated) keep their cache key, so older cached models are reused. Eval mean IoU of each, and of the first
-model, is one JSON line per (regime, seed) in ``--rows``; the summary prints mean ± sd over the seeds and
-whether each ranking beat random by more than one sd of the seeds (the acceptance of the next-labels
-issue). Rows of one (regime, seed) written by
+into eval (96 frames), validation (6), a first hand-labelled set (12, or ``--first-labels``) and the weak
+pool (the rest, with their detector boxes). A model trained on the first labels ranks the pool; each method
+picks ``--budget`` frames (12), whose true masks stand in for the human's, and a fresh model trains on the
+first labels and the picked frames with the same seed and steps. Every model keeps its last weights (the
+default; ``--weights validated`` keeps the best on the 6 validation frames, as the pipeline does: on so few
+frames that choice is noise larger than a ranking's effect, see ``bench/checkpoint_noise.py``). With
+``--supervision boxes`` every model also trains on the weak pool's boxes (joint training, as
+``baseline_training.joint`` runs it), the nearest a bench training comes to the pipeline's newest model,
+whose rounds trained on them; the frames picked leave the box-only set when their masks join. The first
+models of the default settings before these options (labels, validated) keep their cache key, so older
+cached models are reused. Eval mean IoU of each, and of the first model, is one JSON line per (regime, seed)
+in ``--rows``; the summary prints mean ± sd over the seeds and whether each ranking beat random by more than
+one sd of the seeds (the acceptance of the next-labels issue). Rows of one (regime, seed) written by
 separate runs (``--methods``) are merged, and the merge refuses rows whose first models scored differently.
 The first model of a (regime, seed, settings) is kept in ``bench/.cache/active_learning/`` so that a run of
 more ``--methods`` does not train it again; the key holds the model and training settings, not the code:
