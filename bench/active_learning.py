@@ -269,8 +269,10 @@ def picked_defects(rows: list[dict], split=split_frames) -> list[str]:
     methods = [m for m in ARMS if any(f"{m}_frames" in r for r in rows)]
     table: dict[tuple, dict[str, list]] = {}
     for row in sorted(rows, key=lambda r: (r["regime"], r["seed"])):
-        sizes = defect_sizes(split(row["regime"], row["seed"], setting(row)[2])["pool"])
-        cells = table.setdefault((row["regime"], *setting(row)), {})
+        how = setting(row)  # (supervision, weights, first labels): the first labels decide the pool
+        *_, first_labels = how
+        sizes = defect_sizes(split(row["regime"], row["seed"], first_labels=first_labels)["pool"])
+        cells = table.setdefault((row["regime"], *how), {})
         cells.setdefault("pool", []).append(np.mean(list(sizes.values()), axis=0))
         for method in [m for m in methods if f"{m}_frames" in row]:
             cells.setdefault(method, []).append(np.mean([sizes[name] for name in row[f"{method}_frames"]], axis=0))
